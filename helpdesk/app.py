@@ -1,0 +1,101 @@
+"""The app factory."""
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Mapping
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from . import auth, plugins, queue
+from .models import db
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build an app. Settings come from ``helpdesk.config``, then the instance folder's
+    ``config.py``, then ``HELPDESK_*`` environment variables, then ``config``."""
+    app = Flask(
+        __name__,
+        instance_relative_config=True,
+        template_folder=str(_templates_dir()),
+        static_folder="static",
+    )
+    if config and config.get("INSTANCE_PATH"):
+        app.instance_path = str(config["INSTANCE_PATH"])
+    app.config.from_object("helpdesk.config")
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env("HELPDESK")
+    app.config.update(config or {})
+    _derive_settings(app)
+
+    db.init_app(app)
+    from flask_migrate import Migrate
+
+    Migrate(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
+    plugins.init_app(app)
+    queue.init_app(app)
+    auth.init_app(app)
+
+    from . import views
+
+    views.init_app(app)
+    from .cli import register_commands
+
+    register_commands(app)
+    return app
+
+
+def _derive_settings(app: Flask) -> None:
+    cfg = app.config
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    if not cfg.get("SECRET_KEY"):
+        cfg["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "secret_key")
+    url = cfg.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'helpdesk.db'}"
+    cfg.setdefault("SQLALCHEMY_DATABASE_URI", database_uri(url))
+    cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    cfg.setdefault("QUEUE_URL", str(Path(app.instance_path) / "queue.db"))
+    cfg["MAX_CONTENT_LENGTH"] = cfg.get("MAX_CONTENT_LENGTH") or cfg["WEBHOOK_MAX_BYTES"]
+    cfg.setdefault("SESSION_COOKIE_HTTPONLY", True)
+    cfg.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
+    cfg.setdefault("SESSION_COOKIE_SECURE", str(cfg["BASE_URL"]).startswith("https:"))
+
+
+def _templates_dir() -> Path:
+    """Inside the installed package; at the top of a source checkout (an editable install)."""
+    packaged = Path(__file__).parent / "templates"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "templates"
+
+
+def database_uri(url: str) -> str:
+    """SQLAlchemy's URL for a user's one: ``postgresql://`` means the psycopg 3 driver."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _instance_secret(path: Path) -> str:
+    """A random key kept in the instance folder, so sessions survive a restart."""
+    if path.exists():
+        return path.read_text().strip()
+    key = secrets.token_hex(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
+    # WAL lets the web app read while the worker writes; the busy timeout waits out a writer
+    # instead of failing with "database is locked".
+    if type(dbapi_connection).__module__.startswith("sqlite3"):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()

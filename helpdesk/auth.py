@@ -1,0 +1,150 @@
+"""Sign-in, API tokens and roles. Every route needs a signed-in user or a token unless its view
+is marked ``@public``: new routes are private by default."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from functools import wraps
+from typing import Callable
+
+from flask import (Blueprint, Flask, abort, current_app, flash, g, jsonify, redirect,
+                   render_template, request, url_for)
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, current_user, login_user, logout_user
+from flask_wtf import FlaskForm
+from flask_wtf.csrf import CSRFProtect
+from sqlalchemy import select
+from werkzeug.security import check_password_hash, generate_password_hash
+from wtforms import EmailField, PasswordField
+from wtforms.validators import DataRequired, Length
+
+from .models import ApiToken, Role, User, db, utcnow
+
+login_manager = LoginManager()
+csrf = CSRFProtect()
+limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")
+bp = Blueprint("auth", __name__)
+
+# Checked against when the account does not exist, so both answers take the same time.
+_DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
+
+
+def public(view: Callable) -> Callable:
+    """Mark a view as reachable without signing in."""
+    view.helpdesk_public = True
+    return view
+
+
+def admin_required(view: Callable) -> Callable:
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        if not current_user.is_authenticated or not current_user.is_admin:
+            abort(403)
+        return view(*args, **kwargs)
+    return wrapped
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(user: User) -> str:
+    """A new API token for the user; only its hash is stored, the token is shown once."""
+    token = "hd_" + secrets.token_urlsafe(32)
+    db.session.add(ApiToken(user=user, token_hash=hash_token(token), prefix=token[:10]))
+    db.session.commit()
+    return token
+
+
+def create_user(email: str, password: str, role: str = "agent") -> User:
+    email = email.strip().lower()
+    if db.session.scalar(select(User).where(User.email == email)):
+        raise ValueError(f"a user {email} already exists")
+    if len(password) < 8:
+        raise ValueError("the password must have at least 8 characters")
+    user = User(email=email, role=Role(role))
+    user.set_password(password)
+    db.session.add(user)
+    db.session.commit()
+    return user
+
+
+@login_manager.user_loader
+def _load_user(user_id: str) -> User | None:
+    return db.session.get(User, int(user_id))
+
+
+@login_manager.request_loader
+def _load_user_from_token(req) -> User | None:
+    header = req.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    api_token = db.session.scalar(select(ApiToken).where(
+        ApiToken.token_hash == hash_token(token.strip())))
+    if api_token is None or not api_token.user.active:
+        return None
+    api_token.last_used_at = utcnow()
+    db.session.commit()
+    g.api_token = api_token
+    return api_token.user
+
+
+def _require_login() -> object:
+    view = current_app.view_functions.get(request.endpoint or "")
+    if request.endpoint in (None, "static") or getattr(view, "helpdesk_public", False):
+        return None
+    if current_user.is_authenticated:
+        return None
+    if request.path.startswith("/api/"):
+        response = jsonify(error="authentication required: send Authorization: Bearer <token>")
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    return login_manager.unauthorized()
+
+
+class LoginForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
+@public
+def login():
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = db.session.scalar(select(User).where(User.email == form.email.data.strip().lower()))
+        if user is None:
+            check_password_hash(_DUMMY_HASH, form.password.data)
+        elif user.active and user.check_password(form.password.data):
+            login_user(user)
+            target = request.args.get("next", "")
+            # Only local paths: never an open redirect.
+            if not target.startswith("/") or target.startswith("//"):
+                target = url_for("pages.dashboard")
+            return redirect(target)
+        # The same answer whether or not the account exists.
+        flash("Wrong email or password.", "error")
+        return render_template("login.html", form=form), 401
+    return render_template("login.html", form=form), 400 if form.errors else 200
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    logout_user()
+    flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to see this page."
+    csrf.init_app(app)
+    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    limiter.init_app(app)
+    app.register_blueprint(bp)
+    app.before_request(_require_login)

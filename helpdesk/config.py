@@ -1,0 +1,47 @@
+"""Default settings. Each can be set as a ``HELPDESK_<NAME>`` environment variable (values are
+read as JSON where they parse, so ``HELPDESK_NUDGE_MAX=3`` is a number) or in the instance
+folder's ``config.py``."""
+
+PROVIDER = "smtp"
+# The From address of every credential email: the one a company's IT must allowlist.
+SENDER = "credentials@example.org"
+SENDER_NAME = "Credentials"
+BASE_URL = "http://127.0.0.1:5000"
+ORGANISATION = "Your organisation"
+
+SMTP_HOST = "127.0.0.1"
+SMTP_PORT = 25
+SMTP_USERNAME = None
+SMTP_PASSWORD = None
+SMTP_STARTTLS = False
+SMTP_TIMEOUT = 30
+BOUNCE_MAILDIR = None
+
+SENDGRID_API_KEY = None
+SENDGRID_API_URL = "https://api.sendgrid.com/v3/mail/send"
+SENDGRID_WEBHOOK_PUBLIC_KEY = None
+MAILGUN_API_KEY = None
+MAILGUN_DOMAIN = None
+# The EU region's endpoint is https://api.eu.mailgun.net/v3
+MAILGUN_API_URL = "https://api.mailgun.net/v3"
+MAILGUN_WEBHOOK_SIGNING_KEY = None
+
+# Sends that fail for a transient reason are retried this many times, with a delay that doubles
+# from SEND_RETRY_DELAY seconds.
+SEND_RETRIES = 5
+SEND_RETRY_DELAY = 30
+SEND_TIMEOUT = 20
+
+NUDGE_AFTER_DAYS = 7
+NUDGE_MAX = 2
+DOMAIN_BOUNCE_ALERT = 3
+SHARE_LINK_DAYS = 14
+CHECK_DELIVERABILITY = False
+
+# Webhook bodies over this size are refused with 413; signatures older (or further in the
+# future) than the tolerance are refused as stale.
+WEBHOOK_MAX_BYTES = 5 * 1024 * 1024
+WEBHOOK_TOLERANCE_SECONDS = 600
+
+PAGE_SIZE = 50
+LOGIN_RATE_LIMIT = "10 per minute"

@@ -1,0 +1,49 @@
+"""Creating credentials and their recipients: one place for the API, the web and the demo."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Iterable, Mapping
+
+from . import delivery, events
+from .models import Credential, CredentialState, Recipient, db
+from .recipients import set_email
+
+
+class CredentialError(ValueError):
+    """A credential that cannot be created as asked; nothing was written."""
+
+
+def create_credential(title: str, recipients: Iterable[Mapping], *, state: str = "draft",
+                      scheduled_at: datetime | None = None, send_email: bool = True) -> Credential:
+    """Create a credential with its recipients; publish it at once when ``state`` is published.
+
+    A recipient with a malformed address is kept and reported (``email_error``); it is never
+    sent to. A name is stored as given: templates escape it and mail headers flatten it.
+    """
+    title = (title or "").strip()
+    if not title:
+        raise CredentialError("a credential needs a title")
+    try:
+        state_value = CredentialState(state)
+    except ValueError:
+        raise CredentialError(f"state must be draft, scheduled or published, not {state!r}") \
+            from None
+    if state_value == CredentialState.scheduled:
+        if scheduled_at is None:
+            raise CredentialError("a scheduled credential needs scheduled_at")
+        if scheduled_at.tzinfo is None:
+            raise CredentialError("scheduled_at needs a time zone (e.g. 2026-12-01T09:00:00Z)")
+    credential = Credential(title=title[:300], state=CredentialState.draft,
+                            scheduled_at=scheduled_at, send_email=bool(send_email))
+    for item in recipients:
+        recipient = Recipient(name=str(item.get("name") or "")[:300])
+        set_email(recipient, item.get("email"))
+        credential.recipients.append(recipient)
+    db.session.add(credential)
+    if state_value == CredentialState.published:
+        delivery.publish(credential)
+    else:
+        credential.state = state_value
+        db.session.flush()
+        events.refresh_and_commit([r.id for r in credential.recipients])
+    return credential

@@ -1,0 +1,205 @@
+"""Publishing credentials and sending their emails: creating deliveries, handing them to the
+provider from the queue, and turning what the provider answered into events."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Iterable, Sequence
+
+from flask import current_app, render_template
+from itsdangerous import BadSignature, URLSafeSerializer
+from sqlalchemy import func, select
+
+from . import events, plugins, queue
+from .mail import CORRELATION_HEADER, Message, ProviderEvent, SendResult
+from .models import Credential, CredentialState, Delivery, Recipient, db, utcnow
+from .status import NOT_OPENED, SENDING
+
+# Deliveries go to the queue in chunks, so that one task reuses one provider connection.
+BATCH_SIZE = 100
+
+
+def header_safe(text: str) -> str:
+    """One line of text: CR, LF and other control characters can never reach a mail header."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def sendable(recipient: Recipient) -> bool:
+    return bool(recipient.email) and not recipient.email_error
+
+
+def publish(credential: Credential) -> list[Delivery]:
+    """Publish a credential; when it sends email, queue one delivery per recipient with a usable
+    address that has none yet."""
+    credential.state = CredentialState.published
+    credential.published_at = credential.published_at or utcnow()
+    db.session.flush()
+    pending = [r for r in credential.recipients if sendable(r) and not r.deliveries]
+    deliveries = queue_deliveries(pending) if credential.send_email else []
+    events.refresh_and_commit([r.id for r in credential.recipients])
+    return deliveries
+
+
+def publish_due(now: datetime | None = None) -> int:
+    """Publish every scheduled credential whose time has come. Returns how many."""
+    now = now or utcnow()
+    due = db.session.scalars(select(Credential).where(
+        Credential.state == CredentialState.scheduled, Credential.scheduled_at <= now)).all()
+    for credential in due:
+        publish(credential)
+    return len(due)
+
+
+def queue_deliveries(recipients: Sequence[Recipient], kind: str = "send",
+                     email: str | None = None) -> list[Delivery]:
+    """Create a delivery for each recipient (to ``email`` when given, else its own address),
+    record it as queued and hand it to the queue once committed."""
+    provider = current_app.config["PROVIDER"]
+    plugins.provider(provider)  # fail now, not in the worker, when the provider is unknown
+    now = utcnow()
+    created = []
+    for recipient in recipients:
+        delivery = Delivery(recipient=recipient, email=email or recipient.email,
+                            provider=provider, kind=kind, created_at=now)
+        db.session.add(delivery)
+        created.append(delivery)
+    db.session.flush()
+    events.record_events([
+        ProviderEvent(provider=d.provider, type="queued", event_id=f"{d.correlation_id}:queued",
+                      occurred_at=now, correlation_id=d.correlation_id, recipient=d.email)
+        for d in created])
+    ids = [d.id for d in created]
+    for start in range(0, len(ids), BATCH_SIZE):
+        queue.enqueue_send(ids[start:start + BATCH_SIZE])
+    return created
+
+
+def resend(recipient: Recipient, email: str | None = None, kind: str = "resend") -> Delivery:
+    """Send again, optionally to a corrected address (which becomes the recipient's address).
+    The earlier deliveries stay on the timeline."""
+    if email and email != recipient.email:
+        from .recipients import set_email
+
+        set_email(recipient, email)
+    if not sendable(recipient):
+        raise ValueError(recipient.email_error or "the recipient has no email address")
+    if not recipient.credential.published:
+        recipient.credential.state = CredentialState.published
+        recipient.credential.published_at = utcnow()
+    return queue_deliveries([recipient], kind=kind)[0]
+
+
+def nudge_due(now: datetime | None = None) -> int:
+    """Resend to recipients who have not opened for NUDGE_AFTER_DAYS since their last send, at
+    most NUDGE_MAX times each. Returns how many were nudged."""
+    now = now or utcnow()
+    cfg = current_app.config
+    cutoff = now - timedelta(days=float(cfg["NUDGE_AFTER_DAYS"]))
+    last_send = (select(Delivery.recipient_id, func.max(Delivery.created_at).label("last"))
+                 .group_by(Delivery.recipient_id).subquery())
+    due = db.session.scalars(
+        select(Recipient).join(last_send, last_send.c.recipient_id == Recipient.id)
+        .where(Recipient.status == NOT_OPENED, Recipient.nudges < int(cfg["NUDGE_MAX"]),
+               last_send.c.last <= cutoff)).all()
+    for recipient in due:
+        recipient.nudges += 1
+    if due:
+        queue_deliveries(due, kind="nudge")
+    return len(due)
+
+
+# --- the queue's side -------------------------------------------------------------------------
+
+def build_message(delivery: Delivery) -> Message:
+    cfg = current_app.config
+    recipient = delivery.recipient
+    context = {"recipient": recipient, "credential": recipient.credential,
+               "organisation": cfg["ORGANISATION"], "pixel_url": pixel_url(delivery)}
+    return Message(
+        correlation_id=delivery.correlation_id,
+        sender=cfg["SENDER"],
+        to=delivery.email,
+        to_name=header_safe(recipient.name or ""),
+        subject=header_safe(f"Your credential: {recipient.credential.title}"),
+        text=render_template("email/credential.txt", **context),
+        html=render_template("email/credential.html", **context),
+        headers={CORRELATION_HEADER: delivery.correlation_id},
+    )
+
+
+def send_batch(delivery_ids: Iterable[int]) -> dict[str, int]:
+    """Hand each delivery still waiting to its provider; returns counts by outcome.
+
+    A delivery that already has an answer is skipped, so a batch run twice (a worker that died
+    mid-send and was restarted) does not send it again.
+    """
+    counts: dict[str, int] = {}
+    deliveries = db.session.scalars(select(Delivery).where(Delivery.id.in_(list(delivery_ids)))
+                                    .order_by(Delivery.id)).all()
+    for delivery in deliveries:
+        if delivery.status != SENDING or delivery.sent_at is not None:
+            counts["skipped"] = counts.get("skipped", 0) + 1
+            continue
+        outcome = send_one(delivery)
+        counts[outcome] = counts.get(outcome, 0) + 1
+    return counts
+
+
+def send_one(delivery: Delivery) -> str:
+    provider = plugins.provider(delivery.provider)
+    message = build_message(delivery)
+    db.session.commit()  # hold no transaction open while the provider answers
+    result: SendResult = provider.send(message)
+    delivery.attempts += 1
+    outcome = result.outcome
+    retries = int(current_app.config["SEND_RETRIES"])
+    if outcome == "deferred" and delivery.attempts > retries:
+        outcome = result.give_up_as
+    now = utcnow()
+    if outcome != "deferred":
+        delivery.sent_at = now
+    if result.message_id:
+        delivery.provider_message_id = result.message_id
+    event_type = {"accepted": "accepted", "bounced": "bounced", "refused": "refused",
+                  "deferred": "deferred"}[outcome]
+    suffix = f":{delivery.attempts}" if outcome == "deferred" else ""
+    db.session.flush()
+    events.record_events([ProviderEvent(
+        provider=delivery.provider, type=event_type,
+        event_id=f"{delivery.correlation_id}:{event_type}{suffix}", occurred_at=now,
+        correlation_id=delivery.correlation_id, recipient=delivery.email,
+        severity="temporary" if outcome == "deferred" else None,
+        reason=result.reason or None, mta_response=result.reason or None)])
+    if outcome == "deferred":
+        delay = float(current_app.config["SEND_RETRY_DELAY"]) * 2 ** (delivery.attempts - 1)
+        queue.enqueue_send([delivery.id], delay=delay)
+    return outcome
+
+
+# --- opens through the tracking pixel -------------------------------------------------------
+
+def _pixel_signer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt="helpdesk.open-pixel")
+
+
+def pixel_url(delivery: Delivery) -> str:
+    token = _pixel_signer().dumps(delivery.correlation_id)
+    return f"{current_app.config['BASE_URL'].rstrip('/')}/t/{token}.gif"
+
+
+def record_open(token: str) -> bool:
+    """Record an open for a valid pixel token; a bad token records nothing."""
+    try:
+        correlation_id = _pixel_signer().loads(token)
+    except BadSignature:
+        return False
+    delivery = db.session.scalar(select(Delivery).where(Delivery.correlation_id == correlation_id))
+    if delivery is None:
+        return False
+    now = utcnow()
+    # One open a minute is plenty for the timeline; a mail app reloading the image is not news.
+    events.record_events([ProviderEvent(
+        provider=delivery.provider, type="opened",
+        event_id=f"{correlation_id}:pixel:{now:%Y%m%d%H%M}", occurred_at=now,
+        correlation_id=correlation_id, recipient=delivery.email, reason="tracking pixel")])
+    return True
+

@@ -1,0 +1,144 @@
+"""``helpdesk demo``: the embedded SMTP sink, a worker and the web app in one process, with a
+demo organisation whose statuses come from real SMTP traffic: the sink refuses the misspelled
+domains (bounces), greylists one (a deferral that keeps it sending), accepts the rest (not
+opened), and a stand-in mail app loads the tracking pixel of some messages (opened)."""
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+import urllib.request
+from datetime import timedelta
+
+import click
+from flask import Flask
+from sqlalchemy import func, select
+
+from .plugins import reset_providers
+from .models import Delivery, Role, User, db, utcnow
+from .sink import SmtpSink, free_port
+from .status import SENDING
+
+DEMO_USER = "demo@example.org"
+# Misspelled domains the sink refuses as unknown, and a company whose mail server blocks us.
+TYPO_DOMAINS = ("gmial.com", "hotmial.com", "yaho.com", "outlok.com")
+BLOCKING_DOMAIN = "globex.example"
+GREYLISTING_DOMAIN = "slowmail.example"
+OPENERS = ("ada@example.com", "mary@example.net", "hedy@example.com")
+
+RECIPIENTS = [
+    ("Ada Lovelace", "ada@example.com"),
+    ("Grace Hopper", "grace.hopper@gmial.com"),
+    ("Alan Turing", "alan@example.org"),
+    ("Katherine Johnson", "katherine@hotmial.com"),
+    ("Mary Jackson", "mary@example.net"),
+    ("Hedy Lamarr", "hedy@example.com"),
+    ("Margaret Hamilton", "margaret@yaho.com"),
+    ("Dorothy Vaughan", None),
+    ("Edsger Dijkstra", "edsger@example.org"),
+    ("Barbara Liskov", "barbara@outlok.com"),
+    ("Frances Allen", "frances@slowmail.example"),
+    ("Claude Shannon", "not an address"),
+]
+GLOBEX = [("Homer Simpson", "homer@globex.example"), ("Lenny Leonard", "lenny@globex.example"),
+          ("Carl Carlson", "carl@globex.example"), ("Frank Grimes", "frank@globex.example")]
+
+
+def seed(app: Flask) -> None:
+    """Create the demo organisation's credentials; publishing queues real sends."""
+    from .credentials import create_credential
+
+    create_credential("Data Science Certificate — Spring cohort",
+                      [{"name": n, "email": e} for n, e in RECIPIENTS], state="published")
+    create_credential("Safety Training Badge — Globex plant",
+                      [{"name": n, "email": e} for n, e in GLOBEX], state="published")
+    create_credential("Cloud Architecture Badge", [{"name": "Ken Thompson",
+                                                    "email": "ken@example.org"}])
+    create_credential("Leadership Program", [{"name": "Radia Perlman",
+                                              "email": "radia@example.com"}],
+                      state="scheduled", scheduled_at=utcnow() + timedelta(days=3))
+    create_credential("Internal Onboarding (no email)", [{"name": "Linus Torvalds",
+                                                          "email": "linus@example.org"}],
+                      state="published", send_email=False)
+
+
+def reset_demo_user() -> str:
+    """The demo login, with a new random password each run (printed, never stored plain)."""
+    password = secrets.token_urlsafe(9)
+    user = db.session.scalar(select(User).where(User.email == DEMO_USER))
+    if user is None:
+        user = User(email=DEMO_USER, role=Role.admin)
+        db.session.add(user)
+    user.set_password(password)
+    db.session.commit()
+    return password
+
+
+def open_some_messages(app: Flask, sink: SmtpSink, timeout: float = 60) -> None:
+    """Play a recipient's mail app: once the first sends are out, load the tracking pixel of
+    the openers' messages over HTTP, as an email client showing images would."""
+    deadline = time.monotonic() + timeout
+    with app.app_context():
+        while time.monotonic() < deadline:
+            waiting = db.session.scalar(select(func.count()).select_from(Delivery).where(
+                Delivery.status == SENDING, Delivery.attempts == 0))
+            db.session.rollback()
+            if not waiting:
+                break
+            time.sleep(0.5)
+    for message in list(sink.messages):
+        if any(r in OPENERS for r in message.recipients):
+            found = re.search(r'src="([^"]*/t/[^"]+\.gif)"', message.html)
+            if found:
+                urllib.request.urlopen(found.group(1), timeout=10).read()
+
+
+def run_demo(host: str, port: int, smtp_port: int | None) -> None:
+    from flask_migrate import upgrade
+    from werkzeug.serving import make_server
+
+    from . import create_app
+    from .queue import huey_of
+
+    sink = SmtpSink(port=smtp_port or free_port(),
+                    refuse_domains={**{d: None for d in TYPO_DOMAINS},
+                                    BLOCKING_DOMAIN: "550 5.7.1 Message rejected: the sender is "
+                                                     "not on this organisation's allowlist"},
+                    defer_domains=(GREYLISTING_DOMAIN,))
+    base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+    app = create_app({"PROVIDER": "smtp", "SMTP_HOST": sink.host, "SMTP_PORT": sink.port,
+                      "SMTP_STARTTLS": False, "SMTP_USERNAME": None, "BASE_URL": base_url,
+                      "SEND_RETRY_DELAY": 20})
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except OSError as error:
+        raise click.ClickException(f"cannot serve on {host}:{port} ({error}); "
+                                   "try --port with another number") from None
+    sink.start()
+    app.extensions["helpdesk_sink"] = sink
+    with app.app_context():
+        upgrade()
+        fresh = db.session.scalar(select(func.count()).select_from(Delivery)) == 0
+        password = reset_demo_user()
+        if fresh:
+            seed(app)
+    threading.Thread(target=server.serve_forever, daemon=True, name="web").start()
+    if fresh:
+        threading.Thread(target=open_some_messages, args=(app, sink), daemon=True,
+                         name="demo-mail-app").start()
+    click.echo(f"""
+helpdesk demo
+  Open      {base_url}/
+  Sign in   {DEMO_USER}  /  {password}
+  Database  {app.config['SQLALCHEMY_DATABASE_URI']}
+  SMTP sink {sink.host}:{sink.port} (refuses {', '.join(TYPO_DOMAINS)} and {BLOCKING_DOMAIN})
+Press Ctrl+C to stop.
+""")
+    consumer = huey_of(app).create_consumer(workers=2, worker_type="thread", periodic=True)
+    try:
+        consumer.run()  # in the main thread: it owns the signal handlers for a clean stop
+    finally:
+        server.shutdown()
+        sink.stop()
+        reset_providers(app)

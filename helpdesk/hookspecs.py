@@ -1,0 +1,79 @@
+"""Every hook a helpdesk plugin can implement. These docstrings are the reference documentation;
+the README's plugin section lists each hook (a test keeps the two in step).
+
+A plugin is a module or object with functions marked ``@hookimpl`` (``from helpdesk import
+hookimpl``), registered under the ``helpdesk`` entry-point group of its distribution. The built-in
+providers (``helpdesk_smtp``, ``helpdesk_sendgrid``, ``helpdesk_mailgun``) are found the same way.
+
+A **provider** is one object with:
+
+- ``name``: the key used in ``HELPDESK_PROVIDER`` and in ``POST /webhooks/<name>``;
+- ``send(message: helpdesk.mail.Message) -> helpdesk.mail.SendResult``: hand one message over;
+  it must carry ``message.correlation_id`` so that events can be matched back; it never raises
+  for a provider's answer, it returns ``deferred`` for transient trouble;
+- ``verify_webhook(headers, raw_body) -> str | None``: check the signature of the raw bytes
+  (never re-serialised JSON); raise ``helpdesk.mail.SignatureError`` on a bad or stale one and
+  ``helpdesk.mail.NotConfigured`` when no key is set; return a one-time token (a nonce) when the
+  provider signs one, so that the app refuses it when it comes again, else ``None``;
+- ``parse_webhook(headers, raw_body) -> list[helpdesk.mail.ProviderEvent]``: the normalized
+  events; raise ``helpdesk.mail.WebhookError`` on a malformed body;
+- optionally ``close()``: release connections when the app or worker stops.
+
+A provider without webhooks has ``verify_webhook = None``.
+"""
+from __future__ import annotations
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("helpdesk")
+hookimpl = pluggy.HookimplMarker("helpdesk")
+
+
+@hookspec
+def helpdesk_providers(config):
+    """Return the providers this plugin offers, built from the app's configuration.
+
+    :param config: the app's configuration mapping (``HELPDESK_*`` settings without the prefix,
+        such as ``config["SENDGRID_API_KEY"]``).
+    :return: an iterable of provider objects (see the module docstring for their shape).
+    """
+
+
+@hookspec
+def helpdesk_status_changed(recipient, old, new):
+    """Called once for every real change of a recipient's status, after it is committed; never
+    for a duplicate or an event that changes nothing. Use it for notifications.
+
+    :param recipient: the ``helpdesk.models.Recipient``, already carrying its new status.
+    :param old: the previous status key.
+    :param new: the new status key (see ``helpdesk.status.STATUSES``).
+    """
+
+
+@hookspec
+def helpdesk_known_domains():
+    """Return extra mailbox domains that the typo suggester must treat as real and may suggest,
+    e.g. a regional provider or an organisation's own domains.
+
+    :return: an iterable of domain names.
+    """
+
+
+@hookspec
+def helpdesk_help_articles():
+    """Return extra help-center articles.
+
+    :return: an iterable of mappings with ``slug``, ``title``, ``summary``, ``order`` (an int;
+        lower comes first) and ``body`` (Markdown; sanitised like the built-in articles).
+    """
+
+
+@hookspec(firstresult=True)
+def helpdesk_parse_bounce(raw_message):
+    """Read an asynchronous bounce report (such as an RFC 3464 delivery status notification)
+    that came back to the sender.
+
+    :param raw_message: the whole message as bytes.
+    :return: a list of ``helpdesk.mail.ProviderEvent`` when this plugin understood the message,
+        or ``None`` to let another plugin try. The first non-None answer wins.
+    """

@@ -1,0 +1,109 @@
+"""The shapes a provider plugin works with: the message it sends, what a send returns, and the
+normalized event it reports. Plain data, no Flask: a plugin can be tested without an app."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Mapping
+
+from .status import EVENT_TYPES
+
+CORRELATION_HEADER = "X-Helpdesk-Delivery"
+CORRELATION_VARIABLE = "helpdesk_delivery"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One email to one recipient. ``correlation_id`` must travel with it (custom args, user
+    variables or a header) so that the provider's events can be matched back to the delivery."""
+
+    correlation_id: str
+    sender: str
+    to: str
+    to_name: str
+    subject: str
+    text: str
+    html: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What happened when a provider was handed one message.
+
+    - ``accepted``: the provider (or the receiving server) took it.
+    - ``bounced``: the receiving server refused the address for good (SMTP 5xx).
+    - ``refused``: the provider refused to send it for good (a bad request, a suppressed
+      address): the recipient shows ``not_sent`` with the reason.
+    - ``deferred``: a transient failure; the send is retried with backoff, and if it still fails
+      past the retries it ends as ``give_up_as`` (``bounced`` or ``refused``).
+    """
+
+    outcome: str
+    reason: str = ""
+    message_id: str | None = None
+    give_up_as: str = "refused"
+
+    @classmethod
+    def accepted(cls, message_id: str | None = None, reason: str = "") -> "SendResult":
+        return cls("accepted", reason, message_id)
+
+    @classmethod
+    def bounced(cls, reason: str) -> "SendResult":
+        return cls("bounced", reason)
+
+    @classmethod
+    def refused(cls, reason: str) -> "SendResult":
+        return cls("refused", reason)
+
+    @classmethod
+    def deferred(cls, reason: str, give_up_as: str = "refused") -> "SendResult":
+        return cls("deferred", reason, give_up_as=give_up_as)
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    """One delivery event, normalized. ``type`` is one of ``helpdesk.status.EVENT_TYPES``
+    (``unknown`` for anything a provider sends that we do not know). ``event_id`` is unique per
+    provider: it is the dedupe key, so a replayed event is stored once."""
+
+    provider: str
+    type: str
+    event_id: str
+    occurred_at: datetime  # aware, UTC
+    correlation_id: str | None = None
+    message_id: str | None = None
+    recipient: str | None = None
+    severity: str | None = None  # "permanent" | "temporary" where the provider says
+    reason: str | None = None
+    mta_response: str | None = None
+    raw: Any = None
+
+    def __post_init__(self) -> None:
+        if self.type not in EVENT_TYPES:
+            raise ValueError(f"unknown normalized event type {self.type!r}")
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware")
+
+
+class WebhookError(Exception):
+    """A webhook request that must not be stored. ``status`` is the HTTP answer."""
+
+    status = 400
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        if status is not None:
+            self.status = status
+
+
+class SignatureError(WebhookError):
+    """Missing, forged, stale or replayed signature."""
+
+    status = 401
+
+
+class NotConfigured(WebhookError):
+    """The provider has no verification key configured: fail closed."""
+
+    status = 403

@@ -1,0 +1,221 @@
+"""The data model (typed SQLAlchemy 2.0). A recipient's ``status`` and a delivery's ``status`` are
+materialised from the delivery events by ``helpdesk.events``; nothing edits them by hand."""
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Optional
+
+from flask_login import UserMixin
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import (JSON, DateTime, ForeignKey, Index, MetaData, String, Text,
+                        TypeDecorator, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from .status import NOT_SENT, SENDING, STATUSES
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes on every database (SQLite forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None:
+            if value.tzinfo is None:
+                raise ValueError("naive datetime")
+            value = value.astimezone(timezone.utc)
+            if dialect.name == "sqlite":
+                value = value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    registry = registry(metadata=MetaData(naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }), type_annotation_map={datetime: UTCDateTime()})
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+class CredentialState(str, enum.Enum):
+    draft = "draft"
+    scheduled = "scheduled"
+    published = "published"
+
+
+class Role(str, enum.Enum):
+    admin = "admin"
+    agent = "agent"
+
+
+class Credential(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    state: Mapped[CredentialState] = mapped_column(
+        db.Enum(CredentialState, native_enum=False, length=20), default=CredentialState.draft)
+    scheduled_at: Mapped[Optional[datetime]]
+    send_email: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_at: Mapped[Optional[datetime]]
+
+    recipients: Mapped[list["Recipient"]] = relationship(
+        back_populates="credential", order_by="Recipient.id", cascade="all, delete-orphan")
+
+    __table_args__ = (Index("ix_credential_state_scheduled", "state", "scheduled_at"),)
+
+    @property
+    def published(self) -> bool:
+        return self.state == CredentialState.published
+
+
+class Recipient(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    credential_id: Mapped[int] = mapped_column(ForeignKey("credential.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(300), default="")
+    email: Mapped[Optional[str]] = mapped_column(String(320))
+    # Lower-cased, for grouping by domain and lookup.
+    email_domain: Mapped[Optional[str]] = mapped_column(String(255))
+    # Why the address cannot be used (a malformed one is kept and reported, never sent to).
+    email_error: Mapped[Optional[str]] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(20), default=NOT_SENT)
+    nudges: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    credential: Mapped[Credential] = relationship(back_populates="recipients")
+    deliveries: Mapped[list["Delivery"]] = relationship(
+        back_populates="recipient", order_by="Delivery.id", cascade="all, delete-orphan")
+
+    __table_args__ = (
+        Index("ix_recipient_credential_status", "credential_id", "status", "id"),
+        Index("ix_recipient_domain_status", "email_domain", "status"),
+        Index("ix_recipient_status_updated", "status", "updated_at"),
+        Index("ix_recipient_email", "email"),
+        Index("ix_recipient_name", "name"),
+    )
+
+    @property
+    def status_info(self):
+        return STATUSES[self.status]
+
+    @property
+    def latest_delivery(self) -> "Delivery | None":
+        return self.deliveries[-1] if self.deliveries else None
+
+
+def new_correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Delivery(db.Model):
+    """One send attempt of the credential email to one address."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipient.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320))
+    provider: Mapped[str] = mapped_column(String(50))
+    correlation_id: Mapped[str] = mapped_column(String(64), unique=True,
+                                                default=new_correlation_id)
+    provider_message_id: Mapped[Optional[str]] = mapped_column(String(255), index=True)
+    status: Mapped[str] = mapped_column(String(20), default=SENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    kind: Mapped[str] = mapped_column(String(20), default="send")  # send | resend | nudge
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # When the queued send is due; long past it and still unanswered means its worker died.
+    send_due_at: Mapped[Optional[datetime]]
+    sent_at: Mapped[Optional[datetime]]  # when the provider gave its final answer
+
+    recipient: Mapped[Recipient] = relationship(back_populates="deliveries")
+    events: Mapped[list["DeliveryEvent"]] = relationship(
+        back_populates="delivery", order_by="(DeliveryEvent.occurred_at, DeliveryEvent.id)")
+
+
+class DeliveryEvent(db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Null when no delivery matched: the event is still kept, never dropped.
+    delivery_id: Mapped[Optional[int]] = mapped_column(
+        ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    provider_event_id: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(20))
+    level: Mapped[Optional[str]] = mapped_column(String(20))
+    occurred_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    correlation_id: Mapped[Optional[str]] = mapped_column(String(64))
+    severity: Mapped[Optional[str]] = mapped_column(String(20))
+    reason: Mapped[Optional[str]] = mapped_column(Text)
+    mta_response: Mapped[Optional[str]] = mapped_column(Text)
+    raw: Mapped[Optional[Any]] = mapped_column(JSON)
+
+    delivery: Mapped[Optional[Delivery]] = relationship(back_populates="events")
+
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_event_id", name="uq_delivery_event_dedupe"),
+        Index("ix_delivery_event_occurred", "occurred_at"),
+    )
+
+
+class WebhookNonce(db.Model):
+    """One-time tokens a provider signs (Mailgun's): a token seen before is refused."""
+
+    provider: Mapped[str] = mapped_column(String(50), primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(255), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
+class User(UserMixin, db.Model):
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(300))
+    role: Mapped[Role] = mapped_column(db.Enum(Role, native_enum=False, length=20),
+                                       default=Role.agent)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user",
+                                                    cascade="all, delete-orphan")
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password)
+
+    def check_password(self, password: str) -> bool:
+        return check_password_hash(self.password_hash, password)
+
+    @property
+    def is_active(self) -> bool:
+        return self.active
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == Role.admin
+
+
+class ApiToken(db.Model):
+    """A Bearer token; only its SHA-256 is stored, so a leaked database leaks no token."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(12))  # shown in lists to tell tokens apart
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_used_at: Mapped[Optional[datetime]]
+
+    user: Mapped[User] = relationship(back_populates="tokens")

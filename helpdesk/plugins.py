@@ -1,0 +1,69 @@
+"""The plugin manager: one per app, loading the ``helpdesk`` entry-point group, so that the
+built-in providers and third-party ones are found the same way and nothing leaks between apps."""
+from __future__ import annotations
+
+from importlib.metadata import distribution, packages_distributions
+from typing import Any
+
+import pluggy
+from flask import Flask, current_app
+
+from . import hookspecs
+
+
+def make_plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager("helpdesk")
+    pm.add_hookspecs(hookspecs)
+    pm.load_setuptools_entrypoints("helpdesk")
+    return pm
+
+
+def init_app(app: Flask) -> None:
+    app.extensions["helpdesk_plugins"] = make_plugin_manager()
+    app.extensions["helpdesk_providers"] = None  # built on first use, from the final config
+
+
+def plugin_manager(app: Flask | None = None) -> pluggy.PluginManager:
+    return (app or current_app).extensions["helpdesk_plugins"]
+
+
+def hook(app: Flask | None = None) -> Any:
+    return plugin_manager(app).hook
+
+
+def providers(app: Flask | None = None) -> dict[str, Any]:
+    """Every registered provider by name, built once per app from its configuration."""
+    app = app or current_app
+    built = app.extensions.get("helpdesk_providers")
+    if built is None:
+        built = {}
+        for offered in hook(app).helpdesk_providers(config=app.config):
+            for provider in offered or ():
+                built[provider.name] = provider
+        app.extensions["helpdesk_providers"] = built
+    return built
+
+
+def reset_providers(app: Flask) -> None:
+    """Forget the built providers (after registering a plugin or changing the configuration)."""
+    for provider in (app.extensions.get("helpdesk_providers") or {}).values():
+        close = getattr(provider, "close", None)
+        if close:
+            close()
+    app.extensions["helpdesk_providers"] = None
+
+
+def provider(name: str | None = None, app: Flask | None = None) -> Any:
+    """The provider named, or the configured ``PROVIDER``; KeyError when there is none."""
+    app = app or current_app
+    return providers(app)[name or app.config["PROVIDER"]]
+
+
+def distribution_of(obj: Any) -> str:
+    """"name version" of the installed distribution that provides an object's module."""
+    top = type(obj).__module__.split(".")[0]
+    names = packages_distributions().get(top)
+    if not names:
+        return f"{top} (not installed: registered in code)"
+    dist = distribution(names[0])
+    return f"{dist.metadata['Name']} {dist.version}"

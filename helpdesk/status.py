@@ -1,0 +1,183 @@
+"""The six email statuses: the one registry, and the pure function that computes a status.
+
+Nothing else in helpdesk spells a status label or picks an icon: the Status column, the help
+center, the API and the CLI all read ``STATUSES``.
+
+For one delivery, the status is a *join* over its events on the order
+``sending < not_sent < not_opened < bounced < opened``: each event maps to a level and the
+delivery's status is the highest level seen. The join is commutative and idempotent, so events
+that arrive late, twice or out of order always give the same answer, and a stored status can be
+raised incrementally. ``not_sent`` sits just above ``sending`` because a send the provider refused
+for good is final for that delivery; only a new delivery (a resend) moves on from it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, NamedTuple, Sequence
+
+
+@dataclass(frozen=True)
+class Tip:
+    """A quick tip; ``action`` names the button that carries it out (None: advice only)."""
+
+    title: str
+    text: str
+    action: str | None = None
+
+
+@dataclass(frozen=True)
+class Status:
+    key: str
+    label: str
+    icon: str  # the id of a symbol in the icon sprite; every icon has its own shape
+    glyph: str  # the same shape as one character, for the terminal and plain text
+    colour: str
+    meaning: str
+    tips: tuple[Tip, ...]
+
+
+NOT_SENT = "not_sent"
+NOT_PROVIDED = "not_provided"
+SENDING = "sending"
+NOT_OPENED = "not_opened"
+BOUNCED = "bounced"
+OPENED = "opened"
+
+STATUSES: dict[str, Status] = {
+    s.key: s
+    for s in (
+        Status(
+            NOT_SENT, "Email is not sent", "icon-not-sent", "○", "#5b6472",
+            "No email has gone out for this credential yet: it is a draft or scheduled, it was "
+            "published without email, or the email service refused to send it (the reason is on "
+            "the timeline).",
+            (
+                Tip("Send it now", "Publishing with email sends it at once; a refused send can "
+                    "be sent again once its reason is fixed.", "send_now"),
+                Tip("Check the reason", "When the service refused the send, the timeline says why: "
+                    "fix that first, or the next send is refused too."),
+            ),
+        ),
+        Status(
+            NOT_PROVIDED, "Email is not provided", "icon-not-provided", "⊘", "#6b5b95",
+            "The recipient has no email address, so nothing can be sent.",
+            (
+                Tip("Add the address", "Ask the issuer for the recipient's address, add it and "
+                    "send.", "fix_address"),
+            ),
+        ),
+        Status(
+            SENDING, "Sending", "icon-sending", "◔", "#1f6feb",
+            "The email is queued, with us or with the email service, and has not been accepted "
+            "by the recipient's mail server yet. This usually takes seconds to minutes; a "
+            "temporary refusal (a deferral) keeps it here while it is retried.",
+            (
+                Tip("Give it a few minutes", "Deferrals are retried automatically; look at the "
+                    "timeline if it stays here for more than an hour."),
+            ),
+        ),
+        Status(
+            NOT_OPENED, "Email is not opened", "icon-not-opened", "✉", "#9a6700",
+            "The recipient's mail server accepted the email, but no one has opened it yet. It "
+            "may sit in a spam or promotions folder, or the recipient's mail app blocks images.",
+            (
+                Tip("Nudge the recipient", "Send the email again so that it comes back to the top "
+                    "of their inbox.", "nudge"),
+                Tip("Ask them to look in spam", "If you can reach the recipient another way, ask "
+                    "them to search their spam and promotions folders for the sender."),
+            ),
+        ),
+        Status(
+            BOUNCED, "Email is bounced", "icon-bounced", "✕", "#cf222e",
+            "The recipient's mail server refused the email for good: the address does not "
+            "exist, is misspelled, or the server blocks the sender. The server's reply is on "
+            "the timeline.",
+            (
+                Tip("Fix the address and resend", "Most bounces are typos: correct the address "
+                    "(a suggestion is offered when one looks likely) and send again.",
+                    "fix_address"),
+                Tip("Ask their IT to allowlist the sender", "When several recipients at one "
+                    "company bounce, their mail server probably blocks the sender: send their IT "
+                    "the allowlist request with a status link.", "allowlist"),
+            ),
+        ),
+        Status(
+            OPENED, "Email is opened", "icon-opened", "✓", "#1a7f37",
+            "The recipient opened the email or clicked a link in it. Nothing more to do.",
+            (),
+        ),
+    )
+}
+
+# The join order of a delivery's levels, lowest first.
+LEVELS: tuple[str, ...] = (SENDING, NOT_SENT, NOT_OPENED, BOUNCED, OPENED)
+RANK: dict[str, int] = {key: rank for rank, key in enumerate(LEVELS)}
+
+# The normalized event vocabulary (every provider maps onto it) and the level each one raises a
+# delivery to. Events without a level (deferrals, soft bounces, complaints, unsubscribes, unknown
+# types) only show on the timeline: they never make a status ``bounced``.
+EVENT_LEVELS: dict[str, str | None] = {
+    "queued": SENDING,
+    "refused": NOT_SENT,
+    "accepted": NOT_OPENED,
+    "delivered": NOT_OPENED,
+    "bounced": BOUNCED,
+    "rejected": BOUNCED,
+    "opened": OPENED,
+    "clicked": OPENED,
+    "deferred": None,
+    "complained": None,
+    "unsubscribed": None,
+    "resubscribed": None,
+    "unknown": None,
+}
+EVENT_TYPES: tuple[str, ...] = tuple(EVENT_LEVELS)
+
+
+def event_level(event_type: str) -> str | None:
+    """The level an event raises its delivery to, or None for a timeline-only event."""
+    return EVENT_LEVELS.get(event_type)
+
+
+def join(*levels: str | None) -> str:
+    """The highest of some levels; ``sending`` when there is none."""
+    return max((lv for lv in levels if lv is not None), key=RANK.__getitem__, default=SENDING)
+
+
+def delivery_status(event_types: Iterable[str]) -> str:
+    """The status of one delivery, from its events in any order and with any repeats."""
+    return join(*(event_level(t) for t in event_types))
+
+
+class DeliveryOutcome(NamedTuple):
+    """What ``email_status`` needs of one delivery: where it went and its joined level."""
+
+    email: str
+    status: str
+
+
+def same_address(a: str | None, b: str | None) -> bool:
+    return bool(a and b) and a.strip().lower() == b.strip().lower()
+
+
+def email_status(
+    *,
+    email: str | None,
+    published: bool,
+    deliveries: Sequence[DeliveryOutcome],
+) -> str:
+    """A recipient's status, from its address, its credential's state and its deliveries (oldest
+    first).
+
+    The latest delivery decides, except that an open of any earlier delivery to the same address
+    still counts: a nudge followed by an open of the first email is ``opened``, while a bounce at
+    a misspelled address followed by a resend to the fixed one follows the new delivery.
+    """
+    if not email:
+        return NOT_PROVIDED
+    if not published or not deliveries:
+        return NOT_SENT
+    latest = deliveries[-1]
+    if any(d.status == OPENED and same_address(d.email, latest.email) for d in deliveries):
+        return OPENED
+    return latest.status

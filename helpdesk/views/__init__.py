@@ -1,0 +1,25 @@
+"""The web app's blueprints: thin views over the modules that do the work."""
+from __future__ import annotations
+
+from flask import Flask
+
+from ..status import STATUSES
+
+
+def init_app(app: Flask) -> None:
+    from ..auth import csrf
+    from .. import api
+    from . import help, pages, tracking, webhooks
+
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(help.bp)
+    app.register_blueprint(tracking.bp)
+    app.register_blueprint(webhooks.bp)
+    csrf.exempt(webhooks.bp)  # signed by the provider instead
+    app.register_blueprint(api.bp)
+    csrf.exempt(api.bp)  # Bearer tokens, never cookies
+    app.jinja_env.globals["STATUSES"] = STATUSES
+
+    @app.context_processor
+    def _outbox():
+        return {"outbox_available": "helpdesk_sink" in app.extensions}

@@ -1,0 +1,47 @@
+"""``POST /webhooks/<provider>``: verify first and fail closed, then parse, then store the batch
+in one transaction (see ``helpdesk.events``)."""
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, abort, jsonify, request
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .. import plugins
+from ..auth import public
+from ..events import record_events
+from ..mail import WebhookError
+from ..models import WebhookNonce, db
+
+bp = Blueprint("webhooks", __name__)
+log = logging.getLogger(__name__)
+
+
+def _refuse_replayed_nonce(provider: str, nonce: str) -> None:
+    """Store a signed one-time token; a token seen before is a replayed request."""
+    module = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    stmt = module.insert(WebhookNonce).values(provider=provider, nonce=nonce[:255]) \
+        .on_conflict_do_nothing()
+    if db.session.execute(stmt).rowcount == 0:
+        db.session.rollback()
+        raise WebhookError("this signature token was used before (a replayed request)", 406)
+
+
+@bp.route("/webhooks/<name>", methods=["POST"])
+@public
+def receive(name: str):
+    provider = plugins.providers().get(name)
+    if provider is None or getattr(provider, "verify_webhook", None) is None:
+        abort(404, f"no provider {name!r} takes webhooks here")
+    raw = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413 before any work
+    headers = request.headers
+    try:
+        nonce = provider.verify_webhook(headers, raw)
+        events = provider.parse_webhook(headers, raw)
+        if nonce:
+            _refuse_replayed_nonce(name, nonce)
+    except WebhookError as error:
+        log.info("webhook %s refused (%s): %s", name, error.status, error)
+        return jsonify(error=str(error)), error.status
+    result = record_events(events)
+    return jsonify(result.as_dict()), 200

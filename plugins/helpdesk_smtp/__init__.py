@@ -1,0 +1,152 @@
+"""The SMTP provider: sends through any SMTP server, reports synchronous refusals at once and
+asynchronous ones from delivery status notifications (``helpdesk_smtp.dsn``); opens come from the
+app's tracking pixel."""
+from __future__ import annotations
+
+import smtplib
+import socket
+import ssl
+import threading
+from email.message import EmailMessage
+from email.utils import formataddr, make_msgid
+from typing import Any, Mapping
+
+from helpdesk import hookimpl
+from helpdesk.mail import Message, SendResult
+
+
+def verp_address(sender: str, correlation_id: str) -> str:
+    """The envelope sender for one delivery: a bounce sent back to it names the delivery."""
+    local, _, domain = sender.rpartition("@")
+    return f"{local}+{correlation_id}@{domain}"
+
+
+def build_email(message: Message, sender_name: str = "") -> EmailMessage:
+    email = EmailMessage()
+    email["From"] = formataddr((sender_name, message.sender))
+    email["To"] = formataddr((message.to_name, message.to))
+    email["Subject"] = message.subject
+    email["Message-ID"] = make_msgid(domain=message.sender.rpartition("@")[2] or None)
+    for name, value in message.headers.items():
+        email[name] = value
+    email.set_content(message.text)
+    email.add_alternative(message.html, subtype="html")
+    return email
+
+
+def _reply(code: int, text: bytes | str) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return f"{code} {text}".strip()
+
+
+class SmtpProvider:
+    """Keeps one connection per thread and reuses it for every message the thread sends, so a
+    batch costs one connection and one handshake."""
+
+    name = "smtp"
+    # No webhooks: bounces come back as DSN messages (see helpdesk_smtp.dsn).
+    verify_webhook = None
+    parse_webhook = None
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.host = config["SMTP_HOST"]
+        self.port = int(config["SMTP_PORT"])
+        self.username = config.get("SMTP_USERNAME")
+        self.password = config.get("SMTP_PASSWORD")
+        self.starttls = bool(config.get("SMTP_STARTTLS"))
+        self.timeout = float(config.get("SMTP_TIMEOUT") or 30)
+        self.sender_name = config.get("SENDER_NAME") or ""
+        self._local = threading.local()
+        self._all: set[smtplib.SMTP] = set()
+        self._lock = threading.Lock()
+
+    def _connection(self) -> smtplib.SMTP:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            try:
+                if conn.noop()[0] == 250:
+                    return conn
+            except (smtplib.SMTPException, OSError):
+                pass
+            self._drop(conn)
+        conn = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
+            conn.ehlo()
+            if self.starttls:
+                conn.starttls(context=ssl.create_default_context())
+                conn.ehlo()
+            if self.username:
+                conn.login(self.username, self.password or "")
+        except BaseException:
+            conn.close()
+            raise
+        self._local.conn = conn
+        with self._lock:
+            self._all.add(conn)
+        return conn
+
+    def _drop(self, conn: smtplib.SMTP) -> None:
+        self._local.conn = None
+        with self._lock:
+            self._all.discard(conn)
+        try:
+            conn.close()
+        except OSError:
+            pass
+
+    def send(self, message: Message) -> SendResult:
+        email = build_email(message, self.sender_name)
+        envelope_from = verp_address(message.sender, message.correlation_id)
+        try:
+            conn = self._connection()
+        except smtplib.SMTPAuthenticationError as error:
+            return SendResult.refused("the SMTP server refused our login: "
+                                      + _reply(error.smtp_code, error.smtp_error))
+        except (smtplib.SMTPException, OSError, socket.timeout) as error:
+            return SendResult.deferred(f"cannot reach the SMTP server {self.host}:{self.port}: "
+                                       f"{error}")
+        try:
+            conn.send_message(email, from_addr=envelope_from, to_addrs=[message.to])
+        except smtplib.SMTPRecipientsRefused as error:
+            code, text = next(iter(error.recipients.values()))
+            return self._refusal(code, text, on_permanent=SendResult.bounced)
+        except smtplib.SMTPSenderRefused as error:
+            return self._refusal(error.smtp_code, error.smtp_error,
+                                 on_permanent=SendResult.refused)
+        except smtplib.SMTPResponseException as error:
+            self._reset(conn)
+            return self._refusal(error.smtp_code, error.smtp_error,
+                                 on_permanent=SendResult.bounced)
+        except (smtplib.SMTPException, OSError) as error:
+            self._drop(conn)
+            return SendResult.deferred(f"the SMTP connection failed: {error}")
+        return SendResult.accepted(message_id=email["Message-ID"])
+
+    def _reset(self, conn: smtplib.SMTP) -> None:
+        try:
+            conn.rset()
+        except (smtplib.SMTPException, OSError):
+            self._drop(conn)
+
+    @staticmethod
+    def _refusal(code: int, text: bytes | str, on_permanent) -> SendResult:
+        reply = _reply(code, text)
+        if 500 <= code < 600:
+            return on_permanent(reply)
+        # 4xx: try again later; a refusal that lasts past the retries is a bounce.
+        return SendResult.deferred(reply, give_up_as="bounced")
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = list(self._all), set()
+        for conn in conns:
+            try:
+                conn.quit()
+            except (smtplib.SMTPException, OSError):
+                conn.close()
+
+
+@hookimpl
+def helpdesk_providers(config):
+    return [SmtpProvider(config)]

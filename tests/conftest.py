@@ -1,0 +1,141 @@
+"""Fixtures: an app on SQLite (a fresh file per test) or on PostgreSQL when
+HELPDESK_TEST_DATABASE_URL is set (tables emptied between tests), the queue run in-line, and a
+real SMTP sink on loopback."""
+from __future__ import annotations
+
+import os
+
+import pytest
+from sqlalchemy import text
+
+from helpdesk import create_app
+from helpdesk.auth import create_token, create_user
+from helpdesk.models import db
+from helpdesk.sink import SmtpSink
+
+PG_URL = os.environ.get("HELPDESK_TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("HELPDESK_TEST_REDIS_URL")
+TYPO_DOMAINS = ("gmial.com", "hotmial.com")
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture
+def sink():
+    with SmtpSink(refuse_domains=TYPO_DOMAINS, defer_domains=("greylist.example",)) as s:
+        yield s
+
+
+def make_app(tmp_path, sink: SmtpSink | None = None, **overrides):
+    config = {
+        "TESTING": True,
+        "INSTANCE_PATH": str(tmp_path / "instance"),
+        "SECRET_KEY": "test-secret",
+        "DATABASE_URL": PG_URL or f"sqlite:///{tmp_path / 'helpdesk.db'}",
+        "QUEUE_URL": "immediate",
+        "WTF_CSRF_ENABLED": False,
+        "RATELIMIT_ENABLED": False,
+        "BASE_URL": "http://localhost",
+        "SENDER": "credentials@issuer.example",
+        "SEND_RETRY_DELAY": 0.01,
+        "SEND_RETRIES": 2,
+        "SMTP_TIMEOUT": 5,
+    }
+    if sink is not None:
+        config.update(SMTP_HOST=sink.host, SMTP_PORT=sink.port)
+    config.update(overrides)
+    return create_app(config)
+
+
+def _empty_database() -> None:
+    if db.engine.dialect.name == "postgresql":
+        db.create_all()
+        names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+        db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        db.session.commit()
+    else:
+        db.create_all()
+
+
+@pytest.fixture
+def app_factory(tmp_path, request):
+    """Build apps with extra settings; each gets an empty database."""
+    made = []
+
+    def factory(sink: SmtpSink | None = None, **overrides):
+        app = make_app(tmp_path, sink, **overrides)
+        with app.app_context():
+            _empty_database()
+        made.append(app)
+        return app
+
+    yield factory
+    from helpdesk.plugins import reset_providers
+
+    for app in made:
+        with app.app_context():
+            reset_providers(app)
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory, sink):
+    app = app_factory(sink)
+    with app.app_context():
+        yield app
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def agent(app):
+    return create_user("agent@issuer.example", PASSWORD, "agent")
+
+
+@pytest.fixture
+def admin(app):
+    return create_user("admin@issuer.example", PASSWORD, "admin")
+
+
+def sign_in(client, user) -> None:
+    with client.session_transaction() as session:
+        session["_user_id"] = str(user.id)
+        session["_fresh"] = True
+
+
+@pytest.fixture
+def agent_client(client, agent):
+    sign_in(client, agent)
+    return client
+
+
+@pytest.fixture
+def admin_client(app, admin):
+    client = app.test_client()
+    sign_in(client, admin)
+    return client
+
+
+@pytest.fixture
+def token(app, agent):
+    return create_token(agent)
+
+
+@pytest.fixture
+def api(client, token):
+    """The test client with the agent's Bearer token on every request."""
+
+    class Api:
+        def __getattr__(self, method):
+            call = getattr(client, method)
+
+            def with_token(*args, headers=None, **kwargs):
+                headers = {"Authorization": f"Bearer {token}", **(headers or {})}
+                return call(*args, headers=headers, **kwargs)
+
+            return with_token
+
+    return Api()
