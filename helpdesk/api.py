@@ -1,14 +1,208 @@
 """The JSON API under ``/api/v1``: Bearer tokens (``helpdesk tokens create``); errors are
-``{"error": "..."}`` with the right 4xx code."""
+``{"error": "..."}`` with the right 4xx code. ``/openapi.json`` describes every route
+(``helpdesk.openapi``)."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from datetime import datetime
+from typing import Any
 
+from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import selectinload
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+
+from . import delivery, plugins
 from .auth import public
+from .credentials import CredentialError, create_credential
+from .models import Credential, Delivery, Recipient, db
 from .status import STATUSES
+from .validation import EmailCheck, check_email
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
+MAX_PER_PAGE = 200
+MAX_BATCH_CHECKS = 1000
+# The model's column sizes: longer input is refused, never cut short.
+MAX_TITLE = 300
+MAX_NAME = 300
+MAX_EMAIL = 320
+MAX_ID = 2**31 - 1  # the largest integer key; beyond it a database errors instead of not finding
+MAX_PAGE = 10**7
+CREDENTIAL_FIELDS = {"title", "state", "scheduled_at", "send_email", "recipients", "allow_typos"}
+RECIPIENT_FIELDS = {"name", "email"}
+
+
+# --- errors: always JSON ----------------------------------------------------------------------
+
+def _error(message: str, status: int, **extra: Any) -> Response:
+    response = jsonify(error=message, **extra)
+    response.status_code = status
+    return response
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> Response:
+    response = _error(error.description or error.name, error.code or 500)
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+    return response
+
+
+@bp.before_app_request
+def _api_routing_errors() -> Response | None:
+    """An unknown path or method under /api/ never reaches the blueprint's error handlers (no
+    endpoint matched), so answer those in JSON here; the pages keep their own error pages."""
+    error = request.routing_exception
+    if isinstance(error, (NotFound, MethodNotAllowed)) and request.path.startswith("/api/"):
+        if isinstance(error, NotFound):
+            error = NotFound(f"no API route {request.path}")
+        return _http_error(error)
+    return None
+
+
+# --- reading request bodies -------------------------------------------------------------------
+
+def _json_object(empty_is_ok: bool = False) -> dict[str, Any]:
+    if empty_is_ok and not request.get_data(cache=True):
+        return {}
+    if not request.is_json:
+        abort(415, "send a JSON body with Content-Type: application/json")
+    body = request.get_json(silent=True)
+    if body is None and request.get_data(cache=True).strip() != b"null":
+        abort(400, "the body is not valid JSON")
+    if not isinstance(body, dict):
+        abort(400, "the body must be a JSON object")
+    return body
+
+
+def _refuse_unknown_fields(obj: dict, allowed: set[str], where: str) -> None:
+    unknown = sorted(set(obj) - allowed)
+    if unknown:
+        abort(400, f"unknown field {where}{unknown[0]!r}; expected: {', '.join(sorted(allowed))}")
+
+
+def _text(value: Any, field: str, max_length: int, *, required: bool = True) -> str:
+    if not isinstance(value, str):
+        abort(400, f"{field} must be a string, not {_json_type(value)}")
+    if required and not value.strip():
+        abort(400, f"{field} must not be empty")
+    if len(value) > max_length:
+        abort(400, f"{field} is longer than {max_length} characters")
+    if "\x00" in value:
+        abort(400, f"{field} contains a NUL character")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def _boolean(body: dict, field: str, default: bool) -> bool:
+    value = body.get(field, default)
+    if not isinstance(value, bool):
+        abort(400, f"{field} must be true or false, not {_json_type(value)}")
+    return value
+
+
+def _timestamp(value: Any, field: str) -> datetime:
+    text = _text(value, field, 64)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        abort(400, f"{field} must be an ISO 8601 date and time, e.g. 2026-12-01T09:00:00Z, "
+                   f"not {text!r}")
+    if moment.tzinfo is None:
+        abort(400, f"{field} needs a time zone, e.g. 2026-12-01T09:00:00Z")
+    return moment
+
+
+def _credential_input(body: dict) -> dict[str, Any]:
+    """The arguments of ``create_credential``, from a request body checked strictly."""
+    _refuse_unknown_fields(body, CREDENTIAL_FIELDS, "")
+    if "title" not in body:
+        abort(400, "title is required")
+    state = body.get("state", "draft")
+    if state not in ("draft", "scheduled", "published"):
+        abort(400, f"state must be draft, scheduled or published, not {state!r}")
+    scheduled_at = body.get("scheduled_at")
+    if scheduled_at is not None:
+        scheduled_at = _timestamp(scheduled_at, "scheduled_at")
+    elif state == "scheduled":
+        abort(400, "a scheduled credential needs scheduled_at")
+    recipients = body.get("recipients", [])
+    if not isinstance(recipients, list):
+        abort(400, f"recipients must be an array, not {_json_type(recipients)}")
+    cleaned = []
+    for index, item in enumerate(recipients):
+        where = f"recipients[{index}]"
+        if not isinstance(item, dict):
+            abort(400, f"{where} must be an object with name and email, not {_json_type(item)}")
+        _refuse_unknown_fields(item, RECIPIENT_FIELDS, f"{where}.")
+        if "name" not in item:
+            abort(400, f"{where}.name is required")
+        name = _text(item["name"], f"{where}.name", MAX_NAME, required=False)
+        email = item.get("email")
+        if email is not None:
+            email = _text(email, f"{where}.email", MAX_EMAIL, required=False)
+        cleaned.append({"name": name, "email": email})
+    return {"title": _text(body["title"], "title", MAX_TITLE), "recipients": cleaned,
+            "state": state, "scheduled_at": scheduled_at,
+            "send_email": _boolean(body, "send_email", True)}
+
+
+# --- shapes -----------------------------------------------------------------------------------
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
+
+
+def recipient_json(recipient: Recipient) -> dict[str, Any]:
+    return {"id": recipient.id, "credential_id": recipient.credential_id,
+            "name": recipient.name, "email": recipient.email,
+            "email_error": recipient.email_error, "status": recipient.status,
+            "status_label": STATUSES[recipient.status].label,
+            "updated_at": _iso(recipient.updated_at)}
+
+
+def delivery_json(sent: Delivery) -> dict[str, Any]:
+    return {"id": sent.id, "email": sent.email, "provider": sent.provider, "kind": sent.kind,
+            "status": sent.status, "created_at": _iso(sent.created_at),
+            "events": [{"type": e.type, "occurred_at": _iso(e.occurred_at),
+                        "reason": e.reason or e.mta_response} for e in sent.events]}
+
+
+def credential_json(credential: Credential) -> dict[str, Any]:
+    return {"id": credential.id, "title": credential.title, "state": credential.state.value,
+            "scheduled_at": _iso(credential.scheduled_at), "send_email": credential.send_email,
+            "recipients": [recipient_json(r) for r in credential.recipients]}
+
+
+def email_check_json(check: EmailCheck) -> dict[str, Any]:
+    return {"input": check.input, "valid": check.valid, "normalized": check.normalized,
+            "error": check.error, "suggestion": check.suggestion,
+            "confidence": check.confidence}
+
+
+def _known_domains() -> list[str]:
+    return [domain for offered in plugins.hook().helpdesk_known_domains() for domain in offered]
+
+
+def _check(address: str, known_domains: list[str]) -> EmailCheck:
+    return check_email(address, known_domains=known_domains,
+                       check_deliverability=bool(current_app.config["CHECK_DELIVERABILITY"]))
+
+
+# --- routes -----------------------------------------------------------------------------------
 
 @bp.route("/statuses")
 @public
@@ -18,3 +212,180 @@ def statuses():
                      "tips": [{"title": t.title, "text": t.text, "action": t.action}
                               for t in s.tips]}
                     for s in STATUSES.values()])
+
+
+@bp.route("/credentials", methods=["POST"])
+def create():
+    """Create a credential; likely typos in addresses are answered 422 before anything is
+    written or sent, unless the request says ``allow_typos``."""
+    body = _json_object()
+    arguments = _credential_input(body)
+    if not _boolean(body, "allow_typos", False):
+        known = _known_domains()
+        typos = []
+        for index, item in enumerate(arguments["recipients"]):
+            if item["email"] and item["email"].strip():
+                suggestion = _check(item["email"], known).suggestion
+                if suggestion:
+                    typos.append({"index": index, "email": item["email"],
+                                  "suggestion": suggestion})
+        if typos:
+            return _error(f"{len(typos)} address(es) look mistyped; fix them, or send "
+                          "\"allow_typos\": true to keep them as they are", 422, typos=typos)
+    try:
+        credential = create_credential(**arguments)
+    except CredentialError as error:
+        db.session.rollback()
+        abort(400, str(error))
+    response = jsonify(credential_json(credential))
+    response.status_code = 201
+    response.headers["Location"] = url_for(".credential", credential_id=credential.id)
+    return response
+
+
+def _get(model, object_id: int, what: str):
+    found = db.session.get(model, object_id) if object_id <= MAX_ID else None
+    if found is None:
+        abort(404, f"no {what} {object_id}")
+    return found
+
+
+@bp.route("/credentials/<int:credential_id>")
+def credential(credential_id: int):
+    return jsonify(credential_json(_get(Credential, credential_id, "credential")))
+
+
+@bp.route("/credentials/<int:credential_id>/publish", methods=["POST"])
+def publish(credential_id: int):
+    """Publish now; when the credential sends email, its recipients' emails are queued."""
+    found = _get(Credential, credential_id, "credential")
+    delivery.publish(found)
+    return jsonify(credential_json(found)), 202
+
+
+@bp.route("/credentials/<int:credential_id>/resend", methods=["POST"])
+def resend_credential(credential_id: int):
+    body = _json_object()
+    _refuse_unknown_fields(body, {"status"}, "")
+    status = body.get("status")
+    if status not in STATUSES:
+        abort(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+    _get(Credential, credential_id, "credential")
+    return jsonify(queued=delivery.resend_in_status(credential_id, status)), 202
+
+
+@bp.route("/domains/<domain>/resend", methods=["POST"])
+def resend_domain(domain: str):
+    """Resend to the bounced recipients at a domain (after its IT allowlisted the sender)."""
+    return jsonify(queued=delivery.resend_bounced_at_domain(domain)), 202
+
+
+def _positive_int(name: str, default: int | None, maximum: int | None = None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        abort(400, f"{name} must be a whole number from 1, not {raw!r}")
+    value = int(raw)
+    if maximum is not None and value > maximum:
+        abort(400, f"{name} must be at most {maximum}")
+    return value
+
+
+@bp.route("/recipients")
+def recipients():
+    """A page of recipients matching the filters, the total, and the count in each status for
+    the same filters without the status one (two queries: the page and one GROUP BY)."""
+    page = _positive_int("page", 1, MAX_PAGE)
+    per_page = _positive_int("per_page", int(current_app.config["PAGE_SIZE"]), MAX_PER_PAGE)
+    status = request.args.get("status")
+    if status is not None and status not in STATUSES:
+        abort(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+    filters = []
+    credential_id = _positive_int("credential_id", None, MAX_ID)
+    if credential_id is not None:
+        filters.append(Recipient.credential_id == credential_id)
+    domain = request.args.get("domain", "").strip().lower()
+    if domain:
+        filters.append(Recipient.email_domain == domain)
+    q = request.args.get("q", "").strip()
+    if q:
+        if len(q) > MAX_EMAIL or "\x00" in q:
+            abort(400, f"q must be at most {MAX_EMAIL} characters of text")
+        # An email prefix can use the email index; a name matches anywhere in it.
+        filters.append(or_(Recipient.email.startswith(q, autoescape=True),
+                           Recipient.email.startswith(q.lower(), autoescape=True),
+                           func.lower(Recipient.name).contains(q.lower(), autoescape=True)))
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update(db.session.execute(select(Recipient.status, func.count()).where(*filters)
+                                     .group_by(Recipient.status)).all())
+    if status is not None:
+        filters.append(Recipient.status == status)
+    total = counts[status] if status is not None else sum(counts.values())
+    items = db.session.scalars(select(Recipient).where(*filters).order_by(Recipient.id)
+                               .limit(per_page).offset((page - 1) * per_page)).all()
+    return jsonify(items=[recipient_json(r) for r in items], total=total, counts=counts,
+                   page=page, per_page=per_page)
+
+
+@bp.route("/recipients/<int:recipient_id>")
+def recipient(recipient_id: int):
+    found = db.session.scalar(select(Recipient).where(Recipient.id == recipient_id).options(
+        selectinload(Recipient.deliveries).selectinload(Delivery.events))) \
+        if recipient_id <= MAX_ID else None
+    if found is None:
+        abort(404, f"no recipient {recipient_id}")
+    return jsonify({**recipient_json(found),
+                    "deliveries": [delivery_json(d) for d in found.deliveries]})
+
+
+@bp.route("/recipients/<int:recipient_id>/resend", methods=["POST"])
+def resend(recipient_id: int):
+    """Send again, optionally to a corrected address; the earlier deliveries stay."""
+    body = _json_object(empty_is_ok=True)
+    _refuse_unknown_fields(body, {"email"}, "")
+    email = body.get("email")
+    if email is not None:
+        email = _text(email, "email", MAX_EMAIL)
+    found = _get(Recipient, recipient_id, "recipient")
+    try:
+        delivery.resend(found, email)
+    except ValueError as error:
+        db.session.rollback()
+        abort(400, f"not sent: {error}")
+    db.session.refresh(found)
+    return jsonify(recipient_json(found)), 202
+
+
+@bp.route("/email/check", methods=["POST"])
+def email_check():
+    """Check one address (``{"email": ...}``) or several (``{"emails": [...]}``, a list back)."""
+    body = _json_object()
+    _refuse_unknown_fields(body, {"email", "emails"}, "")
+    known = _known_domains()
+    if ("email" in body) == ("emails" in body):
+        abort(400, "send either email (one address) or emails (an array of addresses)")
+    if "email" in body:
+        return jsonify(email_check_json(_check(_text(body["email"], "email", MAX_EMAIL,
+                                                     required=False), known)))
+    emails = body["emails"]
+    if not isinstance(emails, list):
+        abort(400, f"emails must be an array, not {_json_type(emails)}")
+    if len(emails) > MAX_BATCH_CHECKS:
+        abort(400, f"at most {MAX_BATCH_CHECKS} addresses per request")
+    return jsonify([email_check_json(_check(
+        _text(address, f"emails[{index}]", MAX_EMAIL, required=False), known))
+        for index, address in enumerate(emails)])
+
+
+@public
+def openapi_document():
+    from .openapi import openapi_spec
+
+    return jsonify(openapi_spec())
+
+
+@bp.record_once
+def _serve_spec(state) -> None:
+    # The spec lives at the top, beside the API it describes rather than under its prefix.
+    state.app.add_url_rule("/openapi.json", "openapi", openapi_document)

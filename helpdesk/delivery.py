@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from . import events, plugins, queue
 from .mail import CORRELATION_HEADER, Message, ProviderEvent, SendResult
 from .models import Credential, CredentialState, Delivery, Recipient, db, utcnow
-from .status import NOT_OPENED, SENDING
+from .status import BOUNCED, NOT_OPENED, SENDING, STATUSES
 
 # Deliveries go to the queue in chunks, so that one task reuses one provider connection.
 BATCH_SIZE = 100
@@ -75,17 +75,55 @@ def queue_deliveries(recipients: Sequence[Recipient], kind: str = "send",
 
 def resend(recipient: Recipient, email: str | None = None, kind: str = "resend") -> Delivery:
     """Send again, optionally to a corrected address (which becomes the recipient's address).
-    The earlier deliveries stay on the timeline."""
+    The earlier deliveries stay on the timeline. Raises ValueError, changing nothing, when the
+    new address is malformed or there is no usable address."""
     if email and email != recipient.email:
-        from .recipients import set_email
+        from .recipients import email_problem, set_email
 
+        problem = email_problem(email)[2]
+        if problem:
+            raise ValueError(problem)
         set_email(recipient, email)
     if not sendable(recipient):
         raise ValueError(recipient.email_error or "the recipient has no email address")
-    if not recipient.credential.published:
-        recipient.credential.state = CredentialState.published
-        recipient.credential.published_at = utcnow()
+    _publish_for_resend([recipient])
     return queue_deliveries([recipient], kind=kind)[0]
+
+
+def _publish_for_resend(recipients: Sequence[Recipient]) -> None:
+    """Sending a recipient of a draft or scheduled credential publishes the credential."""
+    for credential in {r.credential for r in recipients}:
+        if not credential.published:
+            credential.state = CredentialState.published
+            credential.published_at = utcnow()
+
+
+def resend_many(recipients: Sequence[Recipient]) -> int:
+    """Resend to each recipient with a usable address; returns how many were queued."""
+    usable = [r for r in recipients if sendable(r)]
+    if not usable:
+        return 0
+    _publish_for_resend(usable)
+    queue_deliveries(usable, kind="resend")
+    return len(usable)
+
+
+def resend_in_status(credential_id: int, status: str) -> int:
+    """Resend to every recipient of a credential in one status (e.g. all ``bounced`` after the
+    sender was allowlisted). Returns how many were queued."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+    return resend_many(db.session.scalars(select(Recipient).where(
+        Recipient.credential_id == credential_id, Recipient.status == status)
+        .order_by(Recipient.id)).all())
+
+
+def resend_bounced_at_domain(domain: str) -> int:
+    """Resend to every bounced recipient at a domain (once its IT allowlisted the sender).
+    Returns how many were queued."""
+    return resend_many(db.session.scalars(select(Recipient).where(
+        Recipient.email_domain == domain.strip().lower(), Recipient.status == BOUNCED)
+        .order_by(Recipient.id)).all())
 
 
 def nudge_due(now: datetime | None = None) -> int:
