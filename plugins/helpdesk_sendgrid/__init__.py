@@ -1,0 +1,137 @@
+"""The SendGrid provider: sends through the v3 mail-send API and reads the signed Event Webhook
+(``helpdesk_sendgrid.webhook``).
+
+A send is one personalization per recipient whose ``custom_args`` carry ``helpdesk_delivery``,
+so every event SendGrid reports about it names the delivery. SendGrid answers 202 when it takes
+the message; any other 4xx but 429 is a refusal for good (a bad request, a bad key); 429, 5xx,
+timeouts and dropped connections are transient, and the queue retries them with backoff.
+"""
+from __future__ import annotations
+
+import threading
+from typing import Any, Mapping
+
+import requests
+
+from helpdesk import hookimpl
+from helpdesk.mail import CORRELATION_VARIABLE, Message, SendResult
+
+from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_events, verify_signature
+
+
+def mail_send_body(message: Message, sender_name: str = "") -> dict[str, Any]:
+    """The v3 mail-send JSON for one message."""
+    to = {"email": message.to}
+    if message.to_name:
+        to["name"] = message.to_name
+    sender = {"email": message.sender}
+    if sender_name:
+        sender["name"] = sender_name
+    body: dict[str, Any] = {
+        "personalizations": [{
+            "to": [to],
+            "custom_args": {CORRELATION_VARIABLE: message.correlation_id},
+        }],
+        "from": sender,
+        "subject": message.subject,
+        # SendGrid requires text/plain before text/html.
+        "content": [{"type": "text/plain", "value": message.text},
+                    {"type": "text/html", "value": message.html}],
+        "tracking_settings": {"open_tracking": {"enable": True}},
+    }
+    if message.headers:
+        body["headers"] = dict(message.headers)
+    return body
+
+
+def error_messages(response: requests.Response) -> str:
+    """SendGrid's own explanation of a refusal (``errors[].message``), else the raw text."""
+    try:
+        errors = response.json().get("errors")
+    except (ValueError, AttributeError):
+        errors = None
+    if isinstance(errors, list):
+        parts = []
+        for error in errors:
+            if isinstance(error, dict) and error.get("message"):
+                field = f" ({error['field']})" if error.get("field") else ""
+                parts.append(f"{error['message']}{field}")
+        if parts:
+            return "; ".join(parts)
+    return " ".join(response.text.split())[:500] or response.reason or ""
+
+
+class SendgridProvider:
+    """One HTTP session per thread, reused for every message that thread sends (a batch costs
+    one TLS handshake)."""
+
+    name = "sendgrid"
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.api_url = config.get("SENDGRID_API_URL") or "https://api.sendgrid.com/v3/mail/send"
+        self._api_key = config.get("SENDGRID_API_KEY") or ""
+        self.public_key = config.get("SENDGRID_WEBHOOK_PUBLIC_KEY")
+        self.tolerance = float(config.get("WEBHOOK_TOLERANCE_SECONDS") or 600)
+        self.timeout = float(config.get("SEND_TIMEOUT") or 20)
+        self.sender_name = config.get("SENDER_NAME") or ""
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never show the API key
+        return f"<SendgridProvider {self.api_url}>"
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers.update({"Authorization": f"Bearer {self._api_key}",
+                                    "User-Agent": "helpdesk-sendgrid"})
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def send(self, message: Message) -> SendResult:
+        if not self._api_key:
+            return SendResult.refused("HELPDESK_SENDGRID_API_KEY is not set")
+        try:
+            response = self._session().post(self.api_url, json=mail_send_body(
+                message, self.sender_name), timeout=self.timeout, allow_redirects=False)
+        except requests.Timeout:
+            return SendResult.deferred(f"SendGrid did not answer within {self.timeout:g} s")
+        except requests.RequestException as error:
+            # The exception text names the URL, never the Authorization header.
+            return SendResult.deferred(f"cannot reach SendGrid: {type(error).__name__}: {error}")
+        status = response.status_code
+        if 200 <= status < 300:
+            return SendResult.accepted(message_id=response.headers.get("X-Message-Id"))
+        detail = error_messages(response)
+        if status == 429:
+            return SendResult.deferred(f"SendGrid rate limit (HTTP 429): {detail}")
+        if 400 <= status < 500:
+            return SendResult.refused(f"SendGrid refused the message (HTTP {status}): {detail}")
+        return SendResult.deferred(f"SendGrid is unavailable (HTTP {status}): {detail}")
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
+        """Raise unless the request carries SendGrid's valid, fresh signature. SendGrid signs
+        no one-time token, so there is no nonce to return: replays are harmless because
+        ingest dedupes on ``sg_event_id``."""
+        verify_signature(self.public_key, headers.get(TIMESTAMP_HEADER),
+                         headers.get(SIGNATURE_HEADER), raw_body, tolerance=self.tolerance)
+        return None
+
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes):
+        return parse_events(raw_body)
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
+
+
+@hookimpl
+def helpdesk_providers(config):
+    return [SendgridProvider(config)]
