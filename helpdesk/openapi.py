@@ -58,10 +58,11 @@ SCHEMAS: dict[str, Any] = {
                                               "opened"]},
         "created_at": TIMESTAMP,
         "events": {"type": "array", "items": _ref("DeliveryEvent")}}),
-    "RecipientDetail": {"allOf": [_ref("Recipient"), {
-        "type": "object", "required": ["deliveries"],
-        "properties": {"deliveries": {"type": "array", "items": _ref("Delivery"),
-                                      "description": "oldest first"}}}]},
+}
+SCHEMAS["RecipientDetail"] = _object({
+    **SCHEMAS["Recipient"]["properties"],
+    "deliveries": {"type": "array", "items": _ref("Delivery"), "description": "oldest first"}})
+SCHEMAS |= {
     "RecipientPage": _object({
         "items": {"type": "array", "items": _ref("Recipient")},
         "total": {"type": "integer", "minimum": 0},
