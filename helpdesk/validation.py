@@ -119,7 +119,6 @@ COUNTRY_VARIANT = 5  # choosing yahoo.cn rather than yahoo.com
 
 MARGIN = 3  # a runner-up closer than this to the best candidate means no suggestion
 BROKEN_ENDING_BUDGET = 10  # what may be spent repairing an ending that is not real
-MAX_EDITS = 2  # candidates are looked up within this many edits
 
 
 def name_budget(name: str) -> int:
@@ -180,6 +179,10 @@ def _neighbouring_keys() -> frozenset[tuple[str, str]]:
 
 _NEIGHBOURS = _neighbouring_keys()
 _SEPARATORS = ".-"
+_SUBSTITUTION_COSTS = {
+    **{pair: NEIGHBOUR_KEY for pair in _NEIGHBOURS},
+    **{(a, b): SEPARATOR for a in _SEPARATORS for b in _SEPARATORS if a != b},
+}
 
 
 def typing_cost(typed: str, intended: str, *, first_letter_matters: bool = True) -> int:
@@ -197,32 +200,31 @@ def typing_cost(typed: str, intended: str, *, first_letter_matters: bool = True)
         typed_end -= 1
         intended_end -= 1
 
-    def surcharge(position: int) -> int:
-        return FIRST_LETTER if first_letter_matters and position == 0 else 0
-
-    extra = [_extra_cost(typed, j) + surcharge(j) for j in range(start, typed_end)]
-    width = typed_end - start
-    previous = [0] * (width + 1)
-    for k in range(1, width + 1):
-        previous[k] = previous[k - 1] + extra[k - 1]
-    before_previous: list[int] = []
+    first_letter = FIRST_LETTER if first_letter_matters and start == 0 else 0
+    extra = [_extra_cost(typed, j) for j in range(start, typed_end)]
+    if extra:
+        extra[0] += first_letter
+    previous = [0]
+    for cost in extra:
+        previous.append(previous[-1] + cost)
+    before_previous = previous
     for i in range(start, intended_end):
         letter = intended[i]
-        missing = _missing_cost(intended, i) + surcharge(i)
+        surcharge = first_letter if i == 0 else 0
+        missing = _missing_cost(intended, i) + surcharge
         current = [previous[0] + missing]
-        for k in range(1, width + 1):
-            j = start + k - 1
+        for k, extra_cost in enumerate(extra):
+            j = start + k
             typed_letter = typed[j]
-            if letter == typed_letter:
-                best = previous[k - 1]
-            else:
-                best = previous[k - 1] + _substitution_cost(letter, typed_letter) + surcharge(i)
-            best = min(best, previous[k] + missing, current[k - 1] + extra[k - 1])
-            if k > 1 and i > start and letter == typed[j - 1] and intended[i - 1] == typed_letter:
-                best = min(best, before_previous[k - 2] + SWAPPED)
+            best = previous[k]
+            if letter != typed_letter:
+                best += _SUBSTITUTION_COSTS.get((letter, typed_letter), ARBITRARY) + surcharge
+            best = min(best, previous[k + 1] + missing, current[k] + extra_cost)
+            if k and i > start and letter == typed[j - 1] and intended[i - 1] == typed_letter:
+                best = min(best, before_previous[k - 1] + SWAPPED)
             current.append(best)
         before_previous, previous = previous, current
-    return previous[width]
+    return previous[-1]
 
 
 def _extra_cost(typed: str, position: int) -> int:
@@ -248,37 +250,32 @@ def _missing_cost(intended: str, position: int) -> int:
     return DROPPED
 
 
-def _substitution_cost(intended: str, typed: str) -> int:
-    if intended in _SEPARATORS and typed in _SEPARATORS:
-        return SEPARATOR
-    if (intended, typed) in _NEIGHBOURS:
-        return NEIGHBOUR_KEY
-    return ARBITRARY
+def edits_considered(word: str) -> int:
+    """How many edits away candidates are looked for: one for short words, whose budgets allow
+    no more (two edits rewrite most of a short ending), two for longer ones."""
+    return 1 if len(word) <= 5 else 2
 
 
 def _deletions(word: str) -> set[str]:
-    """``word`` and every string made from it by deleting up to MAX_EDITS characters."""
+    """``word`` and every string made from it by deleting up to edits_considered(word) letters."""
     found = frontier = {word}
-    for _ in range(MAX_EDITS):
+    for _ in range(edits_considered(word)):
         frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
         found = found | frontier
     return found
 
 
 class _NearIndex:
-    """Finds the words within MAX_EDITS edits of a word without comparing it to all of them
-    (symmetric deletion: two such words share a string obtained by deleting from both)."""
+    """Finds the words within a few edits of a word without comparing it to all of them
+    (symmetric deletion: such words share a string obtained by deleting letters from both)."""
 
     def __init__(self, words: Iterable[str]):
         self._words_by_deletion: dict[str, set[str]] = defaultdict(set)
         for word in words:
             for deletion in _deletions(word):
                 self._words_by_deletion[deletion].add(word)
-        self._longest = max((len(key) for key in self._words_by_deletion), default=0)
 
     def near(self, word: str) -> set[str]:
-        if len(word) > self._longest + MAX_EDITS:
-            return set()
         found: set[str] = set()
         for deletion in _deletions(word):
             found |= self._words_by_deletion.get(deletion, set())
@@ -515,9 +512,5 @@ class DomainSuggester:
                     )
         for real_ending in _repair_endings().near(ending):
             score = cost + typing_cost(ending, real_ending, first_letter_matters=False)
-            candidates.add(
-                f"{name}.{real_ending}",
-                score + ending_prior(real_ending),
-                _REPAIR,
-                score <= BROKEN_ENDING_BUDGET,
-            )
+            score += ending_prior(real_ending)
+            candidates.add(f"{name}.{real_ending}", score, _REPAIR, score <= BROKEN_ENDING_BUDGET)
