@@ -92,12 +92,19 @@ def _load_user_from_token(req) -> User | None:
 
 
 def _require_login() -> object:
+    # Who is signed in is decided by this request's own cookie or token, even where an app
+    # context outlives a request (tests, CLI tools calling views).
+    g.pop("_login_user", None)
+    g.pop("api_token", None)
     view = current_app.view_functions.get(request.endpoint or "")
     if request.endpoint in (None, "static") or getattr(view, "helpdesk_public", False):
         return None
+    api = request.path.startswith("/api/")
     if current_user.is_authenticated:
-        return None
-    if request.path.startswith("/api/"):
+        # The API's changes need a token: a browser's cookie would let another site forge them.
+        if not api or request.method in ("GET", "HEAD", "OPTIONS") or g.get("api_token"):
+            return None
+    if api:
         response = jsonify(error="authentication required: send Authorization: Bearer <token>")
         response.status_code = 401
         response.headers["WWW-Authenticate"] = "Bearer"

@@ -1,0 +1,66 @@
+"""`helpdesk demo` on a fresh instance: one command serves the app with demo data whose bounces,
+not-opened and opened recipients come from real SMTP traffic."""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from helpdesk.sink import free_port
+
+
+@pytest.fixture
+def demo(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
+    env["HELPDESK_DATABASE_URL"] = f"sqlite:///{tmp_path / 'demo.db'}"
+    env["HELPDESK_QUEUE_URL"] = str(tmp_path / "queue.db")
+    proc = subprocess.Popen([str(Path(sys.executable).parent / "helpdesk"), "demo", "--port",
+                             str(port)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        lines.append(line)
+        if "Press Ctrl+C" in line or proc.poll() is not None:
+            break
+    output = "".join(lines)
+    login = re.search(r"Sign in\s+(\S+)\s+/\s+(\S+)", output)
+    assert login, output
+    yield f"http://127.0.0.1:{port}", login.group(1), login.group(2)
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_demo_serves_real_statuses(demo):
+    base, email, password = demo
+    session = requests.Session()
+    page = session.get(f"{base}/login")
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
+    signed_in = session.post(f"{base}/login", data={"email": email, "password": password,
+                                                    "csrf_token": csrf})
+    assert signed_in.status_code == 200 and "Sign out" in signed_in.text
+
+    def statuses() -> set[str]:
+        listing = session.get(f"{base}/api/v1/recipients", params={"per_page": 200})
+        assert listing.status_code == 200, listing.text
+        return {item["status"] for item in listing.json()["items"]}
+
+    all_six = {"bounced", "not_opened", "opened", "sending", "not_sent", "not_provided"}
+    deadline = time.monotonic() + 60
+    while statuses() != all_six and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert statuses() == all_six
+    outbox = session.get(f"{base}/outbox")
+    assert outbox.status_code == 200 and "Your credential" in outbox.text
