@@ -10,7 +10,7 @@ from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from . import auth, plugins, queue
+from . import auth, plugins, queue, security
 from .models import db
 
 
@@ -38,6 +38,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     plugins.init_app(app)
     queue.init_app(app)
     auth.init_app(app)
+    security.init_app(app)
 
     from . import views
 
