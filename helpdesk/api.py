@@ -9,7 +9,7 @@ from typing import Any
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
-from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.exceptions import HTTPException
 
 from . import delivery, plugins
 from .auth import public
@@ -42,22 +42,9 @@ def _error(message: str, status: int, **extra: Any) -> Response:
 
 @bp.errorhandler(HTTPException)
 def _http_error(error: HTTPException) -> Response:
-    response = _error(error.description or error.name, error.code or 500)
-    if isinstance(error, MethodNotAllowed) and error.valid_methods:
-        response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
-    return response
-
-
-@bp.before_app_request
-def _api_routing_errors() -> Response | None:
-    """An unknown path or method under /api/ never reaches the blueprint's error handlers (no
-    endpoint matched), so answer those in JSON here; the pages keep their own error pages."""
-    error = request.routing_exception
-    if isinstance(error, (NotFound, MethodNotAllowed)) and request.path.startswith("/api/"):
-        if isinstance(error, NotFound):
-            error = NotFound(f"no API route {request.path}")
-        return _http_error(error)
-    return None
+    # Unknown paths and methods under /api/ match no route of ours: helpdesk.views.errors
+    # answers those in JSON too.
+    return _error(error.description or error.name, error.code or 500)
 
 
 # --- reading request bodies -------------------------------------------------------------------
