@@ -66,9 +66,20 @@ def message(to="ann@valley.example", correlation_id="c0ffee" * 5 + "00") -> Mess
                    headers={"X-Helpdesk-Delivery": correlation_id})
 
 
-def provider_for(api: FakeSendgrid, **config) -> SendgridProvider:
-    return SendgridProvider({"SENDGRID_API_URL": api.url, "SENDGRID_API_KEY": API_KEY,
-                             "SEND_TIMEOUT": 2, "SENDER_NAME": "Credentials", **config})
+@pytest.fixture
+def provider_for():
+    """Build providers aimed at a fake API; their connections are closed after the test."""
+    made = []
+
+    def build(api: FakeSendgrid, **config) -> SendgridProvider:
+        made.append(SendgridProvider({"SENDGRID_API_URL": api.url, "SENDGRID_API_KEY": API_KEY,
+                                      "SEND_TIMEOUT": 2, "SENDER_NAME": "Credentials",
+                                      **config}))
+        return made[-1]
+
+    yield build
+    for provider in made:
+        provider.close()
 
 
 _event_counter = iter(range(10**6))
@@ -126,7 +137,8 @@ def doc_event(kind: str, **kwargs) -> dict:
 
 # --- the sender against the fake mail-send API ----------------------------------------------
 
-def test_a_202_is_accepted_with_the_message_id_and_a_well_formed_request(fake_api):
+def test_a_202_is_accepted_with_the_message_id_and_a_well_formed_request(fake_api,
+                                                                        provider_for):
     provider = provider_for(fake_api)
     result = provider.send(message())
     assert result.outcome == "accepted"
@@ -140,19 +152,17 @@ def test_a_202_is_accepted_with_the_message_id_and_a_well_formed_request(fake_ap
     assert body["from"] == {"email": "credentials@issuer.example", "name": "Credentials"}
     assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
     assert body["headers"] == {"X-Helpdesk-Delivery": message().correlation_id}
-    provider.close()
 
 
-def test_one_connection_carries_a_whole_batch(fake_api):
+def test_one_connection_carries_a_whole_batch(fake_api, provider_for):
     provider = provider_for(fake_api)
     for i in range(5):
         assert provider.send(message(to=f"r{i}@valley.example")).outcome == "accepted"
     assert len(fake_api.accepted) == 5
     assert len(fake_api.connections) == 1
-    provider.close()
 
 
-def test_a_400_is_refused_with_sendgrids_own_explanation(fake_api):
+def test_a_400_is_refused_with_sendgrids_own_explanation(fake_api, provider_for):
     fake_api.answer = 400
     result = provider_for(fake_api).send(message())
     assert result.outcome == "refused"
@@ -160,7 +170,7 @@ def test_a_400_is_refused_with_sendgrids_own_explanation(fake_api):
                              "contain a valid address. (personalizations.0.to.0.email)")
 
 
-def test_a_wrong_api_key_is_refused_and_the_key_never_shows(fake_api, caplog):
+def test_a_wrong_api_key_is_refused_and_the_key_never_shows(fake_api, provider_for, caplog):
     caplog.set_level("DEBUG")
     provider = provider_for(fake_api, SENDGRID_API_KEY="SG.wrong-secret")
     result = provider.send(message())
@@ -171,7 +181,7 @@ def test_a_wrong_api_key_is_refused_and_the_key_never_shows(fake_api, caplog):
         assert "SG.wrong-secret" not in text
 
 
-def test_a_missing_api_key_is_refused_without_a_request(fake_api):
+def test_a_missing_api_key_is_refused_without_a_request(fake_api, provider_for):
     result = provider_for(fake_api, SENDGRID_API_KEY=None).send(message())
     assert result.outcome == "refused"
     assert "HELPDESK_SENDGRID_API_KEY" in result.reason
@@ -183,13 +193,13 @@ def test_a_missing_api_key_is_refused_without_a_request(fake_api):
     (500, "SendGrid is unavailable (HTTP 500): Internal server error"),
     (503, "SendGrid is unavailable (HTTP 503): Internal server error"),
 ])
-def test_rate_limits_and_server_errors_are_deferred(fake_api, answer, expected):
+def test_rate_limits_and_server_errors_are_deferred(fake_api, provider_for, answer, expected):
     fake_api.answer = answer
     result = provider_for(fake_api).send(message())
     assert (result.outcome, result.reason, result.give_up_as) == ("deferred", expected, "refused")
 
 
-def test_a_hanging_api_is_deferred_after_the_timeout(fake_api):
+def test_a_hanging_api_is_deferred_after_the_timeout(fake_api, provider_for):
     fake_api.answer = HANG
     started = time.monotonic()
     result = provider_for(fake_api, SEND_TIMEOUT=0.5).send(message())
@@ -206,12 +216,14 @@ def test_an_unreachable_api_is_deferred():
     provider = SendgridProvider({"SENDGRID_API_URL": f"http://127.0.0.1:{port}/v3/mail/send",
                                  "SENDGRID_API_KEY": API_KEY, "SEND_TIMEOUT": 2})
     result = provider.send(message())
+    provider.close()
     assert result.outcome == "deferred"
     assert result.reason.startswith("cannot reach SendGrid: ConnectionError")
     assert API_KEY not in result.reason
 
 
-def test_the_body_without_names_or_headers_still_passes_sendgrids_checks(fake_api):
+def test_the_body_without_names_or_headers_still_passes_sendgrids_checks(fake_api,
+                                                                         provider_for):
     bare = Message(correlation_id="abc", sender="c@issuer.example", to="bo@valley.example",
                    to_name="", subject="s", text="t", html="<p>h</p>")
     body = mail_send_body(bare)
@@ -612,3 +624,24 @@ def test_the_sendgrid_provider_is_found_through_its_entry_point(sendgrid_app):
     provider = plugins.provider("sendgrid")
     assert isinstance(provider, SendgridProvider)
     assert plugins.distribution_of(provider).startswith("helpdesk ")
+
+
+def test_a_send_that_keeps_failing_ends_not_sent_with_the_reason(client, fake_api,
+                                                                 sendgrid_app):
+    fake_api.answer = 500
+    publish("gus@valley.example")
+    huey = huey_of(sendgrid_app)
+    for _ in range(10):  # each retry is scheduled with a doubling delay (0.01 s, 0.02 s, ...)
+        time.sleep(0.05)
+        due = huey.read_schedule()
+        if not due and huey.scheduled_count() == 0:
+            break
+        for task in due:
+            huey.execute(task)
+    retries = sendgrid_app.config["SEND_RETRIES"]
+    assert len(fake_api.requests) == retries + 1
+    assert statuses() == {"gus@valley.example": NOT_SENT}
+    types = [e.type for e in db.session.scalars(select(DeliveryEvent).order_by(DeliveryEvent.id))]
+    assert types == ["queued"] + ["deferred"] * retries + ["refused"]
+    final = db.session.scalar(select(DeliveryEvent).where(DeliveryEvent.type == "refused"))
+    assert final.reason == "SendGrid is unavailable (HTTP 500): Internal server error"
