@@ -1,0 +1,155 @@
+"""The Mailgun provider: sends through the messages API and reads the signed tracking webhooks
+(``helpdesk_mailgun.webhook``).
+
+Settings: ``HELPDESK_MAILGUN_API_KEY``, ``HELPDESK_MAILGUN_DOMAIN`` (the sending domain),
+``HELPDESK_MAILGUN_WEBHOOK_SIGNING_KEY`` and ``HELPDESK_MAILGUN_API_URL``, the base URL of the
+domain's region:
+
+- US (the default): ``https://api.mailgun.net/v3``
+- EU: ``https://api.eu.mailgun.net/v3``
+
+A send is one ``POST {API_URL}/{DOMAIN}/messages`` of form fields, with HTTP basic auth
+``api:<API key>``; the user variable ``v:helpdesk_delivery`` carries the delivery's
+correlation id, so every event Mailgun reports about the message names the delivery. Mailgun
+answers 200 with the message id when it queues the message; any other 4xx but 429 is a refusal
+for good (a bad address, a bad key, an unknown domain); 429, 5xx, timeouts and dropped
+connections are transient, and the queue retries them with backoff.
+"""
+from __future__ import annotations
+
+import threading
+from email.utils import formataddr
+from typing import Any, Mapping
+from urllib.parse import quote
+
+import requests
+
+from helpdesk import hookimpl
+from helpdesk.mail import CORRELATION_VARIABLE, Message, SendResult
+
+from .webhook import parse_events, read_body, require_signing_key, signature_fields, \
+    verify_signature
+
+US_API_URL = "https://api.mailgun.net/v3"
+EU_API_URL = "https://api.eu.mailgun.net/v3"
+
+
+def messages_url(api_url: str, domain: str) -> str:
+    return f"{api_url.rstrip('/')}/{quote(domain.strip(), safe='')}/messages"
+
+
+def message_form(message: Message, sender_name: str = "") -> list[tuple[str, str]]:
+    """The messages API form fields for one message."""
+    fields = [
+        ("from", formataddr((sender_name, message.sender))),
+        ("to", formataddr((message.to_name, message.to))),
+        ("subject", message.subject),
+        ("text", message.text),
+        ("html", message.html),
+        (f"v:{CORRELATION_VARIABLE}", message.correlation_id),
+        ("o:tracking-opens", "yes"),
+    ]
+    fields += [(f"h:{name}", value) for name, value in message.headers.items()]
+    return fields
+
+
+def error_message(response: requests.Response) -> str:
+    """Mailgun's own explanation of a refusal (the JSON ``message``), else the raw text."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        return payload["message"].strip()
+    return " ".join(response.text.split())[:500] or response.reason or ""
+
+
+def queued_message_id(response: requests.Response) -> str | None:
+    """The id of a queued message, without the angle brackets (as webhooks spell it)."""
+    try:
+        payload = response.json()
+    except ValueError:
+        return None
+    message_id = payload.get("id") if isinstance(payload, dict) else None
+    return (message_id.strip().strip("<>") or None) if isinstance(message_id, str) else None
+
+
+class MailgunProvider:
+    """One HTTP session per thread, reused for every message that thread sends (a batch costs
+    one TLS handshake)."""
+
+    name = "mailgun"
+
+    def __init__(self, config: Mapping[str, Any]):
+        self.api_url = config.get("MAILGUN_API_URL") or US_API_URL
+        self.domain = config.get("MAILGUN_DOMAIN") or ""
+        self._api_key = config.get("MAILGUN_API_KEY") or ""
+        self._signing_key = config.get("MAILGUN_WEBHOOK_SIGNING_KEY")
+        self.tolerance = float(config.get("WEBHOOK_TOLERANCE_SECONDS") or 600)
+        self.timeout = float(config.get("SEND_TIMEOUT") or 20)
+        self.sender_name = config.get("SENDER_NAME") or ""
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:  # never show the API key
+        return f"<MailgunProvider {self.api_url} {self.domain}>"
+
+    def _session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.auth = ("api", self._api_key)
+            session.headers["User-Agent"] = "helpdesk-mailgun"
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def send(self, message: Message) -> SendResult:
+        if not self._api_key:
+            return SendResult.refused("HELPDESK_MAILGUN_API_KEY is not set")
+        if not self.domain.strip():
+            return SendResult.refused("HELPDESK_MAILGUN_DOMAIN is not set")
+        try:
+            response = self._session().post(
+                messages_url(self.api_url, self.domain), data=message_form(
+                    message, self.sender_name), timeout=self.timeout, allow_redirects=False)
+        except requests.Timeout:
+            return SendResult.deferred(f"Mailgun did not answer within {self.timeout:g} s")
+        except requests.RequestException as error:
+            # The exception text names the URL, never the Authorization header.
+            return SendResult.deferred(f"cannot reach Mailgun: {type(error).__name__}: {error}")
+        status = response.status_code
+        if 200 <= status < 300:
+            return SendResult.accepted(message_id=queued_message_id(response))
+        detail = error_message(response)
+        if status == 429:
+            return SendResult.deferred(f"Mailgun rate limit (HTTP 429): {detail}")
+        if 400 <= status < 500:
+            return SendResult.refused(f"Mailgun refused the message (HTTP {status}): {detail}")
+        return SendResult.deferred(f"Mailgun is unavailable (HTTP {status}): {detail}")
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> str:
+        """Raise unless the body carries Mailgun's valid, fresh signature; return its token, a
+        one-time value the app refuses (406) when it comes again."""
+        require_signing_key(self._signing_key)  # fail closed before reading anything
+        body = read_body(raw_body)
+        timestamp, token, signature = signature_fields(body)
+        return verify_signature(self._signing_key, timestamp, token, signature,
+                                tolerance=self.tolerance)
+
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes):
+        return parse_events(raw_body)
+
+    def close(self) -> None:
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+        self._local = threading.local()
+
+
+@hookimpl
+def helpdesk_providers(config):
+    return [MailgunProvider(config)]

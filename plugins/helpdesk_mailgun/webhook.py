@@ -1,0 +1,256 @@
+"""Mailgun's tracking webhooks: checking their signature and reading their event. Plain
+functions, no Flask, so each can be tested on its own.
+
+Mailgun posts one event per request, as JSON::
+
+    {"signature": {"timestamp": "1534108637", "token": "<50 random characters>",
+                   "signature": "<hex HMAC-SHA256 of timestamp + token>"},
+     "event-data": {"event": "delivered", "id": "...", "timestamp": 1534108637.153125,
+                    "recipient": "...", "user-variables": {"helpdesk_delivery": "..."},
+                    "message": {"headers": {"message-id": "..."}}, ...}}
+
+The HMAC key is the domain's HTTP webhook signing key. The signature covers the timestamp and
+the token, not the body: the token is a one-time value (the app refuses one it saw before) and
+the timestamp must be recent, so a captured request cannot be posted again.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import math
+import time
+from datetime import datetime, timezone
+from email.utils import parseaddr
+from typing import Any
+
+from helpdesk.mail import (CORRELATION_VARIABLE, NotConfigured, ProviderEvent, SignatureError,
+                           WebhookError)
+
+PROVIDER = "mailgun"
+SIGNING_KEY_SETTING = "HELPDESK_MAILGUN_WEBHOOK_SIGNING_KEY"
+# Mailgun retries a webhook on any answer but 200 and 406: 406 says "never send this again".
+NOT_ACCEPTABLE = 406
+
+# Mailgun's event names and the normalized type each one becomes. "failed" depends on its
+# severity (see ``to_event``); any other name is "unknown".
+EVENT_TYPES: dict[str, str] = {
+    "accepted": "accepted",
+    "delivered": "delivered",
+    "failed": "bounced",
+    "rejected": "rejected",
+    "opened": "opened",
+    "clicked": "clicked",
+    "complained": "complained",
+    "unsubscribed": "unsubscribed",
+}
+
+
+def require_signing_key(signing_key: str | None) -> bytes:
+    """The signing key as HMAC key bytes.
+
+    :raises NotConfigured: (403) no key is set: webhooks are refused, never accepted unchecked.
+    """
+    if not signing_key or not signing_key.strip():
+        raise NotConfigured(f"Mailgun webhooks are refused: {SIGNING_KEY_SETTING} is not set")
+    return signing_key.strip().encode("utf-8")
+
+
+def read_body(raw_body: bytes) -> dict:
+    """The webhook body as a JSON object.
+
+    :raises WebhookError: (400) it is not UTF-8 JSON text holding an object.
+    """
+    try:
+        body = json.loads(raw_body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise WebhookError("the body is not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise WebhookError(f"the body is not JSON: {error}") from None
+    if not isinstance(body, dict):
+        raise WebhookError(f"the body must be a JSON object with \"signature\" and "
+                           f"\"event-data\", not a {type(body).__name__}")
+    return body
+
+
+def signature_fields(body: dict) -> tuple[str, str, str]:
+    """``(timestamp, token, signature)`` from the body's ``signature`` object.
+
+    :raises SignatureError: the object or one of its fields is missing.
+    """
+    block = body.get("signature")
+    if not isinstance(block, dict):
+        raise SignatureError("the request is not signed: the \"signature\" object is missing")
+    fields = []
+    for name in ("timestamp", "token", "signature"):
+        value = block.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # a timestamp sent as a number signs as its digits
+        if not isinstance(value, str) or not value.strip():
+            raise SignatureError(f"the request is not signed: signature.{name} is missing")
+        fields.append(value)
+    timestamp, token, signature = fields
+    return timestamp, token, signature
+
+
+def verify_signature(signing_key: str | None, timestamp: str, token: str, signature: str, *,
+                     tolerance: float, now: float | None = None) -> str:
+    """Check one signature block; return its token (the one-time nonce) when genuine and fresh.
+
+    :param signing_key: the HTTP webhook signing key (NotConfigured, fail closed, when absent).
+    :param timestamp: ``signature.timestamp`` exactly as sent (unix seconds).
+    :param token: ``signature.token``.
+    :param signature: ``signature.signature``: hex HMAC-SHA256 of ``timestamp + token``.
+    :param tolerance: seconds a timestamp may be in the past or the future.
+    :raises SignatureError: a forged or stale signature.
+    """
+    signed = f"{timestamp}{token}".encode("utf-8")
+    expected = hmac.new(require_signing_key(signing_key), signed, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(expected.encode("ascii"),
+                               signature.strip().lower().encode("utf-8")):
+        raise SignatureError("the Mailgun signature does not match the timestamp and token")
+    try:
+        signed_at = float(timestamp)
+    except ValueError:
+        raise SignatureError(f"signature.timestamp is not a unix time: {timestamp[:40]!r}") \
+            from None
+    age = (time.time() if now is None else now) - signed_at
+    if not abs(age) <= tolerance:  # also refuses nan and inf
+        direction = "old" if age > 0 else "far in the future"
+        raise SignatureError(f"the signature timestamp is stale: {abs(age):.0f} seconds "
+                             f"{direction}, more than the {tolerance:.0f} seconds allowed")
+    return token
+
+
+def parse_events(raw_body: bytes) -> list[ProviderEvent]:
+    """The normalized event of one webhook body: a one-element list, since Mailgun posts one
+    event per request.
+
+    :raises WebhookError: 400 when the body is not a JSON object; 406 when its ``event-data``
+        is missing or unusable, so that Mailgun does not retry a request that can never work.
+    """
+    body = read_body(raw_body)
+    event_data = body.get("event-data")
+    if not isinstance(event_data, dict):
+        raise WebhookError("the body has no \"event-data\" object", NOT_ACCEPTABLE)
+    return [to_event(event_data)]
+
+
+def to_event(event_data: Any) -> ProviderEvent:
+    """One ``event-data`` object as a normalized event.
+
+    :raises WebhookError: (406) it is not an object, or lacks an ``event`` name or a usable
+        ``timestamp``.
+    """
+    if not isinstance(event_data, dict):
+        raise WebhookError(f"\"event-data\" must be a JSON object, not "
+                           f"{type(event_data).__name__}", NOT_ACCEPTABLE)
+    name = event_data.get("event")
+    if not isinstance(name, str) or not name.strip():
+        raise WebhookError("\"event-data\" has no \"event\" name", NOT_ACCEPTABLE)
+    event_type = EVENT_TYPES.get(name, "unknown")
+    severity = _text(event_data.get("severity"))
+    if name == "failed" and severity != "permanent":
+        # Only a failure Mailgun calls permanent is a bounce; it retries a temporary one.
+        event_type = "deferred"
+    elif name == "rejected":
+        severity = "permanent"
+    status = event_data.get("delivery-status")
+    status = status if isinstance(status, dict) else {}
+    return ProviderEvent(
+        provider=PROVIDER,
+        type=event_type,
+        event_id=_text(event_data.get("id")) or _content_id(event_data),
+        occurred_at=_occurred_at(event_data.get("timestamp")),
+        correlation_id=_user_variable(event_data, CORRELATION_VARIABLE),
+        message_id=_message_id(event_data),
+        recipient=_recipient(event_data),
+        severity=severity,
+        reason=_reason(name, event_data, status),
+        mta_response=_mta_response(status),
+        raw=event_data,
+    )
+
+
+def _reason(name: str, event_data: dict, status: dict) -> str | None:
+    if name == "failed":
+        return (_text(status.get("description")) or _text(status.get("message"))
+                or _text(event_data.get("reason")))
+    if name == "rejected":
+        reject = event_data.get("reject")
+        reject = reject if isinstance(reject, dict) else {}
+        return _text(reject.get("reason")) or _text(reject.get("description"))
+    if name == "clicked":
+        return _text(event_data.get("url"))
+    if name == "complained":
+        return "the recipient marked the email as spam"
+    if name not in EVENT_TYPES:
+        return f"Mailgun event {name.strip()[:100]!r}, not one helpdesk knows"
+    return None
+
+
+def _mta_response(status: dict) -> str | None:
+    """The receiving server's reply, with its SMTP code: ``550 5.1.1 The email account…``."""
+    message = _text(status.get("message"))
+    if not message:
+        return None
+    code = _text(status.get("code"))
+    return f"{code} {message}" if code else message
+
+
+def _user_variable(event_data: dict, name: str) -> str | None:
+    variables = event_data.get("user-variables")
+    return _text(variables.get(name)) if isinstance(variables, dict) else None
+
+
+def _headers(event_data: dict) -> dict:
+    message = event_data.get("message")
+    headers = message.get("headers") if isinstance(message, dict) else None
+    return headers if isinstance(headers, dict) else {}
+
+
+def _message_id(event_data: dict) -> str | None:
+    """The Message-ID without angle brackets: the form the messages API answered."""
+    text = _text(_headers(event_data).get("message-id"))
+    return (text.strip("<>") or None) if text else None
+
+
+def _recipient(event_data: dict) -> str | None:
+    recipient = _text(event_data.get("recipient"))
+    if recipient:
+        return recipient
+    # A "rejected" event may lack the recipient; the To header still names it.
+    to = _text(_headers(event_data).get("to"))
+    return (parseaddr(to)[1] or None) if to else None
+
+
+def _occurred_at(value: Any) -> datetime:
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise WebhookError(f"\"event-data\" has no unix \"timestamp\" (got {value!r:.40})",
+                           NOT_ACCEPTABLE)
+    try:
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise WebhookError(f"the event timestamp {value!r} is out of range", NOT_ACCEPTABLE) \
+            from None
+
+
+def _content_id(event_data: dict) -> str:
+    """A stable dedupe key for an event without an ``id``: the same event posted again hashes
+    the same."""
+    canonical = json.dumps(event_data, sort_keys=True, separators=(",", ":"),
+                           ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def _text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
