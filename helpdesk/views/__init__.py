@@ -9,17 +9,23 @@ from ..status import STATUSES
 def init_app(app: Flask) -> None:
     from ..auth import csrf
     from .. import api
-    from . import help, pages, tracking, webhooks
+    from . import admin, domains, errors, help, pages, share, tracking, webhooks
 
     app.register_blueprint(pages.bp)
+    app.register_blueprint(domains.bp)
+    app.register_blueprint(share.bp)
+    app.register_blueprint(admin.bp)
     app.register_blueprint(help.bp)
     app.register_blueprint(tracking.bp)
     app.register_blueprint(webhooks.bp)
     csrf.exempt(webhooks.bp)  # signed by the provider instead
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # Bearer tokens, never cookies
+    errors.register(app)
     app.jinja_env.globals["STATUSES"] = STATUSES
 
     @app.context_processor
-    def _outbox():
-        return {"outbox_available": "helpdesk_sink" in app.extensions}
+    def _page_context():
+        # ``endpoints`` lets the navigation link to blueprints that may not be installed yet.
+        return {"outbox_available": "helpdesk_sink" in app.extensions,
+                "endpoints": app.view_functions.keys()}

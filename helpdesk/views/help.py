@@ -21,7 +21,7 @@ def _registry_block(name: str) -> str:
     return render_template("help/_tips.html", statuses=STATUSES.values())
 
 
-@bp.route("/")
+@bp.route("")
 @public
 def index():
     query = request.args.get("q", "").strip()

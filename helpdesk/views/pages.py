@@ -1,65 +1,215 @@
-"""The desk's pages: dashboard, credentials, recipients, and the embedded sink's outbox."""
+"""The desk's pages: dashboard, credentials, recipients, lookup, and the embedded sink's outbox.
+
+Regions that change while someone watches (counts, statuses, timelines) are rendered by one
+function for the page and for its ``…/live`` fragment, which ``static/helpdesk.js`` polls."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+import csv
+import hashlib
+import io
+from datetime import datetime, timezone
+
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
+                   request, stream_with_context, url_for)
+from markupsafe import Markup
 from sqlalchemy import func, select
 
-from .. import delivery
-from ..models import Credential, Delivery, DeliveryEvent, Recipient, db
-from ..status import STATUSES
+from .. import delivery, queries
+from ..models import Credential, Delivery, Recipient, db
+from ..status import BOUNCED, NOT_OPENED, NOT_SENT, STATUSES
+from ..validation import check_email
 
 bp = Blueprint("pages", __name__)
 
+# Bulk resends offered on a credential's list: a status whose emails can usefully go again.
+RESENDABLE = (NOT_SENT, BOUNCED, NOT_OPENED)
+RECENT_PROBLEMS = 10
 
-def status_counts(*where) -> dict[str, int]:
-    rows = db.session.execute(select(Recipient.status, func.count()).where(*where)
-                              .group_by(Recipient.status))
-    counts = dict.fromkeys(STATUSES, 0)
-    counts.update(dict(rows.all()))
-    return counts
+
+def live_region(region_id: str, url: str, template: str, announce: str = "",
+                interval_ms: int = 4000, **context) -> Markup:
+    """A region the browser refreshes by polling ``url``; its version is a digest of its HTML,
+    so the script swaps it only when something in it changed."""
+    inner = render_template(template, **context)
+    return Markup(render_template(
+        "_live.html", region_id=region_id, url=url, inner=Markup(inner), announce=announce,
+        version=hashlib.sha256(inner.encode()).hexdigest()[:16], interval_ms=interval_ms))
+
+
+def recipient_filter(**fixed) -> queries.RecipientFilter:
+    try:
+        return queries.RecipientFilter.from_args(request.args, **fixed)
+    except queries.FilterError as error:
+        abort(400, str(error))
+
+
+# --- dashboard ----------------------------------------------------------------------------------
+
+def _dashboard_region() -> Markup:
+    session = db.session
+    days = queries.events_per_day(session, datetime.now(timezone.utc).date())
+    top_domains = queries.top_bounced_domains(session)
+    return live_region(
+        "dashboard-live", url_for("pages.dashboard_live"), "_dashboard_live.html",
+        counts=queries.status_counts(session), days=days,
+        day_max=max([sum(c.values()) for _, c in days] + [1]),
+        top_domains=top_domains, domain_max=max([n for _, n in top_domains] + [1]),
+        problems=queries.recent_problems(session, RECENT_PROBLEMS))
 
 
 @bp.route("/")
 def dashboard():
-    return render_template("dashboard.html", counts=status_counts())
+    return render_template("dashboard.html", live=_dashboard_region())
 
+
+@bp.route("/live/dashboard")
+def dashboard_live():
+    return _dashboard_region()
+
+
+# --- credentials --------------------------------------------------------------------------------
 
 @bp.route("/credentials")
 def credentials():
-    rows = db.session.execute(select(Credential).order_by(Credential.id.desc())).scalars().all()
-    return render_template("credentials.html", credentials=rows)
+    page_text = request.args.get("page", "1")
+    if not page_text.isdigit() or int(page_text) < 1:
+        abort(400, f"page must be a whole number from 1, not {page_text!r}")
+    page, size = int(page_text), current_app.config["PAGE_SIZE"]
+    q = request.args.get("q", "").strip()
+    where = [Credential.title.icontains(q, autoescape=True)] if q else []
+    total = db.session.scalar(select(func.count()).select_from(Credential).where(*where))
+    rows = db.session.scalars(select(Credential).where(*where).order_by(Credential.id.desc())
+                              .limit(size).offset((page - 1) * size)).all()
+    return render_template(
+        "credentials.html", page=queries.Page(rows, page, size, total), q=q,
+        counts=queries.credential_counts(db.session, [c.id for c in rows]))
+
+
+def _credential_region(cred: Credential, f: queries.RecipientFilter) -> Markup:
+    page, counts = queries.recipient_page(db.session, f, current_app.config["PAGE_SIZE"])
+    return live_region(
+        "credential-live", url_for("pages.credential_live", credential_id=cred.id, **f.args()),
+        "_credential_live.html", interval_ms=5000, credential=cred, page=page, counts=counts,
+        f=f, resendable=RESENDABLE)
 
 
 @bp.route("/credentials/<int:credential_id>")
 def credential(credential_id: int):
     cred = db.get_or_404(Credential, credential_id)
-    status = request.args.get("status")
-    query = select(Recipient).where(Recipient.credential_id == cred.id)
-    if status in STATUSES:
-        query = query.where(Recipient.status == status)
-    recipients = db.session.scalars(query.order_by(Recipient.id)).all()
-    return render_template("credential.html", credential=cred, recipients=recipients,
-                           counts=status_counts(Recipient.credential_id == cred.id),
-                           current_status=status)
+    f = recipient_filter(credential_id=cred.id)
+    return render_template("credential.html", credential=cred, f=f,
+                           live=_credential_region(cred, f))
+
+
+@bp.route("/credentials/<int:credential_id>/live")
+def credential_live(credential_id: int):
+    cred = db.get_or_404(Credential, credential_id)
+    return _credential_region(cred, recipient_filter(credential_id=cred.id))
+
+
+@bp.route("/credentials/<int:credential_id>/export.csv")
+def export_csv(credential_id: int):
+    cred = db.get_or_404(Credential, credential_id)
+    f = recipient_filter(credential_id=cred.id)
+
+    def rows():
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(queries.CSV_HEADER)
+        for recipient in queries.all_recipients(db.session, f):
+            writer.writerow(queries.csv_row(recipient))
+            if buffer.tell() > 64 * 1024:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+        yield buffer.getvalue()
+
+    name = f"credential-{cred.id}-{f.status or 'all'}.csv"
+    return Response(stream_with_context(rows()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.route("/credentials/<int:credential_id>/resend", methods=["POST"])
+def resend_status(credential_id: int):
+    cred = db.get_or_404(Credential, credential_id)
+    status = request.form.get("status", "")
+    if status not in RESENDABLE:
+        abort(400, f"only recipients in {', '.join(RESENDABLE)} can be sent again in bulk, "
+                   f"not {status!r}")
+    sent = delivery.resend_in_status(cred.id, status)
+    label = STATUSES[status].label
+    if sent:
+        flash(f"Sending again to {sent} recipient{'s' if sent != 1 else ''} "
+              f"who showed “{label}”.", "success")
+    else:
+        flash(f"No recipient showing “{label}” has a usable address: nothing was sent.", "info")
+    return redirect(url_for("pages.credential", credential_id=cred.id, status=status), 303)
+
+
+# --- recipients ---------------------------------------------------------------------------------
+
+def _recipient_region(rec: Recipient, typed_email: str | None = None) -> Markup:
+    cfg = current_app.config
+    suggestion = check_email(rec.email).suggestion if rec.email else None
+    bounced_here = (queries.bounced_at_domain(db.session, rec.email_domain)
+                    if rec.email_domain else 0)
+    last_sent = db.session.scalar(select(func.max(Delivery.created_at))
+                                  .where(Delivery.recipient_id == rec.id))
+    return live_region(
+        "recipient-live", url_for("pages.recipient_live", recipient_id=rec.id),
+        "_recipient_live.html", announce=f"Status: {STATUSES[rec.status].label}",
+        interval_ms=3000, recipient=rec, suggestion=suggestion, typed_email=typed_email,
+        bounced_here=bounced_here, alert_threshold=int(cfg["DOMAIN_BOUNCE_ALERT"]),
+        sender=cfg["SENDER"], last_sent=last_sent)
 
 
 @bp.route("/recipients/<int:recipient_id>")
 def recipient(recipient_id: int):
     rec = db.get_or_404(Recipient, recipient_id)
-    return render_template("recipient.html", recipient=rec)
+    return render_template("recipient.html", recipient=rec, live=_recipient_region(rec))
+
+
+@bp.route("/recipients/<int:recipient_id>/live")
+def recipient_live(recipient_id: int):
+    return _recipient_region(db.get_or_404(Recipient, recipient_id))
 
 
 @bp.route("/recipients/<int:recipient_id>/resend", methods=["POST"])
 def resend(recipient_id: int):
+    """Send again: to a corrected address (``email``), now, or as a nudge (``kind=nudge``)."""
     rec = db.get_or_404(Recipient, recipient_id)
+    kind = request.form.get("kind", "resend")
+    if kind not in ("resend", "nudge"):
+        abort(400, f"kind must be resend or nudge, not {kind!r}")
+    email = (request.form.get("email") or "").strip() or None
     try:
-        delivery.resend(rec, request.form.get("email") or None)
+        delivery.resend(rec, email, kind=kind)
     except ValueError as error:
+        db.session.rollback()
         flash(f"Not sent: {error}", "error")
-    else:
-        flash(f"Sent again to {rec.email}.", "success")
-    return redirect(url_for("pages.recipient", recipient_id=rec.id))
+        return render_template("recipient.html", recipient=rec,
+                               live=_recipient_region(rec, typed_email=email)), 400
+    flash(f"{'Nudged' if kind == 'nudge' else 'Sending again to'} {rec.email}.", "success")
+    return redirect(url_for("pages.recipient", recipient_id=rec.id), 303)
 
+
+# --- lookup -------------------------------------------------------------------------------------
+
+@bp.route("/lookup")
+def lookup():
+    q = request.args.get("q", "").strip()
+    if len(q) > queries.MAX_QUERY_LENGTH:
+        abort(400, f"the search is too long (at most {queries.MAX_QUERY_LENGTH} characters)")
+    results = queries.lookup(db.session, q) if q else []
+    did_you_mean = check_email(q).suggestion if "@" in q else None
+    suggestions = {r.id: check_email(r.email).suggestion for r in results
+                   if r.email and (r.status in (BOUNCED, NOT_SENT) or r.email_error)}
+    credential = db.session.get(Credential, int(q)) if q.isdigit() and len(q) < 12 else None
+    return render_template("lookup.html", q=q, results=results, did_you_mean=did_you_mean,
+                           suggestions=suggestions, credential=credential)
+
+
+# --- the embedded sink's outbox -----------------------------------------------------------------
 
 @bp.route("/outbox")
 def outbox():

@@ -1,0 +1,307 @@
+"""Query builders for the lists the desk shows: recipients filtered, searched, sorted and paged;
+counts per status; recipients grouped by domain; the dashboard's charts. Each count is one
+GROUP BY; each page is a LIMIT/OFFSET over an indexed order, so the pages stay fast with a million
+recipients. No Flask here: views turn request arguments into a ``RecipientFilter``."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta, timezone
+from typing import Any, Iterable, Iterator, Mapping
+
+from sqlalchemy import Select, and_, case, func, or_, select
+from sqlalchemy.orm import Session
+
+from .models import Credential, CredentialState, DeliveryEvent, Recipient
+from .status import BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING, STATUSES
+
+SORTS = {
+    "name": Recipient.name,
+    "email": Recipient.email,
+    "status": Recipient.status,
+    "updated": Recipient.updated_at,
+}
+# Statuses in which an email reached (or tried to reach) a mail server: a bounce rate's base.
+SENT_STATUSES = (SENDING, NOT_OPENED, BOUNCED, OPENED)
+MAX_QUERY_LENGTH = 320
+
+
+class FilterError(ValueError):
+    """A filter the user asked for that makes no sense (an unknown status, a bad page)."""
+
+
+@dataclass(frozen=True)
+class RecipientFilter:
+    credential_id: int | None = None
+    domain: str | None = None
+    status: str | None = None
+    q: str = ""
+    sort: str = "name"
+    descending: bool = False
+    page: int = 1
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str], **fixed: Any) -> "RecipientFilter":
+        """Read ``status``, ``q``, ``sort`` (a key of SORTS, ``-`` first for descending) and
+        ``page``. Raises FilterError with a message fit for the user."""
+        status = args.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise FilterError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+        sort = args.get("sort") or "name"
+        descending = sort.startswith("-")
+        if sort.lstrip("-") not in SORTS:
+            raise FilterError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
+        page_text = args.get("page") or "1"
+        if not page_text.isdigit() or int(page_text) < 1:
+            raise FilterError(f"page must be a whole number from 1, not {page_text!r}")
+        q = (args.get("q") or "").strip()
+        if len(q) > MAX_QUERY_LENGTH:
+            raise FilterError(f"the search is too long (at most {MAX_QUERY_LENGTH} characters)")
+        return cls(status=status, q=q, sort=sort.lstrip("-"), descending=descending,
+                   page=int(page_text), **fixed)
+
+    def conditions(self, with_status: bool = True) -> list:
+        where = []
+        if self.credential_id is not None:
+            where.append(Recipient.credential_id == self.credential_id)
+        if self.domain is not None:
+            where.append(Recipient.email_domain == self.domain)
+        if self.q:
+            where.append(search_condition(self.q))
+        if with_status and self.status:
+            where.append(Recipient.status == self.status)
+        return where
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        """The query-string arguments that give this filter (with some changed), for links."""
+        f = replace(self, **changes)
+        out: dict[str, Any] = {}
+        if f.status:
+            out["status"] = f.status
+        if f.q:
+            out["q"] = f.q
+        if (f.sort, f.descending) != ("name", False):
+            out["sort"] = ("-" if f.descending else "") + f.sort
+        if f.page != 1:
+            out["page"] = f.page
+        return out
+
+
+def search_condition(q: str):
+    """Recipients whose name or address contains ``q``, at the domain ``q``, or of the
+    credential whose id is ``q``."""
+    q = q.strip()
+    terms = [Recipient.name.icontains(q, autoescape=True),
+             Recipient.email.icontains(q, autoescape=True),
+             Recipient.email_domain == q.lower().lstrip("@")]
+    if q.isdigit() and len(q) < 12:
+        terms.append(Recipient.credential_id == int(q))
+    return or_(*terms)
+
+
+def status_counts(session: Session, *where) -> dict[str, int]:
+    """Recipients per status (every status present, zeros included), in one GROUP BY."""
+    rows = session.execute(select(Recipient.status, func.count()).where(*where)
+                           .group_by(Recipient.status))
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update({status: n for status, n in rows if status in counts})
+    return counts
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list
+    number: int
+    size: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.size))
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.number < self.pages
+
+    @property
+    def first_index(self) -> int:
+        return (self.number - 1) * self.size + 1 if self.items else 0
+
+    @property
+    def last_index(self) -> int:
+        return (self.number - 1) * self.size + len(self.items)
+
+
+def ordered(query: Select, f: RecipientFilter) -> Select:
+    column = SORTS[f.sort]
+    if f.descending:
+        return query.order_by(column.desc(), Recipient.id.desc())
+    return query.order_by(column.asc(), Recipient.id.asc())
+
+
+def recipient_page(session: Session, f: RecipientFilter, size: int) -> tuple[Page, dict[str, int]]:
+    """One page of recipients and the counts per status of the whole (unfiltered by status)
+    selection: the counts give the page's total, so there is no second COUNT."""
+    counts = status_counts(session, *f.conditions(with_status=False))
+    total = counts[f.status] if f.status else sum(counts.values())
+    query = ordered(select(Recipient).where(*f.conditions()), f)
+    items = list(session.scalars(query.limit(size).offset((f.page - 1) * size)))
+    return Page(items, f.page, size, total), counts
+
+
+def all_recipients(session: Session, f: RecipientFilter, chunk: int = 1000) -> Iterator[Recipient]:
+    """Every recipient matching, in the filter's order, fetched in chunks (for exports)."""
+    query = ordered(select(Recipient).where(*f.conditions()), f)
+    yield from session.scalars(query.execution_options(yield_per=chunk))
+
+
+# --- CSV --------------------------------------------------------------------------------------
+
+CSV_HEADER = ("id", "credential_id", "name", "email", "domain", "status", "status_label",
+              "updated_at")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> str:
+    """A cell a spreadsheet shows as text: one that starts like a formula gets an apostrophe
+    (OWASP's advice against CSV injection)."""
+    text = "" if value is None else str(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
+
+
+def csv_row(recipient: Recipient) -> list[str]:
+    return [csv_safe(v) for v in (
+        recipient.id, recipient.credential_id, recipient.name, recipient.email,
+        recipient.email_domain, recipient.status, STATUSES[recipient.status].label,
+        recipient.updated_at.isoformat() if recipient.updated_at else "")]
+
+
+# --- domains ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DomainStats:
+    domain: str
+    counts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def bounced(self) -> int:
+        return self.counts[BOUNCED]
+
+    @property
+    def sent(self) -> int:
+        return sum(self.counts[s] for s in SENT_STATUSES)
+
+    @property
+    def bounce_rate(self) -> float:
+        """Bounced among the recipients whose email went out."""
+        return self.bounced / self.sent if self.sent else 0.0
+
+
+def _bounced_count():
+    return func.sum(case((Recipient.status == BOUNCED, 1), else_=0))
+
+
+def domain_page(session: Session, page: int, size: int, q: str = "") -> tuple[list[DomainStats], int]:
+    """Domains with the most bounces first (then the most recipients), with their counts per
+    status; and how many domains there are."""
+    where = [Recipient.email_domain.is_not(None)]
+    if q:
+        where.append(Recipient.email_domain.icontains(q.strip().lstrip("@"), autoescape=True))
+    total = session.scalar(select(func.count(func.distinct(Recipient.email_domain))).where(*where))
+    bounced = _bounced_count()
+    names = [d for (d,) in session.execute(
+        select(Recipient.email_domain).where(*where).group_by(Recipient.email_domain)
+        .order_by(bounced.desc(), func.count().desc(), Recipient.email_domain)
+        .limit(size).offset((page - 1) * size))]
+    return domain_stats(session, names), total or 0
+
+
+def domain_stats(session: Session, domains: Iterable[str]) -> list[DomainStats]:
+    """Counts per status for each domain named, in the order given."""
+    domains = list(domains)
+    by_domain = {d: dict.fromkeys(STATUSES, 0) for d in domains}
+    if domains:
+        rows = session.execute(select(Recipient.email_domain, Recipient.status, func.count())
+                               .where(Recipient.email_domain.in_(domains))
+                               .group_by(Recipient.email_domain, Recipient.status))
+        for domain, status, n in rows:
+            if status in STATUSES:
+                by_domain[domain][status] = n
+    return [DomainStats(d, by_domain[d]) for d in domains]
+
+
+def bounced_at_domain(session: Session, domain: str) -> int:
+    return session.scalar(select(func.count()).where(
+        Recipient.email_domain == domain, Recipient.status == BOUNCED)) or 0
+
+
+def top_bounced_domains(session: Session, limit: int = 8) -> list[tuple[str, int]]:
+    rows = session.execute(
+        select(Recipient.email_domain, func.count().label("n"))
+        .where(Recipient.status == BOUNCED, Recipient.email_domain.is_not(None))
+        .group_by(Recipient.email_domain).order_by(func.count().desc(), Recipient.email_domain)
+        .limit(limit))
+    return [(d, n) for d, n in rows]
+
+
+# --- the dashboard ------------------------------------------------------------------------------
+
+def events_per_day(session: Session, today: date, days: int = 14) -> list[tuple[date, dict[str, int]]]:
+    """For each of the last ``days`` days (oldest first), how many delivery events raised an
+    email to each status: what happened to the emails that day."""
+    first = today - timedelta(days=days - 1)
+    since = datetime.combine(first, datetime.min.time(), tzinfo=timezone.utc)
+    day = func.date(DeliveryEvent.occurred_at)
+    rows = session.execute(
+        select(day, DeliveryEvent.level, func.count())
+        .where(DeliveryEvent.occurred_at >= since, DeliveryEvent.level.is_not(None))
+        .group_by(day, DeliveryEvent.level))
+    found: dict[str, dict[str, int]] = {}
+    for d, level, n in rows:
+        found.setdefault(str(d), {})[level] = n
+    out = []
+    for i in range(days):
+        d = first + timedelta(days=i)
+        counts = dict.fromkeys(STATUSES, 0)
+        counts.update({k: v for k, v in found.get(d.isoformat(), {}).items() if k in counts})
+        out.append((d, counts))
+    return out
+
+
+def recent_problems(session: Session, limit: int = 10) -> list[Recipient]:
+    """The latest bounced recipients and those whose published credential's email was not sent
+    (refused by the provider, or published without email)."""
+    return list(session.scalars(
+        select(Recipient).join(Credential)
+        .where(or_(Recipient.status == BOUNCED,
+                   and_(Recipient.status == NOT_SENT,
+                        Credential.state == CredentialState.published)))
+        .order_by(Recipient.updated_at.desc(), Recipient.id.desc()).limit(limit)))
+
+
+def credential_counts(session: Session, credential_ids: Iterable[int]) -> dict[int, dict[str, int]]:
+    """Counts per status for each credential, in one GROUP BY."""
+    ids = list(credential_ids)
+    out = {i: dict.fromkeys(STATUSES, 0) for i in ids}
+    if ids:
+        rows = session.execute(select(Recipient.credential_id, Recipient.status, func.count())
+                               .where(Recipient.credential_id.in_(ids))
+                               .group_by(Recipient.credential_id, Recipient.status))
+        for cid, status, n in rows:
+            if status in STATUSES:
+                out[cid][status] = n
+    return out
+
+
+def lookup(session: Session, q: str, limit: int = 50) -> list[Recipient]:
+    """Recipients found by address, name, domain or credential id, most recently changed first."""
+    return list(session.scalars(select(Recipient).where(search_condition(q))
+                                .order_by(Recipient.updated_at.desc(), Recipient.id.desc())
+                                .limit(limit)))

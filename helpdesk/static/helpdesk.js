@@ -1,0 +1,91 @@
+/* helpdesk's only script (no inline scripts, so a strict Content-Security-Policy holds).
+ *
+ * - Live regions: an element with data-live-url is refreshed by polling that URL, which answers
+ *   the same element rendered afresh; it is swapped only when its data-version changed, and
+ *   never while someone is typing in it. Its data-announce text is read out by screen readers.
+ * - data-confirm on a submit button asks before sending the form.
+ * - data-copy-target on a button copies that field's text.
+ */
+(function () {
+  "use strict";
+
+  var MAX_DELAY = 60000;
+
+  function typingInside(element) {
+    var active = document.activeElement;
+    return active && element.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName);
+  }
+
+  function announce(text) {
+    var announcer = document.getElementById("live-announcer");
+    if (announcer && text) { announcer.textContent = text; }
+  }
+
+  function watch(id) {
+    var region = document.getElementById(id);
+    var every = parseInt(region.getAttribute("data-live-interval"), 10) || 4000;
+    var delay = every;
+
+    function schedule() { window.setTimeout(tick, delay); }
+
+    function tick() {
+      region = document.getElementById(id);
+      if (!region) { return; }
+      if (document.hidden) { return schedule(); }
+      fetch(region.getAttribute("data-live-url"), {
+        credentials: "same-origin",
+        headers: { "Accept": "text/html" },
+        redirect: "error" // signed out: the answer would be the sign-in page
+      }).then(function (response) {
+        if (response.status === 401 || response.status === 403 || response.status === 404) {
+          throw new Error("stop");
+        }
+        if (!response.ok) { throw new Error("retry"); }
+        return response.text();
+      }).then(function (html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(id);
+        delay = every;
+        if (fresh && fresh.getAttribute("data-version") !== region.getAttribute("data-version")
+            && !typingInside(region)) {
+          var before = region.getAttribute("data-announce");
+          region.replaceWith(document.adoptNode(fresh));
+          if (fresh.getAttribute("data-announce") !== before) {
+            announce(fresh.getAttribute("data-announce"));
+          }
+        }
+        schedule();
+      }).catch(function (error) {
+        if (error.message === "stop") { return; }
+        delay = Math.min(delay * 2, MAX_DELAY); // the server is busy or away: back off
+        schedule();
+      });
+    }
+    schedule();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-live-url][id]").forEach(function (region) {
+      watch(region.id);
+    });
+    document.querySelectorAll("button[data-copy-target]").forEach(function (button) {
+      if (!navigator.clipboard) { return; }
+      button.hidden = false;
+      var label = button.textContent;
+      button.addEventListener("click", function () {
+        var field = document.getElementById(button.getAttribute("data-copy-target"));
+        navigator.clipboard.writeText(field.value || field.textContent).then(function () {
+          button.textContent = "Copied";
+          window.setTimeout(function () { button.textContent = label; }, 2000);
+        });
+      });
+    });
+  });
+
+  // Delegated, so buttons inside refreshed regions keep working.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("button[data-confirm]");
+    if (button && !window.confirm(button.getAttribute("data-confirm"))) {
+      event.preventDefault();
+    }
+  });
+})();

@@ -1,0 +1,129 @@
+"""Admin pages: users (create, deactivate, reactivate), API tokens (create, shown once; revoke)
+and the effective settings, secrets masked. Agents get 403 here."""
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit, urlunsplit
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, url_for)
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import select
+from wtforms import EmailField, PasswordField, SelectField
+from wtforms.validators import DataRequired, Email, Length
+
+from .. import config as defaults
+from ..auth import admin_required, create_token, create_user
+from ..models import ApiToken, Role, User, db
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+SECRET_NAME = re.compile(r"SECRET|PASSWORD|API_KEY|SIGNING_KEY|TOKEN|PUBLIC_KEY")
+URL_SETTINGS = ("DATABASE_URL", "QUEUE_URL", "SQLALCHEMY_DATABASE_URI", "RATELIMIT_STORAGE_URI")
+
+
+@bp.before_request
+@admin_required
+def _admins_only():
+    """Every admin page is for admins only."""
+
+
+class UserForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320)])
+    role = SelectField("Role", choices=[(r.value, r.value.capitalize()) for r in Role],
+                       default=Role.agent.value)
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=200)])
+
+
+def _users_page(form: UserForm, new_token: str | None = None, token_user: User | None = None,
+                status: int = 200):
+    users = db.session.scalars(select(User).order_by(User.email)).all()
+    return render_template("admin/users.html", users=users, form=form, new_token=new_token,
+                           token_user=token_user), status
+
+
+@bp.route("/")
+def index():
+    return redirect(url_for("admin.users"))
+
+
+@bp.route("/users", methods=["GET", "POST"])
+def users():
+    form = UserForm()
+    if form.validate_on_submit():
+        try:
+            user = create_user(form.email.data, form.password.data, form.role.data)
+        except ValueError as error:
+            form.email.errors.append(str(error))
+            return _users_page(form, status=400)
+        flash(f"User {user.email} created ({user.role.value}).", "success")
+        return redirect(url_for("admin.users"), 303)
+    return _users_page(form, status=400 if form.errors else 200)
+
+
+def _user_or_404(user_id: int) -> User:
+    return db.get_or_404(User, user_id)
+
+
+@bp.route("/users/<int:user_id>/deactivate", methods=["POST"])
+def deactivate(user_id: int):
+    user = _user_or_404(user_id)
+    if user.id == current_user.id:
+        flash("You cannot deactivate your own account: ask another admin.", "error")
+        return redirect(url_for("admin.users"), 303)
+    user.active = False
+    db.session.commit()
+    flash(f"{user.email} can no longer sign in or use API tokens.", "success")
+    return redirect(url_for("admin.users"), 303)
+
+
+@bp.route("/users/<int:user_id>/activate", methods=["POST"])
+def activate(user_id: int):
+    user = _user_or_404(user_id)
+    user.active = True
+    db.session.commit()
+    flash(f"{user.email} can sign in again.", "success")
+    return redirect(url_for("admin.users"), 303)
+
+
+@bp.route("/users/<int:user_id>/tokens", methods=["POST"])
+def create_api_token(user_id: int):
+    user = _user_or_404(user_id)
+    if not user.active:
+        abort(400, f"{user.email} is deactivated: reactivate the account before giving it a token.")
+    token = create_token(user)
+    flash(f"New API token for {user.email}. Copy it now: it is not shown again.", "success")
+    return _users_page(UserForm(formdata=None), new_token=token, token_user=user)
+
+
+@bp.route("/tokens/<int:token_id>/revoke", methods=["POST"])
+def revoke_token(token_id: int):
+    token = db.get_or_404(ApiToken, token_id)
+    email, prefix = token.user.email, token.prefix
+    db.session.delete(token)
+    db.session.commit()
+    flash(f"Token {prefix}… of {email} revoked.", "success")
+    return redirect(url_for("admin.users"), 303)
+
+
+def masked(name: str, value: object) -> object:
+    """A setting as the settings page shows it: secrets hidden, passwords taken out of URLs."""
+    if value in (None, ""):
+        return value
+    if SECRET_NAME.search(name):
+        return "•••••• (set)"
+    if name in URL_SETTINGS and isinstance(value, str):
+        parts = urlsplit(value)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":••••••@")
+            return urlunsplit(parts._replace(netloc=netloc))
+    return value
+
+
+@bp.route("/settings")
+def settings():
+    names = sorted({n for n in dir(defaults) if n.isupper()} | {"SECRET_KEY", "DATABASE_URL",
+                                                               "QUEUE_URL"})
+    cfg = current_app.config
+    rows = [(n, masked(n, cfg.get(n)), cfg.get(n) != getattr(defaults, n, None)) for n in names]
+    return render_template("admin/settings.html", rows=rows)

@@ -1,0 +1,120 @@
+"""Recipients grouped by their email domain: where bounces pile up, the allowlist request for the
+company's IT, a bulk resend once they have acted, and share links to a public status page."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from urllib.parse import quote
+
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   url_for)
+from sqlalchemy import select
+
+from .. import delivery, queries, sharing
+from ..models import DeliveryEvent, Delivery, Recipient, db
+from ..status import BOUNCED
+from .pages import recipient_filter
+
+bp = Blueprint("domains", __name__, url_prefix="/domains")
+
+
+@bp.route("")
+def index():
+    page_text = request.args.get("page", "1")
+    if not page_text.isdigit() or int(page_text) < 1:
+        abort(400, f"page must be a whole number from 1, not {page_text!r}")
+    q = request.args.get("q", "").strip()
+    size = current_app.config["PAGE_SIZE"]
+    stats, total = queries.domain_page(db.session, int(page_text), size, q)
+    return render_template("domains.html", stats=stats, q=q,
+                           page=queries.Page(stats, int(page_text), size, total),
+                           alert_threshold=int(current_app.config["DOMAIN_BOUNCE_ALERT"]))
+
+
+def _latest_bounce_reply(domain: str) -> str | None:
+    """The last mail server's reply to a bounced email at the domain, quoted to its IT."""
+    return db.session.scalar(
+        select(DeliveryEvent.mta_response).join(Delivery).join(Recipient)
+        .where(Recipient.email_domain == domain, DeliveryEvent.level == BOUNCED,
+               DeliveryEvent.mta_response.is_not(None))
+        .order_by(DeliveryEvent.occurred_at.desc()).limit(1))
+
+
+def allowlist_request(domain: str, bounced: int, reply: str | None, share_url: str | None,
+                      expires: datetime | None) -> tuple[str, str]:
+    """(subject, body) of the message asking a company's IT to allowlist the sender."""
+    cfg = current_app.config
+    sender, organisation = cfg["SENDER"], cfg["ORGANISATION"]
+    lines = [
+        "Hello,",
+        "",
+        f"{organisation} sends digital credentials (certificates and badges) by email from "
+        f"{sender}. Your mail server refused {bounced} of these emails sent to addresses at "
+        f"{domain}.",
+    ]
+    if reply:
+        lines += ["", f"The latest reply from your server was: {reply}"]
+    lines += [
+        "",
+        f"Could you allowlist the sender address {sender} on your mail server and spam filter, "
+        "so that these emails reach your colleagues? Once that is done, we will send them again.",
+    ]
+    if share_url:
+        lines += ["", "This page shows the delivery status of each email to your domain "
+                  f"(it works until {expires:%d %B %Y}):", share_url]
+    lines += ["", "Thank you,", organisation]
+    return f"Please allowlist {sender} for our credential emails", "\n".join(lines)
+
+
+def _domain_or_404(domain: str) -> tuple[str, queries.DomainStats]:
+    domain = domain.strip().lower()
+    stats = queries.domain_stats(db.session, [domain])[0]
+    if stats.total == 0:
+        abort(404, f"No recipient has an address at {domain}.")
+    return domain, stats
+
+
+def _render_domain(domain: str, stats: queries.DomainStats, share_url: str | None = None,
+                   expires: datetime | None = None):
+    cfg = current_app.config
+    f = recipient_filter(domain=domain)
+    page, counts = queries.recipient_page(db.session, f, cfg["PAGE_SIZE"])
+    alert = stats.bounced >= int(cfg["DOMAIN_BOUNCE_ALERT"])
+    subject, body = allowlist_request(domain, stats.bounced, _latest_bounce_reply(domain),
+                                      share_url, expires)
+    mailto = f"mailto:postmaster@{quote(domain)}?subject={quote(subject)}&body={quote(body)}"
+    return render_template("domain.html", domain=domain, stats=stats, alert=alert, f=f,
+                           page=page, counts=counts, sender=cfg["SENDER"], subject=subject,
+                           message=body, mailto=mailto, share_url=share_url, expires=expires,
+                           alert_threshold=int(cfg["DOMAIN_BOUNCE_ALERT"]))
+
+
+@bp.route("/<domain>")
+def detail(domain: str):
+    domain, stats = _domain_or_404(domain)
+    return _render_domain(domain, stats)
+
+
+@bp.route("/<domain>/share", methods=["POST"])
+def share(domain: str):
+    """Make a share link; it is shown once here and is not stored (the signature is the proof)."""
+    domain, stats = _domain_or_404(domain)
+    days = float(current_app.config["SHARE_LINK_DAYS"])
+    token = sharing.make_share_token(current_app.config["SECRET_KEY"], domain)
+    base = current_app.config["BASE_URL"].rstrip("/")
+    share_url = base + url_for("share.status", token=token)
+    expires = sharing.share_link_expiry(datetime.now(timezone.utc), days)
+    flash(f"Share link created: it works until {expires:%d %B %Y}. It is in the message below.",
+          "success")
+    return _render_domain(domain, stats, share_url=share_url, expires=expires)
+
+
+@bp.route("/<domain>/resend", methods=["POST"])
+def resend_bounced(domain: str):
+    domain, _ = _domain_or_404(domain)
+    sent = delivery.resend_bounced_at_domain(domain)
+    if sent:
+        flash(f"Sending again to {sent} bounced recipient{'s' if sent != 1 else ''} at {domain}.",
+              "success")
+    else:
+        flash(f"No bounced recipient at {domain} has a usable address: nothing was sent.", "info")
+    return redirect(url_for("domains.detail", domain=domain), 303)

@@ -1,0 +1,48 @@
+"""Error pages: a clear page for people, JSON ``{"error": ...}`` under ``/api/`` and
+``/webhooks/`` (the API's own blueprint handlers answer first for its routes)."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+log = logging.getLogger(__name__)
+
+JSON_PREFIXES = ("/api/", "/webhooks/")
+TITLES = {
+    400: "That request could not be used",
+    403: "You cannot see this page",
+    404: "Page not found",
+    405: "Not allowed here",
+    410: "This link has expired",
+    413: "Too large",
+    429: "Too many attempts",
+    500: "Something went wrong on our side",
+}
+
+
+def _answer(error: HTTPException):
+    code = error.code or 500
+    description = error.description or ""
+    if isinstance(error, CSRFError):
+        description = ("The form had expired or was sent from another site. Go back, reload the "
+                       "page and try again.")
+    if code == 500:
+        description = "The error has been logged. Try again in a moment."
+    if request.path.startswith(JSON_PREFIXES):
+        return jsonify(error=description or TITLES.get(code, error.name)), code
+    return render_template("errors.html", code=code, title=TITLES.get(code, error.name),
+                           description=description), code
+
+
+def _server_error(error: InternalServerError):
+    log.error("unhandled error on %s %s", request.method, request.path,
+              exc_info=error.original_exception)
+    return _answer(error)
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(HTTPException, _answer)
+    app.register_error_handler(InternalServerError, _server_error)
