@@ -132,7 +132,11 @@ def bounces_ingest(source) -> None:
     MTA can pipe to it). A message that is not a report is reported and changes nothing."""
     from .maintenance import ingest_bounce
 
-    result = ingest_bounce(source.read())
+    try:
+        result = ingest_bounce(source.read())
+    except ValueError as error:
+        raise click.ClickException(f"not a readable delivery status report: {error}; "
+                                   "nothing was recorded") from None
     if result is None:
         raise click.ClickException("not a delivery status report; nothing was recorded")
     click.echo(f"Recorded {result.stored} events ({result.duplicates} seen before, "

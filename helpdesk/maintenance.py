@@ -3,7 +3,7 @@ the queue deliveries that a dead worker left half-done."""
 from __future__ import annotations
 
 import logging
-import mailbox
+import os
 from datetime import timedelta
 
 from flask import current_app
@@ -21,7 +21,8 @@ STALL_AFTER = timedelta(minutes=10)
 
 
 def ingest_bounce(raw: bytes) -> IngestResult | None:
-    """Read one returned message; None when no plugin recognises it as a bounce report."""
+    """Read one returned message; None when no plugin recognises it as a bounce report.
+    A report that cannot be read raises ValueError and records nothing."""
     found = plugins.hook().helpdesk_parse_bounce(raw_message=raw)
     if found is None:
         return None
@@ -29,26 +30,46 @@ def ingest_bounce(raw: bytes) -> IngestResult | None:
 
 
 def poll_bounce_maildir() -> dict[str, int]:
-    """Ingest the new messages of BOUNCE_MAILDIR; a report read is moved to ``cur``, anything
-    else is logged and left untouched for a person to look at."""
+    """Ingest the new messages of BOUNCE_MAILDIR; a report read is moved to ``cur`` (marked
+    seen), anything else is logged and left in ``new`` for a person to look at.
+
+    Only ``new`` is listed, so a Maildir full of old reports costs nothing; a report is moved
+    by renaming its file, as the Maildir format prescribes, so its bytes stay as they came.
+    Two workers polling at once are harmless: the loser of a rename skips the file, and a
+    report ingested twice is stored once.
+    """
     path = current_app.config.get("BOUNCE_MAILDIR")
-    counts = {"ingested": 0, "not_reports": 0}
+    counts = {"ingested": 0, "not_reports": 0, "malformed": 0}
     if not path:
         return counts
-    box = mailbox.Maildir(path, create=False)
-    for key in list(box.iterkeys()):
-        msg = box[key]
-        if msg.get_subdir() != "new":
+    new, cur = os.path.join(path, "new"), os.path.join(path, "cur")
+    if not (os.path.isdir(new) and os.path.isdir(cur)):
+        log.error("BOUNCE_MAILDIR %s is not a Maildir (it needs new/ and cur/)", path)
+        return counts
+    for name in sorted(os.listdir(new)):
+        if name.startswith("."):
             continue
-        raw = box.get_bytes(key)
-        if ingest_bounce(raw) is None:
+        try:
+            with open(os.path.join(new, name), "rb") as file:
+                raw = file.read()
+        except FileNotFoundError:  # another worker took it
+            continue
+        try:
+            result = ingest_bounce(raw)
+        except ValueError as error:
+            counts["malformed"] += 1
+            log.warning("%s in the bounce Maildir is a report that cannot be read (%s); "
+                        "left there", name, error)
+            continue
+        if result is None:
             counts["not_reports"] += 1
             log.warning("%s in the bounce Maildir is not a delivery status report; left there",
-                        key)
+                        name)
             continue
-        msg.set_subdir("cur")
-        msg.add_flag("S")
-        box[key] = msg
+        try:
+            os.rename(os.path.join(new, name), os.path.join(cur, f"{name}:2,S"))
+        except FileNotFoundError:
+            continue
         counts["ingested"] += 1
     return counts
 

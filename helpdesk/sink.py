@@ -4,6 +4,7 @@ now (451), so that bounces and deferrals happen through real SMTP traffic."""
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -12,6 +13,7 @@ from email.message import EmailMessage
 from typing import Iterable, Mapping
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 @dataclass
@@ -44,6 +46,11 @@ class _Handler:
     def __init__(self, sink: "SmtpSink"):
         self.sink = sink
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        self.sink.saw_connection(session.peer)
+        return responses
+
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         domain = address.rpartition("@")[2].lower()
         if domain in self.sink.refuse_domains:
@@ -69,15 +76,22 @@ def free_port(host: str = "127.0.0.1") -> int:
 class SmtpSink:
     def __init__(self, host: str = "127.0.0.1", port: int | None = None,
                  refuse_domains: Iterable[str] | Mapping[str, str | None] = (),
-                 defer_domains: Iterable[str] = ()):
-        """``refuse_domains``: domains answered 550, as a set or a mapping to the reply."""
+                 defer_domains: Iterable[str] = (), tls_context: ssl.SSLContext | None = None,
+                 logins: Mapping[str, str] | None = None):
+        """``refuse_domains``: domains answered 550, as a set or a mapping to the reply.
+        ``tls_context``: offer STARTTLS and require it before mail. ``logins``: require AUTH
+        with one of these user names and passwords (over TLS when there is a context)."""
         self.host = host
         self.port = port or free_port(host)
         replies = refuse_domains if isinstance(refuse_domains, Mapping) else \
             dict.fromkeys(refuse_domains)
         self.refuse_domains = {d.lower(): r for d, r in replies.items()}
         self.defer_domains = {d.lower() for d in defer_domains}
+        self.tls_context = tls_context
+        self.logins = dict(logins) if logins is not None else None
         self.messages: list[CaughtMessage] = []
+        self.connections = 0  # SMTP sessions that said EHLO, to see connection reuse
+        self._peers: set = set()
         self._lock = threading.Lock()
         self._controller: Controller | None = None
 
@@ -85,9 +99,28 @@ class SmtpSink:
         with self._lock:
             self.messages.append(message)
 
+    def saw_connection(self, peer) -> None:
+        with self._lock:
+            if peer not in self._peers:  # a second EHLO after STARTTLS is the same connection
+                self._peers.add(peer)
+                self.connections += 1
+
+    def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
+        ok = isinstance(auth_data, LoginPassword) and self.logins.get(
+            auth_data.login.decode("utf-8", "replace")) == auth_data.password.decode(
+            "utf-8", "replace")
+        return AuthResult(success=ok)
+
     def start(self) -> "SmtpSink":
+        security = {}
+        if self.tls_context is not None:
+            security.update(tls_context=self.tls_context, require_starttls=True)
+        if self.logins is not None:
+            security.update(authenticator=self._authenticate, auth_required=True,
+                            auth_require_tls=self.tls_context is not None)
         self._controller = Controller(_Handler(self), hostname=self.host, port=self.port,
-                                      decode_data=False, data_size_limit=10 * 1024 * 1024)
+                                      decode_data=False, data_size_limit=10 * 1024 * 1024,
+                                      **security)
         self._controller.start()
         return self
 

@@ -14,6 +14,8 @@ from typing import Any, Mapping
 from helpdesk import hookimpl
 from helpdesk.mail import Message, SendResult
 
+from .dsn import parse_dsn
+
 
 def verp_address(sender: str, correlation_id: str) -> str:
     """The envelope sender for one delivery: a bounce sent back to it names the delivery."""
@@ -103,6 +105,11 @@ class SmtpProvider:
         except smtplib.SMTPAuthenticationError as error:
             return SendResult.refused("the SMTP server refused our login: "
                                       + _reply(error.smtp_code, error.smtp_error))
+        except smtplib.SMTPNotSupportedError as error:
+            # The settings ask for STARTTLS or AUTH that the server does not offer: retrying
+            # will not change that, and "cannot reach" would send people looking elsewhere.
+            return SendResult.refused(f"the SMTP server {self.host}:{self.port} does not offer "
+                                      f"what SMTP_STARTTLS / SMTP_USERNAME ask for: {error}")
         except (smtplib.SMTPException, OSError, socket.timeout) as error:
             return SendResult.deferred(f"cannot reach the SMTP server {self.host}:{self.port}: "
                                        f"{error}")
@@ -150,3 +157,8 @@ class SmtpProvider:
 @hookimpl
 def helpdesk_providers(config):
     return [SmtpProvider(config)]
+
+
+@hookimpl
+def helpdesk_parse_bounce(raw_message):
+    return parse_dsn(raw_message)
