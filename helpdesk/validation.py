@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import email_validator
+import idna
 
 from .known_domains import COMMON_ENDINGS, MAILBOX_PROVIDERS, TLDS, split_public_suffix
 
@@ -290,7 +291,9 @@ class _Mailboxes:
         self.main_domains: set[str] = set()
         self.endings: dict[str, dict[str, int]] = {}
         for domain, rank, is_main in ranked_domains:
-            name, ending = split_public_suffix(domain) or domain.rpartition(".")[::2]
+            # A domain passed in may end in no real suffix (an intranet's): split at its last dot.
+            name, _, ending = domain.rpartition(".")
+            name, ending = split_public_suffix(domain) or (name, ending)
             if name and ending:
                 self.domains.add(domain)
                 if is_main:
@@ -361,6 +364,18 @@ def _confidence(score: int, margin: float) -> float:
     return round(max(0.05, 1 - score / 25) * min(1.0, 0.6 + margin / 25), 2)
 
 
+def _normalized(domain: str) -> str:
+    """Lower case, with IDN labels in Unicode (as email-validator gives them), so that both
+    spellings of an internationalised domain match."""
+    domain = domain.strip().lower()
+    if "xn--" in domain:
+        try:
+            return idna.decode(domain)
+        except idna.IDNAError:
+            pass
+    return domain
+
+
 _NOT_IN_DOMAINS = re.compile(r"[^\w.-]|_")
 
 
@@ -399,7 +414,7 @@ class DomainSuggester:
 
     def __init__(self, known: Iterable[str] = ()):
         builtin = _builtin_mailboxes()
-        extra = {_cleaned(domain.strip().lower()) for domain in known} - builtin.domains
+        extra = {_normalized(domain) for domain in known} - builtin.domains
         self._mailboxes = [builtin]
         if extra:
             self._mailboxes.append(_Mailboxes((domain, EXTRA_DOMAIN_RANK, True) for domain in extra))
@@ -409,7 +424,7 @@ class DomainSuggester:
 
     def suggest(self, domain: str) -> DomainSuggestion | None:
         """The domain the sender probably meant, or None when ``domain`` should be left alone."""
-        typed = domain.strip().lower()
+        typed = _normalized(domain)
         if not typed or self.is_known(typed):
             return None
         cleaned = _cleaned(typed)
@@ -484,31 +499,42 @@ class DomainSuggester:
         if self.is_known(domain):
             candidates.add(domain, cost, _PROVIDER)
         elif _has_real_ending(domain):
-            candidates.add(domain, cost + ending_prior(domain.rpartition(".")[2]), _REPAIR)
+            score = cost + ending_prior(domain.rpartition(".")[2])
+            candidates.add(domain, score, _REPAIR, score <= BROKEN_ENDING_BUDGET)
             self._fix_name(domain, cost, candidates)
         else:
             labels = domain.split(".")
             self._fix_ending(".".join(labels[:-1]), labels[-1], cost, candidates)
 
     def _fix_ending(self, name: str, ending: str, cost: int, candidates: _Candidates) -> None:
+        """Corrections of ``name.ending`` where ``ending`` is not real."""
         if not name:
             return
         if self.is_known(name):
             candidates.add(name, cost + LABEL_ADDED, _PROVIDER)
+        ending_scores: dict[str, int] = {}  # providers share endings (co.uk, fr, ...)
         for mailboxes in self._mailboxes:
             near_endings = mailboxes.all_endings.near(ending)
             for candidate in mailboxes.names.near(name):
-                name_score = typing_cost(name, candidate)
                 endings = mailboxes.endings[candidate]
-                for real_ending in near_endings & endings.keys():
-                    ending_score = cost + typing_cost(ending, real_ending, first_letter_matters=False)
-                    prior = mailboxes.ending_prior(candidate, real_ending)
-                    acceptable = ending_score <= BROKEN_ENDING_BUDGET and (
-                        name_score == 0
-                        or name_score + rank_prior(endings[real_ending]) <= name_budget(candidate)
+                reachable_endings = near_endings & endings.keys()
+                if not reachable_endings:
+                    continue
+                name_score = typing_cost(name, candidate)
+                for real_ending in reachable_endings:
+                    if real_ending not in ending_scores:
+                        ending_scores[real_ending] = cost + typing_cost(
+                            ending, real_ending, first_letter_matters=False
+                        )
+                    ending_score = ending_scores[real_ending]
+                    name_fits = name_score == 0 or (
+                        name_score + rank_prior(endings[real_ending]) <= name_budget(candidate)
                     )
                     candidates.add(
-                        f"{candidate}.{real_ending}", name_score + ending_score + prior, _PROVIDER, acceptable
+                        f"{candidate}.{real_ending}",
+                        name_score + ending_score + mailboxes.ending_prior(candidate, real_ending),
+                        _PROVIDER,
+                        name_fits and ending_score <= BROKEN_ENDING_BUDGET,
                     )
         for real_ending in _repair_endings().near(ending):
             score = cost + typing_cost(ending, real_ending, first_letter_matters=False)
