@@ -1,0 +1,362 @@
+"""Asynchronous SMTP bounce reports (RFC 3464 delivery status notifications): the parser over
+real-world shapes, `helpdesk bounces ingest FILE|-`, the Maildir the worker polls, and the whole
+path from a real send through the SMTP sink to a returned report."""
+from __future__ import annotations
+
+import json
+import mailbox
+import os
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from helpdesk.credentials import create_credential
+from helpdesk.maintenance import poll_bounce_maildir
+from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
+from helpdesk.status import BOUNCED, NOT_OPENED
+from helpdesk_smtp import verp_address
+from helpdesk_smtp.dsn import MalformedReport, parse_dsn
+
+DATA = Path(__file__).parent / "data" / "dsn"
+
+
+def fixture(name: str) -> bytes:
+    return (DATA / name).read_bytes()
+
+
+def make_dsn(*, to: str, groups: list[dict[str, str]], original: bytes | None = None,
+             per_message: dict[str, str] | None = None,
+             message_id: str | None = "<dsn-1@mx.example>") -> bytes:
+    """A delivery status notification as an MTA writes one (LF line ends)."""
+    head = [f"To: {to}", "From: MAILER-DAEMON@mx.example", "Subject: Delivery report",
+            "Date: Thu, 27 Mar 2025 10:00:00 +0000", "MIME-Version: 1.0",
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="BND"']
+    if message_id:
+        head.append(f"Message-ID: {message_id}")
+    fields = {"Reporting-MTA": "dns; mx.example", **(per_message or {})}
+    status = [f"{k}: {v}" for k, v in fields.items()]
+    for group in groups:
+        status += [""] + [f"{k}: {v}" for k, v in group.items()]
+    lines = head + ["", "--BND", "Content-Type: text/plain", "", "A report.", "",
+                    "--BND", "Content-Type: message/delivery-status", ""] + status + [""]
+    text = "\n".join(lines).encode()
+    if original is not None:
+        text += b"--BND\nContent-Type: message/rfc822\n\n" + original.replace(b"\r\n", b"\n")
+        text += b"\n"
+    return text + b"--BND--\n"
+
+
+def events_of(delivery_id: int) -> list[DeliveryEvent]:
+    return db.session.scalars(select(DeliveryEvent).where(DeliveryEvent.delivery_id ==
+                                                          delivery_id)
+                              .order_by(DeliveryEvent.id)).all()
+
+
+def event_count() -> int:
+    return db.session.scalar(select(func.count()).select_from(DeliveryEvent))
+
+
+# --- the parser over real-world shapes -----------------------------------------------------
+
+@pytest.mark.parametrize("name, correlation_id, recipient, status, diagnostic", [
+    ("postfix-failed.eml", "3b9f1c0e6d2a4f8b9c7e5a1d2f4b6c8e", "ada@example.co.uk", "5.1.1",
+     "550 5.1.1 <ada@example.co.uk>: Recipient address rejected: User unknown in virtual "
+     "mailbox table"),
+    ("exim-failed.eml", "a1b2c3d4e5f60718293a4b5c6d7e8f90", "linus@kernel.example", "5.0.0",
+     "550 5.7.1 Service unavailable; client [192.0.2.10] blocked using zen.example"),
+    ("gmail-failed.eml", "c0ffee00c0ffee00c0ffee00c0ffee00", "nobody.here.12345@gmail.com",
+     "5.1.1", "550-5.1.1 The email account that you tried to reach does not exist. Please try "
+     "double-checking the recipient's email address for typos or unnecessary spaces. For more "
+     "information, go to https://support.google.com/mail/?p=NoSuchUser "
+     "a640c23a62f3a-ac3efbd5a2fsi123 - gsmtp"),
+    ("outlook-com-failed.eml", "0e1d2c3b4a5968778695a4b3c2d1e0f1", "rene@boite.example",
+     "5.2.2", "552 5.2.2 <rene@boite.example>... Boîte pleine (mailbox full)"),
+    ("global-utf8.eml", "d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9", "josé@correo.example", "5.1.1",
+     "550 5.1.1 <josé@correo.example>: usuario desconocido"),
+])
+def test_a_failed_report_is_one_permanent_bounce(name, correlation_id, recipient, status,
+                                                  diagnostic):
+    [event] = parse_dsn(fixture(name))
+    assert (event.provider, event.type, event.severity) == ("smtp", "bounced", "permanent")
+    assert event.correlation_id == correlation_id
+    assert event.recipient == recipient
+    assert event.reason == diagnostic
+    assert event.mta_response == f"{status} {diagnostic}"
+    assert event.raw["status"] == status and event.raw["action"] == "failed"
+    assert event.occurred_at.tzinfo == timezone.utc
+
+
+def test_folded_fields_are_read_as_one_line():
+    [event] = parse_dsn(fixture("postfix-failed.eml"))
+    assert "\n" not in event.reason and "  " not in event.reason
+    assert event.reason.endswith("Recipient address rejected: User unknown in virtual mailbox "
+                                 "table")
+
+
+def test_a_delayed_report_is_a_temporary_deferral():
+    [event] = parse_dsn(fixture("postfix-delayed.eml"))
+    assert (event.type, event.severity) == ("deferred", "temporary")
+    assert event.correlation_id == "7d2e4f6a8b0c1d3e5f7a9b1c3d5e7f9a"
+    assert event.mta_response == "4.7.1 451 4.7.1 Greylisted, please try again later"
+    # Only the original's headers came back (text/rfc822-headers): its Message-ID is kept.
+    assert event.message_id == "<174287649811.4242.7@issuer.example>"
+
+
+def test_one_report_for_several_recipients_gives_one_event_each():
+    raw = fixture("exchange-online-group.eml")
+    assert b"\r\n" in raw  # Exchange writes CRLF line ends
+    events = parse_dsn(raw)
+    assert [(e.recipient, e.type, e.severity) for e in events] == [
+        ("alex@contoso.example", "bounced", "permanent"),
+        ("megan@contoso.example", "bounced", "permanent"),
+        ("lee@partner.example", "delivered", None),
+    ]
+    assert {e.correlation_id for e in events} == {"9a8b7c6d5e4f30211203f4e5d6c7b8a9"}
+    assert events[1].reason == ("554 5.2.2 mailbox full; STOREDRV.Deliver.Exception:"
+                                "QuotaExceededException.MapiExceptionShutoffQuotaExceeded")
+    assert events[2].raw["action"] == "relayed" and events[2].reason is None
+    assert len({e.event_id for e in events}) == 3
+
+
+def test_the_time_is_the_last_attempt_else_the_report_date():
+    [gmail] = parse_dsn(fixture("gmail-failed.eml"))  # Last-Attempt-Date, in -0700
+    assert gmail.occurred_at == datetime(2025, 3, 26, 11, 27, 29, tzinfo=timezone.utc)
+    [postfix] = parse_dsn(fixture("postfix-failed.eml"))  # no Last-Attempt-Date: the Date
+    assert postfix.occurred_at == datetime(2025, 3, 24, 18, 6, 50, tzinfo=timezone.utc)
+
+
+def test_a_report_without_any_date_happened_now():
+    raw = make_dsn(to="x@issuer.example", groups=[
+        {"Final-Recipient": "rfc822; a@b.example", "Action": "failed", "Status": "5.0.0"}])
+    raw = raw.replace(b"Date: Thu, 27 Mar 2025 10:00:00 +0000\n", b"")
+    now = datetime(2030, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+    [event] = parse_dsn(raw, now=now)
+    assert event.occurred_at == now
+
+
+def test_the_same_report_gives_the_same_event_ids():
+    raw = fixture("postfix-failed.eml")
+    assert [e.event_id for e in parse_dsn(raw)] == [e.event_id for e in parse_dsn(raw)]
+    # Without a Message-ID the report's bytes identify it.
+    anonymous = raw.replace(b"Message-Id: <20250324180650.7FE851AC10D@mail.issuer.example>\n",
+                            b"")
+    assert anonymous != raw
+    first, again = parse_dsn(anonymous), parse_dsn(anonymous)
+    assert first[0].event_id == again[0].event_id != parse_dsn(raw)[0].event_id
+    assert all(len(e.event_id) <= 255 for e in first)
+
+
+def test_correlation_by_the_envelope_id_alone():
+    raw = make_dsn(to="someone@issuer.example",
+                   per_message={"Original-Envelope-Id": "ABCDEF0123456789ABCDEF0123456789"},
+                   groups=[{"Final-Recipient": "rfc822; a@b.example", "Action": "failed",
+                            "Status": "5.1.1"}])
+    [event] = parse_dsn(raw)
+    assert event.correlation_id == "abcdef0123456789abcdef0123456789"
+
+
+def test_a_report_naming_no_delivery_of_ours_keeps_its_events_unmatched():
+    [event] = parse_dsn(fixture("not-ours.eml"))
+    assert event.correlation_id is None
+    assert event.type == "bounced" and event.recipient == "reader@example.net"
+    assert event.message_id == "<news-2025-03@issuer.example>"  # still matched by Message-ID
+    assert event.reason.startswith("Host or domain name not found")  # X-Postfix type dropped
+
+
+def test_raw_is_a_small_summary_never_the_message():
+    for name in ("postfix-failed.eml", "gmail-failed.eml", "exchange-online-group.eml"):
+        for event in parse_dsn(fixture(name)):
+            assert set(event.raw) == {"action", "status", "diagnostic_code", "reporting_mta",
+                                      "remote_mta", "dsn_message_id"}
+            assert len(json.dumps(event.raw)) < 1000
+            assert "issued a credential" not in json.dumps(event.raw)
+
+
+def test_unknown_actions_are_skipped():
+    raw = make_dsn(to="x@issuer.example", groups=[
+        {"Final-Recipient": "rfc822; a@b.example", "Action": "bogus", "Status": "2.0.0"},
+        {"Final-Recipient": "rfc822; c@d.example", "Action": "Failed", "Status": "5.0.0"}])
+    assert [e.recipient for e in parse_dsn(raw)] == ["c@d.example"]
+
+
+@pytest.mark.parametrize("raw", [
+    fixture("not-a-report-exim-text.eml"),
+    fixture("not-a-report-read-receipt.eml"),
+    b"From: ada@example.co.uk\nSubject: thanks!\n\nGot my badge.\n",
+    b"\x00\xff not mail at all",
+    b"",
+], ids=["plain-text bounce", "read receipt", "a reply", "binary", "empty"])
+def test_anything_that_is_not_a_delivery_status_report_is_none(raw):
+    assert parse_dsn(raw) is None
+
+
+@pytest.mark.parametrize("raw, message", [
+    (fixture("truncated.eml"), "recipient group 1 has no Action field: the report is cut short"),
+    (b"Content-Type: multipart/report; report-type=delivery-status; boundary=X\n\nno parts",
+     "the multipart/report has no parts"),
+    (b"Content-Type: multipart/report; report-type=delivery-status; boundary=X\n\n--X\n"
+     b"Content-Type: text/plain\n\nonly prose\n--X--\n",
+     "the report has no message/delivery-status part"),
+    (make_dsn(to="x@y.example", groups=[]), "the delivery-status part names no recipient"),
+    (make_dsn(to="x@y.example", groups=[{"Action": "failed", "Status": "5.0.0"}]),
+     "recipient group 1 has no Final-Recipient field"),
+])
+def test_a_report_that_cannot_be_read_is_refused_precisely(raw, message):
+    with pytest.raises(MalformedReport, match=re.escape(message)):
+        parse_dsn(raw)
+
+
+# --- through the app: the CLI and the Maildir -------------------------------------------
+
+@pytest.fixture
+def sent(app, sink):
+    """One credential email really sent through the sink: (recipient, delivery, caught)."""
+    credential = create_credential("Analytical Engine Operator",
+                                   [{"name": "Ada", "email": "ada@example.co.uk"}],
+                                   state="published")
+    recipient = credential.recipients[0]
+    assert recipient.status == NOT_OPENED
+    [caught] = sink.messages
+    return recipient, recipient.deliveries[0], caught
+
+
+def report_for(delivery: Delivery, fixture_name: str = "postfix-failed.eml") -> bytes:
+    """A real-world fixture, retargeted at one of our deliveries."""
+    raw = fixture(fixture_name)
+    return raw.replace(b"3b9f1c0e6d2a4f8b9c7e5a1d2f4b6c8e", delivery.correlation_id.encode())
+
+
+def test_ingest_a_file(app, sent, tmp_path):
+    recipient, delivery, _ = sent
+    path = tmp_path / "bounce.eml"
+    path.write_bytes(report_for(delivery))
+    result = app.test_cli_runner().invoke(args=["bounces", "ingest", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Recorded 1 events (0 seen before, 0 for no delivery of ours)" in result.output
+    db.session.expire_all()
+    assert db.session.get(Recipient, recipient.id).status == BOUNCED
+    bounce = events_of(delivery.id)[-1]
+    assert (bounce.type, bounce.severity) == ("bounced", "permanent")
+    assert bounce.mta_response.startswith("5.1.1 550 5.1.1 <ada@example.co.uk>")
+
+
+def test_ingest_from_standard_input_twice_stores_it_once(app, sent):
+    recipient, delivery, _ = sent
+    runner = app.test_cli_runner()
+    raw = report_for(delivery)
+    first = runner.invoke(args=["bounces", "ingest", "-"], input=raw)
+    assert first.exit_code == 0, first.output
+    db.session.expire_all()
+    stored, updated = event_count(), db.session.get(Recipient, recipient.id).updated_at
+    again = runner.invoke(args=["bounces", "ingest", "-"], input=raw)
+    assert again.exit_code == 0, again.output
+    assert "Recorded 0 events (1 seen before" in again.output
+    db.session.expire_all()
+    assert event_count() == stored
+    assert db.session.get(Recipient, recipient.id).updated_at == updated
+    assert db.session.get(Recipient, recipient.id).status == BOUNCED
+
+
+@pytest.mark.parametrize("name, message", [
+    ("not-a-report-exim-text.eml", "not a delivery status report; nothing was recorded"),
+    ("truncated.eml", "not a readable delivery status report: recipient group 1 has no "
+                      "Action field"),
+])
+def test_ingest_refuses_what_is_not_a_readable_report(app, sent, name, message):
+    recipient, _, _ = sent
+    before = event_count()
+    result = app.test_cli_runner().invoke(args=["bounces", "ingest", "-"],
+                                          input=fixture(name))
+    assert result.exit_code != 0
+    assert message in result.output
+    db.session.expire_all()
+    assert event_count() == before
+    assert db.session.get(Recipient, recipient.id).status == NOT_OPENED
+
+
+def test_ingest_keeps_a_report_for_no_delivery_of_ours(app, sent):
+    result = app.test_cli_runner().invoke(args=["bounces", "ingest", "-"],
+                                          input=fixture("not-ours.eml"))
+    assert result.exit_code == 0, result.output
+    assert "1 for no delivery of ours" in result.output
+    unmatched = db.session.scalars(select(DeliveryEvent).where(
+        DeliveryEvent.delivery_id.is_(None))).all()
+    assert [e.type for e in unmatched] == ["bounced"]
+
+
+def test_the_worker_polls_the_bounce_maildir(app_factory, sink, tmp_path):
+    box_path = tmp_path / "bounces"
+    box = mailbox.Maildir(box_path, create=True)
+    app = app_factory(sink, BOUNCE_MAILDIR=str(box_path))
+    with app.app_context():
+        credential = create_credential("Badge", [{"name": "Ada", "email": "ada@example.co.uk"}],
+                                       state="published")
+        recipient = credential.recipients[0]
+        report = report_for(recipient.deliveries[0])
+        keys = {"report": box.add(report), "prose": box.add(fixture("not-a-report-exim-text.eml")),
+                "cut": box.add(fixture("truncated.eml"))}
+        assert poll_bounce_maildir() == {"ingested": 1, "not_reports": 1, "malformed": 1}
+        db.session.expire_all()
+        assert db.session.get(Recipient, recipient.id).status == BOUNCED
+
+        box = mailbox.Maildir(box_path, create=False)
+        assert box.get_message(keys["report"]).get_subdir() == "cur"
+        assert "S" in box.get_message(keys["report"]).get_flags()
+        assert box.get_bytes(keys["report"]) == report  # moved, not rewritten
+        assert sorted(os.listdir(box_path / "new")) == sorted([keys["prose"], keys["cut"]])
+        # The next poll reads only what is still new: the two left for a person.
+        assert poll_bounce_maildir() == {"ingested": 0, "not_reports": 1, "malformed": 1}
+
+
+def test_no_bounce_maildir_configured_polls_nothing(app):
+    assert poll_bounce_maildir() == {"ingested": 0, "not_reports": 0, "malformed": 0}
+
+
+# --- end to end: a real send, a report built for its envelope sender ---------------------
+
+def test_a_failed_report_to_the_verp_address_bounces_the_recipient(app, sent):
+    recipient, delivery, caught = sent
+    assert caught.envelope_from == verp_address("credentials@issuer.example",
+                                                delivery.correlation_id)
+    # The report goes back to the envelope sender and returns the original as it was sent.
+    report = make_dsn(to=caught.envelope_from, original=caught.data, groups=[{
+        "Final-Recipient": "rfc822; ada@example.co.uk", "Action": "failed", "Status": "5.1.1",
+        "Diagnostic-Code": "smtp; 550 5.1.1 <ada@example.co.uk>: no mailbox here",
+        "Last-Attempt-Date": "Thu, 27 Mar 2025 10:00:00 +0000"}])
+    result = app.test_cli_runner().invoke(args=["bounces", "ingest", "-"], input=report)
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    assert db.session.get(Recipient, recipient.id).status == BOUNCED
+    timeline = [(e.type, e.mta_response) for e in events_of(delivery.id)]
+    assert ("bounced", "5.1.1 550 5.1.1 <ada@example.co.uk>: no mailbox here") in timeline
+
+
+def test_a_report_matched_only_by_our_header_in_the_original(app, sent):
+    recipient, delivery, caught = sent
+    report = make_dsn(to="credentials@issuer.example", original=caught.data, groups=[{
+        "Final-Recipient": "rfc822; ada@example.co.uk", "Action": "failed",
+        "Status": "5.2.1", "Diagnostic-Code": "smtp; 550 5.2.1 account disabled"}])
+    [event] = parse_dsn(report)
+    assert event.correlation_id == delivery.correlation_id
+    assert app.test_cli_runner().invoke(args=["bounces", "ingest", "-"],
+                                        input=report).exit_code == 0
+    db.session.expire_all()
+    assert db.session.get(Recipient, recipient.id).status == BOUNCED
+
+
+def test_a_delayed_report_leaves_the_status_and_adds_a_deferral(app, sent):
+    recipient, delivery, caught = sent
+    report = make_dsn(to=caught.envelope_from, original=caught.data, groups=[{
+        "Final-Recipient": "rfc822; ada@example.co.uk", "Action": "delayed", "Status": "4.4.1",
+        "Diagnostic-Code": "smtp; 421 4.4.1 connection timed out",
+        "Will-Retry-Until": "Mon, 31 Mar 2025 10:00:00 +0000"}])
+    result = app.test_cli_runner().invoke(args=["bounces", "ingest", "-"], input=report)
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    assert db.session.get(Recipient, recipient.id).status == NOT_OPENED
+    deferral = events_of(delivery.id)[-1]
+    assert (deferral.type, deferral.severity) == ("deferred", "temporary")
+    assert deferral.reason == "421 4.4.1 connection timed out"
