@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import func, select
 
 from helpdesk import plugins
+from helpdesk.auth import create_token, create_user
 from helpdesk.credentials import create_credential
 from helpdesk.mail import Message, NotConfigured, SignatureError, WebhookError
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
@@ -325,6 +326,10 @@ def test_reasons_carry_what_an_agent_needs():
     assert to_event(doc_event("delivered")).mta_response == "250 OK"
     assert to_event(doc_event("click")).reason == "http://www.sendgrid.com/"
     assert to_event(doc_event("open")).reason is None
+    assert to_event(doc_event("group_unsubscribe")).reason == \
+        "unsubscribed from unsubscribe group 10"
+    assert to_event(doc_event("group_resubscribe")).reason == \
+        "resubscribed to unsubscribe group 10"
 
 
 def test_a_machine_open_is_kept_and_said():
@@ -618,6 +623,21 @@ def test_every_status_through_sendgrid(client, private_key, fake_api, sendgrid_a
     result = statuses()
     assert (result["fay@valley.example"], result["gus@valley.example"]) == (NOT_OPENED,
                                                                               NOT_OPENED)
+
+    # What the JSON API shows agrees, reasons included.
+    token = create_token(create_user("agent@issuer.example", "correct horse battery"))
+    auth = {"Authorization": f"Bearer {token}"}
+    listed = client.get("/api/v1/recipients", headers=auth).json
+    assert {item["email"]: item["status"] for item in listed["items"]} == result
+    assert listed["counts"] == {NOT_SENT: 1, NOT_PROVIDED: 1, SENDING: 0, NOT_OPENED: 3,
+                                BOUNCED: 1, OPENED: 1}
+    ids = {item["email"]: item["id"] for item in listed["items"]}
+    dan = client.get(f"/api/v1/recipients/{ids['dan@valley.example']}", headers=auth).json
+    assert {"type": "opened", "reason": MACHINE_OPEN} in [
+        {"type": e["type"], "reason": e["reason"]} for e in dan["deliveries"][0]["events"]]
+    bob = client.get(f"/api/v1/recipients/{ids['bob@valley.example']}", headers=auth).json
+    assert bob["deliveries"][0]["events"][-1]["reason"].startswith(
+        "SendGrid refused the message (HTTP 400): The to email does not contain")
 
 
 def test_the_sendgrid_provider_is_found_through_its_entry_point(sendgrid_app):

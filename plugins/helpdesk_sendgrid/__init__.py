@@ -18,6 +18,8 @@ from helpdesk.mail import CORRELATION_VARIABLE, Message, SendResult
 
 from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_events, verify_signature
 
+DEFAULT_API_URL = "https://api.sendgrid.com/v3/mail/send"
+
 
 def mail_send_body(message: Message, sender_name: str = "") -> dict[str, Any]:
     """The v3 mail-send JSON for one message."""
@@ -68,7 +70,7 @@ class SendgridProvider:
     name = "sendgrid"
 
     def __init__(self, config: Mapping[str, Any]):
-        self.api_url = config.get("SENDGRID_API_URL") or "https://api.sendgrid.com/v3/mail/send"
+        self.api_url = config.get("SENDGRID_API_URL") or DEFAULT_API_URL
         self._api_key = config.get("SENDGRID_API_KEY") or ""
         self.public_key = config.get("SENDGRID_WEBHOOK_PUBLIC_KEY")
         self.tolerance = float(config.get("WEBHOOK_TOLERANCE_SECONDS") or 600)

@@ -178,7 +178,8 @@ def _reason(name: str, payload: dict) -> str | None:
     if name == "click":
         return _text(payload.get("url"))
     if name in ("group_unsubscribe", "group_resubscribe") and "asm_group_id" in payload:
-        return f"unsubscribe group {payload['asm_group_id']}"
+        verb = "unsubscribed from" if name == "group_unsubscribe" else "resubscribed to"
+        return f"{verb} unsubscribe group {payload['asm_group_id']}"
     if name == "spamreport":
         return "the recipient marked the email as spam"
     if name not in EVENT_TYPES:
