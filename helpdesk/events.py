@@ -37,8 +37,11 @@ class IngestResult:
 
 
 def _insert(dialect_name: str):
+    # A Core insert of the table, not the ORM entity: the ORM's bulk path pairs each RETURNING
+    # row with its parameters, which "on conflict do nothing" (fewer rows back) turns into one
+    # statement per row and a quadratic merge. Core sends a page of VALUES per statement.
     module = postgresql if dialect_name == "postgresql" else sqlite
-    return module.insert(DeliveryEvent).on_conflict_do_nothing(
+    return module.insert(DeliveryEvent.__table__).on_conflict_do_nothing(
         index_elements=["provider", "provider_event_id"])
 
 
@@ -74,25 +77,31 @@ def record_events(events: Iterable[ProviderEvent]) -> IngestResult:
     if not events:
         return result
     matches = _match_deliveries(events)
-    rows = []
+    received_at = utcnow()
+    # A provider's retry often repeats events inside one batch: the first copy is enough.
+    by_key: dict[tuple[str, str], dict] = {}
     for e in events:
-        delivery_id = _delivery_for(e, matches)
-        rows.append({
-            "delivery_id": delivery_id, "provider": e.provider,
-            "provider_event_id": e.event_id[:255], "type": e.type,
+        key = (e.provider, e.event_id[:255])
+        if key in by_key:
+            continue
+        by_key[key] = {
+            "delivery_id": _delivery_for(e, matches), "provider": e.provider,
+            "provider_event_id": key[1], "type": e.type,
             "level": event_level(e.type), "occurred_at": e.occurred_at,
-            "received_at": utcnow(), "correlation_id": e.correlation_id,
+            "received_at": received_at, "correlation_id": e.correlation_id,
             "severity": e.severity, "reason": e.reason, "mta_response": e.mta_response,
             "raw": e.raw,
-        })
+        }
+    rows = list(by_key.values())
     delivery_ids = sorted({r["delivery_id"] for r in rows if r["delivery_id"] is not None})
     try:
         _lock_recipients(delivery_ids)
-        inserted = db.session.execute(
-            _insert(db.engine.dialect.name).returning(DeliveryEvent.delivery_id), rows,
+        inserted = db.session.connection().execute(
+            _insert(db.engine.dialect.name).returning(DeliveryEvent.__table__.c.delivery_id),
+            rows,
         ).all() if rows else []
         result.stored = len(inserted)
-        result.duplicates = len(rows) - len(inserted)
+        result.duplicates = len(events) - len(inserted)
         result.unmatched = sum(1 for (d,) in inserted if d is None)
         affected = sorted({d for (d,) in inserted if d is not None})
         result.changed = refresh_statuses(affected)
