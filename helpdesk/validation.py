@@ -114,7 +114,7 @@ FIRST_LETTER = 5  # surcharge: people rarely get the first letter of a name wron
 DOT_MOVED = 5  # gmailc.om
 CLEANED = 4  # characters that cannot be in a domain (#, quotes, spaces), a comma for a dot
 ENDING_REPEATED = 4  # gmail.com.com
-LABEL_ADDED = 5  # a known domain followed by a broken label: gmail.com.cmo
+LABEL_ADDED = 12  # a known domain then a broken label: gmail.com.cmo (dearer than fixing the label)
 ENDING_MISSING = 6  # a provider's name alone: gmail
 COUNTRY_VARIANT = 5  # choosing yahoo.cn rather than yahoo.com
 
@@ -125,9 +125,9 @@ BROKEN_ENDING_BUDGET = 10  # what may be spent repairing an ending that is not r
 def name_budget(name: str) -> int:
     """What a name correction may cost: more for longer names, nothing for the shortest ones."""
     length = len(name)
-    if length <= 2:
+    if length <= 3:
         return 0
-    if length <= 4:
+    if length == 4:
         return DOUBLED
     if length == 5:
         return DROPPED
