@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -68,8 +69,8 @@ def score(suggest: Suggester, cases: list[tuple[str, str]]) -> dict[str, float]:
         made += 1
         right += suggestion == expected
         real_changed += not expected
-    precision = right / made if made else float("nan")
-    recall = right / typos if typos else float("nan")
+    precision = right / made if made else math.nan  # no suggestion made: nothing to be right about
+    recall = right / typos if typos else math.nan
     f1 = 2 * precision * recall / (precision + recall) if made and right else 0.0
     return {"precision": precision, "recall": recall, "f1": f1, "real_changed": real_changed}
 
@@ -89,8 +90,9 @@ def report(path: Path, repeat: int) -> None:
     print(f"{'tool':16} {'precision':>9} {'recall':>7} {'F1':>6} {'real domains changed':>21}")
     for name, suggest in TOOLS.items():
         result = score(suggest, cases)
+        precision = "n/a" if math.isnan(result["precision"]) else f"{result['precision']:.3f}"
         print(
-            f"{name:16} {result['precision']:9.3f} {result['recall']:7.3f} {result['f1']:6.3f}"
+            f"{name:16} {precision:>9} {result['recall']:7.3f} {result['f1']:6.3f}"
             f" {result['real_changed']:21d}"
         )
     domains = [typed for typed, _ in cases]
