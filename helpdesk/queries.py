@@ -137,9 +137,10 @@ class Page:
 
 def ordered(query: Select, f: RecipientFilter) -> Select:
     column = SORTS[f.sort]
+    # Recipients without an address go last either way, on SQLite as on PostgreSQL.
     if f.descending:
-        return query.order_by(column.desc(), Recipient.id.desc())
-    return query.order_by(column.asc(), Recipient.id.asc())
+        return query.order_by(column.desc().nulls_last(), Recipient.id.desc())
+    return query.order_by(column.asc().nulls_last(), Recipient.id.asc())
 
 
 def recipient_page(session: Session, f: RecipientFilter, size: int) -> tuple[Page, dict[str, int]]:
