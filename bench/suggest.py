@@ -107,7 +107,10 @@ def report(path: Path, repeat: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--cases", type=Path, action="append", help="a CSV of cases (repeatable); default: dev and public"
+        "--cases",
+        type=Path,
+        action="append",
+        help="a CSV of cases (repeatable); default: the dev and the public cases",
     )
     parser.add_argument("--repeat", type=int, default=50, help="passes over the cases when timing")
     arguments = parser.parse_args()

@@ -1,10 +1,11 @@
 """Reference data for the domain-typo suggester in :mod:`helpdesk.validation`.
 
-Three lists, kept as plain text so that they are easy to review and to extend:
+The data is kept as plain text so that it is easy to review and to extend:
 
 * ``MAILBOX_PROVIDERS``: consumer mailbox domains, most used first. One provider a line: its main
   domain, then the other endings it hands out under the same name (``yahoo.com fr de`` means
-  yahoo.com, yahoo.fr, yahoo.de). The line number is the provider's rank.
+  yahoo.com, yahoo.fr, yahoo.de). The line number is the provider's rank; the order follows
+  published market-share estimates and is approximate below the first few dozen.
 * ``TLDS`` and ``SECOND_LEVEL_SUFFIXES``: every top-level domain delegated by IANA and the common
   second-level suffixes under them (co.uk, com.au, ac.jp, ...), taken from the ICANN section of the
   Public Suffix List (publicsuffix.org, 2023-02-09). They say which endings are real.
@@ -13,14 +14,22 @@ Three lists, kept as plain text so that they are easy to review and to extend:
 """
 from __future__ import annotations
 
+import re
+
 MAILBOX_PROVIDERS_TEXT = """
 gmail.com
-yahoo.com co.uk fr de it es ca com.au com.br com.mx com.ar co.in in co.jp com.sg com.ph co.id com.hk com.tw com.vn co.th com.my co.nz ie gr se dk no fi at be nl pl ro com.tr com.co com.pe com.ve cl com.cn cn co.kr co.za com.ec com.uy ch pt cz hu
-hotmail.com co.uk fr de it es ca com.au com.br com.ar com.mx be nl se dk no fi at ch gr co.jp jp co.th com.tw co.kr co.in co.za co.nz cl com.tr rs ru my sg ph vn hu cz sk pt lt lv ee ie co.il com.hk co.id com.vn com.co com.pe com.ve com.ec com.uy
-outlook.com fr de it es jp kr com.br com.ar com.au co.uk be cl cz dk ie in pt sa sg sk com.tr com.vn co.id co.il co.nz co.th com.gr hu at ph my lv nl se ch
+yahoo.com co.uk fr de it es ca com.au com.br com.mx com.ar co.in in co.jp com.sg com.ph co.id
+    com.hk com.tw com.vn co.th com.my co.nz ie gr se dk no fi at be nl pl ro com.tr com.co
+    com.pe com.ve cl com.cn cn co.kr co.za com.ec com.uy ch pt cz hu
+hotmail.com co.uk fr de it es ca com.au com.br com.ar com.mx be nl se dk no fi at ch gr co.jp jp
+    co.th com.tw co.kr co.in co.za co.nz cl com.tr rs ru my sg ph vn hu cz sk pt lt lv ee ie
+    co.il com.hk co.id com.vn com.co com.pe com.ve com.ec com.uy
+outlook.com fr de it es jp kr com.br com.ar com.au co.uk be cl cz dk ie in pt sa sg sk com.tr
+    com.vn co.id co.il co.nz co.th com.gr hu at ph my lv nl se ch
 icloud.com
 aol.com co.uk fr de it nl be jp ca com.au com.br es se at ch
-live.com co.uk fr de it nl be ca com.au com.mx com.ar cl se dk no fi at ch ie in jp ru com.pt pt cn co.za hk com.sg com.my ph
+live.com co.uk fr de it nl be ca com.au com.mx com.ar cl se dk no fi at ch ie in jp ru com.pt pt
+    cn co.za hk com.sg com.my ph
 msn.com
 comcast.net
 me.com
@@ -374,10 +383,10 @@ yopmail.com
 """
 
 COMMON_ENDINGS_TEXT = """
-com net org edu de co.uk fr ru it nl es ca com.au com.br jp co.jp in co.in pl be ch at se dk no fi ie
-gov info biz io co me us eu uk cn com.cn kr co.kr tw com.tw hk com.hk sg com.sg nz co.nz za co.za mx com.mx
-ar com.ar br au cz hu ro gr pt tr com.tr il co.il ua by kz org.uk ac.uk gov.uk net.au org.au edu.au ac.jp
-ne.jp
+com net org edu de co.uk fr ru it nl es ca com.au com.br jp co.jp in co.in pl be ch at se dk no
+fi ie gov info biz io co me us eu uk cn com.cn kr co.kr tw com.tw hk com.hk sg com.sg nz co.nz
+za co.za mx com.mx ar com.ar br au cz hu ro gr pt tr com.tr il co.il ua by kz org.uk ac.uk
+gov.uk net.au org.au edu.au ac.jp ne.jp
 """
 
 TLDS_TEXT = """
@@ -688,8 +697,11 @@ def _punycode(label: str) -> str:
     return "xn--" + label.encode("punycode").decode("ascii")
 
 
+# Internationalised TLDs are listed in Unicode; they are also typed in their xn-- form.
 TLDS: frozenset[str] = frozenset(
-    form for tld in _words(TLDS_TEXT) for form in ((tld, _punycode(tld)) if not tld.isascii() else (tld,))
+    form
+    for tld in _words(TLDS_TEXT)
+    for form in ((tld,) if tld.isascii() else (tld, _punycode(tld)))
 )
 
 SECOND_LEVEL_SUFFIXES: frozenset[str] = frozenset(
@@ -703,7 +715,8 @@ COMMON_ENDINGS: tuple[str, ...] = tuple(_words(COMMON_ENDINGS_TEXT))
 
 
 def split_public_suffix(domain: str) -> tuple[str, str] | None:
-    """Split ``domain`` into (name, public suffix), e.g. ``("ox", "ac.uk")``; None without a real one."""
+    """Split ``domain`` into its name and public suffix (``ox.ac.uk``: ``("ox", "ac.uk")``), or
+    None when it does not end in a real one."""
     labels = domain.split(".")
     for size in (2, 1):
         if len(labels) > size:
@@ -713,13 +726,15 @@ def split_public_suffix(domain: str) -> tuple[str, str] | None:
     return None
 
 
-def _provider_domains(line: str) -> tuple[str, ...]:
-    main, *other_endings = _words(line)
+def _provider_domains(entry: str) -> tuple[str, ...]:
+    main, *other_endings = _words(entry)
     name, _ = split_public_suffix(main)
     return (main, *(f"{name}.{ending}" for ending in other_endings))
 
 
-# One tuple of domains per provider, most used provider first.
+# One tuple of domains per provider, most used provider first; an indented line continues the
+# line above.
 MAILBOX_PROVIDERS: tuple[tuple[str, ...], ...] = tuple(
-    _provider_domains(line) for line in MAILBOX_PROVIDERS_TEXT.strip().splitlines()
+    _provider_domains(entry)
+    for entry in re.split(r"\n(?!\s)", MAILBOX_PROVIDERS_TEXT.strip())
 )

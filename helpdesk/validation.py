@@ -169,10 +169,10 @@ def _neighbouring_keys() -> frozenset[tuple[str, str]]:
     pairs = set()
     for row_number, row in enumerate(_KEY_ROWS):
         for column, key in enumerate(row):
-            neighbours = [row[column - 1] if column else "", row[column + 1 : column + 2]]
+            neighbours = [row[max(column - 1, 0) : column], row[column + 1 : column + 2]]
             if row_number + 1 < len(_KEY_ROWS):
                 below = _KEY_ROWS[row_number + 1]
-                neighbours += [below[column - 1 : column] if column else "", below[column : column + 1]]
+                neighbours += [below[max(column - 1, 0) : column], below[column : column + 1]]
             for neighbour in filter(None, neighbours):
                 pairs |= {(key, neighbour), (neighbour, key)}
     return frozenset(pairs)
@@ -196,10 +196,10 @@ def typing_cost(typed: str, intended: str, *, first_letter_matters: bool = True)
     start = 0
     while start < len(typed) and start < len(intended) and typed[start] == intended[start]:
         start += 1
-    typed_end, intended_end = len(typed), len(intended)
-    while typed_end > start and intended_end > start and typed[typed_end - 1] == intended[intended_end - 1]:
-        typed_end -= 1
-        intended_end -= 1
+    end = 0
+    while min(len(typed), len(intended)) - end > start and typed[-1 - end] == intended[-1 - end]:
+        end += 1
+    typed_end, intended_end = len(typed) - end, len(intended) - end
 
     first_letter = FIRST_LETTER if first_letter_matters and start == 0 else 0
     extra = [_extra_cost(typed, j) for j in range(start, typed_end)]
@@ -417,7 +417,8 @@ class DomainSuggester:
         extra = {_normalized(domain) for domain in known} - builtin.domains
         self._mailboxes = [builtin]
         if extra:
-            self._mailboxes.append(_Mailboxes((domain, EXTRA_DOMAIN_RANK, True) for domain in extra))
+            ranked = ((domain, EXTRA_DOMAIN_RANK, True) for domain in extra)
+            self._mailboxes.append(_Mailboxes(ranked))
 
     def is_known(self, domain: str) -> bool:
         return any(domain in mailboxes.domains for mailboxes in self._mailboxes)
@@ -463,16 +464,15 @@ class DomainSuggester:
                 rank = mailboxes.endings[candidate].get(ending)
                 if rank is not None:
                     score = typing_cost(name, candidate) + rank_prior(rank)
-                    candidates.add(
-                        f"{candidate}.{ending}", cost + score, _PROVIDER, score <= name_budget(candidate)
-                    )
+                    fits = score <= name_budget(candidate)
+                    candidates.add(f"{candidate}.{ending}", cost + score, _PROVIDER, fits)
             # A letter left out of a provider's ending turns it into another real one: gmail.co.
             own_endings = mailboxes.endings.get(name, {})
             for real_ending in mailboxes.all_endings.near(ending) & own_endings.keys() - {ending}:
                 score = typing_cost(ending, real_ending, first_letter_matters=False)
                 dropped_one = len(real_ending) == len(ending) + 1 and score <= DROPPED
-                prior = mailboxes.ending_prior(name, real_ending)
-                candidates.add(f"{name}.{real_ending}", cost + score + prior, _PROVIDER, dropped_one)
+                score += cost + mailboxes.ending_prior(name, real_ending)
+                candidates.add(f"{name}.{real_ending}", score, _PROVIDER, dropped_one)
 
     def _fix_broken(self, domain: str, cost: int, candidates: _Candidates) -> None:
         """Corrections of a domain without a real ending: it is wrong, so repair the ending of
