@@ -137,7 +137,8 @@ def name_budget(name: str) -> int:
 
 
 def rank_prior(rank: int) -> int:
-    """The most used providers are the likeliest intended targets."""
+    """The most used providers are the likeliest intended targets: the first lines of the list
+    are the global giants, the next ones the big national providers."""
     if rank < 16:
         return 0
     if rank < 60:
@@ -148,6 +149,9 @@ def rank_prior(rank: int) -> int:
 EXTRA_DOMAIN_RANK = len(MAILBOX_PROVIDERS)  # domains passed in rank with the least used providers
 
 
+_COMMON_ENDING_RANKS = {ending: rank for rank, ending in enumerate(COMMON_ENDINGS)}
+
+
 def ending_prior(ending: str) -> int:
     """.com dwarfs every other ending in addresses; a rare ccTLD is almost never the intent."""
     rank = _COMMON_ENDING_RANKS.get(ending)
@@ -156,9 +160,6 @@ def ending_prior(ending: str) -> int:
     if rank == 0:
         return 0
     return 1 if rank <= 2 else 3
-
-
-_COMMON_ENDING_RANKS = {ending: rank for rank, ending in enumerate(COMMON_ENDINGS)}
 
 
 # QWERTY rows, each shifted half a key right of the row above.
