@@ -11,6 +11,7 @@ Reusable by load tests: it is thread-per-request and records what it took.
         api.answer_for["bob@example.org"] = 400
         api.accepted      # the forms answered 200, each a dict of lists
         api.queued        # the message id answered, by v:helpdesk_delivery
+        api.connections   # TCP connections the clients opened
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import uuid
 from email.parser import BytesParser
 from email.policy import HTTP
 from email.utils import getaddresses, parseaddr
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
@@ -78,11 +80,13 @@ class FakeMailgun:
         self.requests: list[dict] = []  # every request: path, headers and parsed form
         self.accepted: list[dict[str, list[str]]] = []
         self.queued: dict[str, str] = {}
+        self.connections = 0  # TCP connections opened: keep-alive reuse shows here
         self._lock = threading.Lock()
         self._release = threading.Event()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={
+            "poll_interval": 0.05}, daemon=True)
 
     @property
     def url(self) -> str:
@@ -124,6 +128,11 @@ class FakeMailgun:
 
             def log_message(self, *args):  # keep test output quiet
                 pass
+
+            def setup(self):  # once per connection, however many requests it carries
+                super().setup()
+                with fake._lock:
+                    fake.connections += 1
 
             def _reply(self, status: int, payload: dict | str) -> None:
                 if isinstance(payload, dict):
@@ -174,6 +183,6 @@ class FakeMailgun:
                     return self._reply(401, "Forbidden")
                 if answer == 429:
                     return self._reply(429, {"message": "Too many requests"})
-                return self._reply(int(answer), {"message": "Internal Server Error"})
+                return self._reply(int(answer), {"message": HTTPStatus(int(answer)).phrase})
 
         return Handler

@@ -13,6 +13,8 @@ import time
 from datetime import datetime, timezone
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from fake_mailgun import HANG, FakeMailgun
@@ -215,6 +217,35 @@ def test_unusable_bodies_are_refused_with_a_reason(raw, status):
     assert str(refused.value)
 
 
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=3),
+    max_leaves=12)
+event_fields = st.fixed_dictionaries({}, optional={
+    "event": st.sampled_from([*EVENT_TYPES, "stored", ""]) | json_values,
+    "timestamp": st.floats(allow_nan=True, allow_infinity=True) | st.integers() | json_values,
+    "id": json_values, "severity": st.sampled_from(["permanent", "temporary"]) | json_values,
+    "recipient": json_values, "user-variables": json_values, "message": json_values,
+    "delivery-status": json_values, "reject": json_values, "url": json_values,
+})
+
+
+@settings(max_examples=300, deadline=None)
+@given(event_fields)
+def test_any_event_data_is_an_event_or_a_refusal_never_a_crash(data):
+    """Whatever Mailgun (or anyone) puts in a signed body, the answer is an event or a 4xx."""
+    try:
+        [event] = parse_events(body_of({"signature": {}, "event-data": data}))
+    except WebhookError as refused:
+        assert refused.status == 406
+    else:
+        assert event.type in NORMALIZED_TYPES
+        assert event.occurred_at.tzinfo is not None
+        if data.get("event") == "failed" and data.get("severity") != "permanent":
+            assert event.type == "deferred"
+
+
 def sign_fields(timestamp="1714745352", token="t" * 50, key=SIGNING_KEY):
     signature = hmac.new(key.encode(), f"{timestamp}{token}".encode(), hashlib.sha256)
     return timestamp, token, signature.hexdigest()
@@ -310,7 +341,7 @@ def test_one_connection_carries_a_threads_sends(fake):
         assert provider.send(message(correlation_id=f"c{n}")).outcome == "accepted"
     provider.close()
     assert len(fake.accepted) == 3
-    assert len(provider._sessions) == 0  # closed
+    assert fake.connections == 1
 
 
 @pytest.mark.parametrize("answer, outcome, words", [
@@ -554,6 +585,18 @@ def test_events_in_any_order_give_the_same_statuses(app_factory, fake):
                 assert post(client, signed(make(correlation_id=correlation_id)))[0] == 200
         assert [status_of(people[f"p{i}"]) for i in range(len(orders))] == \
             [expected for expected, _ in orders]
+
+
+def test_a_send_that_stays_unavailable_past_the_retries_ends_not_sent(app_factory, fake):
+    fake.answer = 503
+    app = mailgun_app(app_factory, fake, SEND_RETRIES=0)
+    with app.app_context():
+        person = publish([{"name": "ada", "email": "ada@example.com"}])["ada"]
+        assert status_of(person) == "not_sent"
+        reason = db.session.scalars(select(DeliveryEvent.reason).where(
+            DeliveryEvent.correlation_id == correlation_of(person),
+            DeliveryEvent.type == "refused")).one()
+        assert reason == "Mailgun is unavailable (HTTP 503): Service Unavailable"
 
 
 def test_every_status_through_mailguns_real_protocol(app_factory, fake):
