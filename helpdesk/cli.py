@@ -24,7 +24,8 @@ def main() -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for command in (demo, worker, users, tokens, providers, nudge, bounces):
+    for command in (demo, worker, users, tokens, providers, nudge, bounces, check_email,
+                    import_csv):
         app.cli.add_command(command)
 
 
@@ -141,3 +142,128 @@ def bounces_ingest(source) -> None:
         raise click.ClickException("not a delivery status report; nothing was recorded")
     click.echo(f"Recorded {result.stored} events ({result.duplicates} seen before, "
                f"{result.unmatched} for no delivery of ours).")
+
+
+@click.command("check-email")
+@click.argument("addresses", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object a line: input, valid, "
+              "normalized, error, suggestion, confidence.")
+@with_appcontext
+def check_email(addresses: tuple[str, ...], as_json: bool) -> None:
+    """Check email addresses: is each well formed, and was its domain probably mistyped?
+
+    Give the addresses as arguments, or - to read one address a line from standard input.
+    Prints one line per address: valid, invalid with the reason, or "did you mean …?".
+
+    Exit code: 0 when every address is valid and has no suggestion, 1 otherwise.
+    """
+    import json
+    from dataclasses import asdict
+
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .recipients import known_domains
+    from .validation import check_email as check
+
+    if not addresses:
+        raise click.UsageError("give one or more addresses, or - to read them from standard "
+                               "input")
+    try:
+        known = known_domains()
+    except SQLAlchemyError:
+        known = frozenset()
+        click.echo("The database is not set up (helpdesk db upgrade): checking against the "
+                   "built-in mailbox domains only.", err=True)
+    all_good = True
+    for address in _addresses(addresses):
+        result = check(address, known_domains=known)
+        all_good = all_good and result.valid and result.suggestion is None
+        if as_json:
+            click.echo(json.dumps(asdict(result), ensure_ascii=False))
+        else:
+            click.echo(_describe_check(result))
+    click.get_current_context().exit(0 if all_good else 1)
+
+
+def _addresses(arguments: tuple[str, ...]):
+    for argument in arguments:
+        if argument == "-":
+            yield from (line.strip() for line in click.get_text_stream("stdin") if line.strip())
+        else:
+            yield argument
+
+
+def _printable(text: str) -> str:
+    """What a terminal can show as typed: control characters escaped, never interpreted."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _describe_check(result) -> str:
+    line = f"{_printable(result.input)}: "
+    line += "valid" if result.valid else f"invalid: {result.error}"
+    if result.suggestion:
+        line += f"; did you mean {_printable(result.suggestion)}? " \
+                f"(confidence {result.confidence:.0%})"
+    return line
+
+
+@click.command("import")
+@click.argument("file", type=click.File("rb"))
+@click.option("--credential", "credential_id", type=int, required=True,
+              help="The id of the credential the recipients join.")
+@click.option("--refused-csv", type=click.File("w", encoding="utf-8-sig"),
+              help="Also write the refused rows here (line, reason and the original cells).")
+@with_appcontext
+def import_csv(file, credential_id: int, refused_csv) -> None:
+    """Import recipients from a CSV file (- for standard input): columns name and email, found
+    by their header; UTF-8; comma or semicolon separated.
+
+    Every row is imported, imported with a typo warning, refused (line and reason printed) or
+    skipped when empty. A file that cannot be read imports nothing. When the credential is
+    published and sends email, the new recipients are emailed.
+
+    Exit code: 0 when every non-empty row was imported, 1 when some row or the whole file was
+    refused.
+    """
+    from contextlib import ExitStack
+
+    from . import importer
+    from .models import Credential, db
+    from .recipients import known_domains
+
+    credential = db.session.get(Credential, credential_id)
+    if credential is None:
+        raise click.ClickException(f"no credential {credential_id}")
+    try:
+        with ExitStack() as bars:
+            parsed = importer.read_rows(file.read(importer.MAX_FILE_BYTES + 1), known_domains(),
+                                        progress=_progress_bar(bars, "Checking rows"))
+            summary = importer.import_rows(credential, parsed,
+                                           progress=_progress_bar(bars, "Importing"))
+    except importer.BrokenFile as error:
+        raise click.ClickException(f"nothing was imported: {error}") from None
+    for row in summary.rows:
+        if row.outcome != importer.IMPORTED:
+            detail = _printable(row.reason or "")
+            click.echo(f"line {row.line}: {row.outcome}: {detail}")
+    click.echo(f"Credential {credential.id} ({_printable(credential.title)}): "
+               f"{summary.describe()}")
+    if refused_csv is not None:
+        refused_csv.write(importer.refused_rows_csv(summary.header, summary.rows))
+    click.get_current_context().exit(1 if summary.count(importer.REFUSED) else 0)
+
+
+def _progress_bar(bars, label: str):
+    """A progress callback that shows a bar on standard error, made on its first call (when
+    the total is known)."""
+    bar = None
+
+    def advance(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None:
+            bar = bars.enter_context(click.progressbar(length=total, label=label,
+                                                       file=sys.stderr))
+        bar.update(done - bar.pos)
+
+    return advance
+

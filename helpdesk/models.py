@@ -95,6 +95,8 @@ class Recipient(db.Model):
     email_domain: Mapped[Optional[str]] = mapped_column(String(255))
     # Why the address cannot be used (a malformed one is kept and reported, never sent to).
     email_error: Mapped[Optional[str]] = mapped_column(String(300))
+    # The address whose typo suggestion a user rejected: not suggested again for that address.
+    typo_dismissed_for: Mapped[Optional[str]] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(20), default=NOT_SENT)
     nudges: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

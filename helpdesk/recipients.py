@@ -1,17 +1,49 @@
 """Recipients' addresses: checked when set, a malformed one kept and reported, never sent to."""
 from __future__ import annotations
 
-from flask import current_app
+import time
 
-from .models import Recipient
+from flask import current_app
+from sqlalchemy import select
+
+from . import plugins
+from .models import Recipient, db
+from .status import NOT_OPENED, OPENED
+from .validation import EmailCheck, check_email
+
+# Known domains are read again at most this often: new ones matter for typo suggestions only.
+KNOWN_DOMAINS_MAX_AGE_SECONDS = 60
+
+
+def known_domains() -> frozenset[str]:
+    """Domains the typo suggester treats as real besides the built-in mailbox providers: those
+    this installation has delivered to (a recipient there is not opened or opened) and those
+    plugins add (``helpdesk_known_domains``). Cached per app for a minute."""
+    app = current_app._get_current_object()
+    cached = app.extensions.get("helpdesk_known_domains")
+    now = time.monotonic()
+    if cached is not None and now - cached[0] < KNOWN_DOMAINS_MAX_AGE_SECONDS:
+        return cached[1]
+    delivered = db.session.scalars(
+        select(Recipient.email_domain).distinct()
+        .where(Recipient.status.in_((NOT_OPENED, OPENED)), Recipient.email_domain.is_not(None)))
+    offered = (d for domains in plugins.hook().helpdesk_known_domains() for d in domains or ())
+    # One frozenset object per minute: the suggester is cached by it.
+    domains = frozenset(d.strip().lower() for d in (*delivered, *offered) if d and d.strip())
+    app.extensions["helpdesk_known_domains"] = (now, domains)
+    return domains
+
+
+def check_address(address: str) -> EmailCheck:
+    """``check_email`` with this installation's known domains, without a DNS lookup: for
+    showing "did you mean …?"."""
+    return check_email(address, known_domains=known_domains())
 
 
 def email_problem(address: str | None) -> tuple[str | None, str | None, str | None]:
     """(address to store, its lower-cased domain, why it cannot be used or None)."""
     if address is None or not address.strip():
         return None, None, None
-    from .validation import check_email
-
     check = check_email(address.strip(),
                         check_deliverability=current_app.config["CHECK_DELIVERABILITY"])
     if not check.valid:

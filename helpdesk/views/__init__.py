@@ -9,12 +9,15 @@ from ..status import STATUSES
 def init_app(app: Flask) -> None:
     from ..auth import csrf
     from .. import api
-    from . import admin, domains, errors, help, pages, share, tracking, webhooks
+    from . import (admin, domains, errors, help, imports, pages, share, tracking, typos,
+                   webhooks)
 
     app.register_blueprint(pages.bp)
     app.register_blueprint(domains.bp)
     app.register_blueprint(share.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(typos.bp)
+    app.register_blueprint(imports.bp)
     app.register_blueprint(help.bp)
     app.register_blueprint(tracking.bp)
     app.register_blueprint(webhooks.bp)

@@ -1,0 +1,45 @@
+"""The "fix typos" page: bounced recipients whose address has a likely correction."""
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+
+from .. import typos
+from ..models import Recipient, db
+
+bp = Blueprint("typos", __name__)
+
+
+@bp.route("/typos")
+def index():
+    page = typos.typo_page(request.args.get("page", 1, type=int))
+    return render_template("typos.html", page=page)
+
+
+@bp.route("/typos/<int:recipient_id>/accept", methods=["POST"])
+def accept(recipient_id: int):
+    recipient = db.get_or_404(Recipient, recipient_id)
+    suggestion = request.form.get("suggestion", "")
+    try:
+        typos.accept(recipient, suggestion)
+    except ValueError as error:
+        flash(f"Not sent: {error}.", "error")
+    else:
+        flash(f"Sent again to {recipient.email}.", "success")
+    return redirect(url_for("typos.index"))
+
+
+@bp.route("/typos/<int:recipient_id>/reject", methods=["POST"])
+def reject(recipient_id: int):
+    recipient = db.get_or_404(Recipient, recipient_id)
+    typos.reject(recipient)
+    flash(f"No more suggestions for {recipient.email}.", "info")
+    return redirect(url_for("typos.index"))
+
+
+@bp.route("/typos/accept-all", methods=["POST"])
+def accept_all():
+    resent, problems = typos.accept_all()
+    flash(f"Corrected and sent again to {resent} recipients.", "success" if resent else "info")
+    for problem in problems:
+        flash(f"Not sent: {problem}", "error")
+    return redirect(url_for("typos.index"))
