@@ -30,7 +30,7 @@ def _admins_only():
 
 class UserForm(FlaskForm):
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320)])
-    role = SelectField("Role", choices=[(r.value, r.value.capitalize()) for r in Role],
+    role = SelectField("Role", choices=[r.value for r in Role],
                        default=Role.agent.value)
     password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=200)])
 
