@@ -125,6 +125,9 @@ class FakeMailgun:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # keep-alive, as the real API
+            # Headers and body leave in two writes: without this, Nagle's algorithm holds
+            # the body until the client's delayed ACK (~40 ms a request).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # keep test output quiet
                 pass
