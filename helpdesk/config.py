@@ -31,6 +31,9 @@ MAILGUN_WEBHOOK_SIGNING_KEY = None
 SEND_RETRIES = 5
 SEND_RETRY_DELAY = 30
 SEND_TIMEOUT = 20
+# A delivery still unanswered this long after it was due lost its worker (killed mid-send): it
+# is queued again when a worker starts and every few minutes.
+SEND_STALL_SECONDS = 600
 
 NUDGE_AFTER_DAYS = 7
 NUDGE_MAX = 2

@@ -16,9 +16,6 @@ from .status import SENDING
 
 log = logging.getLogger(__name__)
 
-# A delivery this long past its due time and still unanswered lost its worker.
-STALL_AFTER = timedelta(minutes=10)
-
 
 def ingest_bounce(raw: bytes) -> IngestResult | None:
     """Read one returned message; None when no plugin recognises it as a bounce report.
@@ -75,8 +72,9 @@ def poll_bounce_maildir() -> dict[str, int]:
 
 
 def requeue_stalled() -> int:
-    """Queue again deliveries still unanswered long after they were due (their worker died)."""
-    cutoff = utcnow() - STALL_AFTER
+    """Queue again deliveries still unanswered SEND_STALL_SECONDS after they were due (their
+    worker died). A requeued delivery that was in fact sent is skipped by ``send_batch``."""
+    cutoff = utcnow() - timedelta(seconds=float(current_app.config["SEND_STALL_SECONDS"]))
     ids = db.session.scalars(select(Delivery.id).where(
         Delivery.status == SENDING, Delivery.sent_at.is_(None),
         Delivery.send_due_at < cutoff)).all()

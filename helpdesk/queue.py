@@ -7,6 +7,7 @@ Maildir, and put back deliveries whose worker died mid-send.
 """
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from types import SimpleNamespace
 
@@ -49,6 +50,15 @@ def init_app(app: Flask) -> None:
         requeue_stalled=huey.periodic_task(crontab(minute="*/5"), name="requeue_stalled")(
             in_app(maintenance.requeue_stalled)),
     )
+    recovered = threading.Lock()
+
+    @huey.on_startup()
+    def _requeue_after_a_crash() -> None:
+        # Each worker thread runs this; once per process is enough. Without it, the sends a
+        # killed worker had taken would wait for the periodic task.
+        if recovered.acquire(blocking=False):
+            in_app(maintenance.requeue_stalled)()
+
     app.extensions["huey"] = huey
     app.extensions["helpdesk_tasks"] = tasks
 
