@@ -109,7 +109,7 @@ class SmtpSink:
         ok = isinstance(auth_data, LoginPassword) and self.logins.get(
             auth_data.login.decode("utf-8", "replace")) == auth_data.password.decode(
             "utf-8", "replace")
-        return AuthResult(success=ok)
+        return AuthResult(success=ok, handled=False)  # aiosmtpd sends the 235 or 535 reply
 
     def start(self) -> "SmtpSink":
         security = {}

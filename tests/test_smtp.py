@@ -1,0 +1,257 @@
+"""The SMTP provider against a real SMTP server on loopback (the embedded aiosmtpd sink):
+accepted, refused for good (550), refused for now (451) and retried, one connection per batch,
+STARTTLS and AUTH, a server that is down, header injection, and the tracking pixel."""
+from __future__ import annotations
+
+import ipaddress
+import re
+import ssl
+from datetime import datetime, timedelta, timezone
+from urllib.parse import urlsplit
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from itsdangerous import URLSafeSerializer
+from sqlalchemy import select
+
+from helpdesk.credentials import create_credential
+from helpdesk.delivery import send_batch
+from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
+from helpdesk.queue import huey_of
+from helpdesk.sink import SmtpSink, free_port
+from helpdesk.status import BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING
+from helpdesk.views.tracking import PIXEL
+from helpdesk_smtp import verp_address
+
+SENDER = "credentials@issuer.example"
+
+
+def publish(*people: tuple[str, str], title: str = "Analytical Engine Operator") -> list[Recipient]:
+    credential = create_credential(title, [{"name": n, "email": e} for n, e in people],
+                                   state="published")
+    return list(credential.recipients)
+
+
+def fresh(recipient: Recipient) -> Recipient:
+    db.session.expire_all()
+    return db.session.get(Recipient, recipient.id)
+
+
+def timeline(delivery_id: int) -> list[DeliveryEvent]:
+    return db.session.scalars(select(DeliveryEvent).where(DeliveryEvent.delivery_id ==
+                                                          delivery_id)
+                              .order_by(DeliveryEvent.id)).all()
+
+
+def test_an_accepted_email_is_not_opened_and_carries_its_delivery(app, sink):
+    [recipient] = publish(("Ada Lovelace", "ada@example.co.uk"))
+    assert fresh(recipient).status == NOT_OPENED
+    delivery = recipient.deliveries[0]
+    [caught] = sink.messages
+    assert caught.recipients == ["ada@example.co.uk"]
+    assert caught.envelope_from == verp_address(SENDER, delivery.correlation_id)
+    assert caught.email["X-Helpdesk-Delivery"] == delivery.correlation_id
+    assert caught.email["To"] == "Ada Lovelace <ada@example.co.uk>"
+    assert caught.subject == "Your credential: Analytical Engine Operator"
+    assert delivery.provider_message_id == caught.email["Message-ID"]
+    assert [e.type for e in timeline(delivery.id)] == ["queued", "accepted"]
+
+
+def test_a_550_is_a_bounce_with_the_server_reply_kept(app, sink):
+    [recipient] = publish(("Typo", "someone@gmial.com"))
+    assert fresh(recipient).status == BOUNCED
+    assert sink.messages == []
+    bounce = timeline(recipient.deliveries[0].id)[-1]
+    assert bounce.type == "bounced"
+    assert bounce.reason == ("550 5.1.1 <someone@gmial.com>: Recipient address rejected: "
+                             "no such domain")
+
+
+def test_a_451_is_retried_then_bounced_once_it_stays_refused(app, sink):
+    [recipient] = publish(("Grey", "grace@greylist.example"))
+    delivery = recipient.deliveries[0]
+    assert fresh(recipient).status == SENDING
+    # In immediate mode the retry is scheduled, not run: it waits in Huey's schedule.
+    assert len(huey_of().scheduled()) == 1
+    retries = app.config["SEND_RETRIES"]
+    for retry in range(1, retries):
+        assert send_batch([delivery.id]) == {"deferred": 1}
+        assert fresh(recipient).status == SENDING
+    assert send_batch([delivery.id]) == {"bounced": 1}  # the last retry is refused too
+    assert fresh(recipient).status == BOUNCED
+    events = timeline(delivery.id)
+    deferrals = [e for e in events if e.type == "deferred"]
+    assert len(deferrals) == retries
+    assert all(e.severity == "temporary" and e.reason.startswith("451 4.7.1") for e in deferrals)
+    assert events[-1].type == "bounced" and events[-1].reason.startswith("451 4.7.1")
+    assert db.session.get(Delivery, delivery.id).attempts == retries + 1
+    # A delivery with its final answer is never sent again.
+    assert send_batch([delivery.id]) == {"skipped": 1}
+
+
+def test_a_deferral_that_clears_is_delivered(app, sink):
+    [recipient] = publish(("Grey", "grace@greylist.example"))
+    delivery = recipient.deliveries[0]
+    sink.defer_domains.clear()  # the greylisting period is over
+    assert send_batch([delivery.id]) == {"accepted": 1}
+    assert fresh(recipient).status == NOT_OPENED
+    assert [m.recipients for m in sink.messages] == [["grace@greylist.example"]]
+
+
+def test_one_connection_serves_a_whole_batch(app, sink):
+    people = [(f"Person {i}", f"person{i}@example.org") for i in range(6)]
+    recipients = publish(*people)
+    assert {fresh(r).status for r in recipients} == {NOT_OPENED}
+    assert len(sink.messages) == 6
+    assert sink.connections == 1
+
+
+# --- STARTTLS and AUTH ---------------------------------------------------------------------
+
+@pytest.fixture
+def certificate(tmp_path, monkeypatch):
+    """A self-signed certificate for 127.0.0.1, trusted by this process's TLS clients only
+    (through OpenSSL's SSL_CERT_FILE), so that the provider verifies it for real."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / "sink.crt", tmp_path / "sink.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+@pytest.fixture
+def secure_sink(certificate):
+    with SmtpSink(tls_context=certificate, logins={"relay": "right password"}) as sink:
+        yield sink
+
+
+def test_starttls_and_login(app_factory, secure_sink):
+    app = app_factory(secure_sink, SMTP_STARTTLS=True, SMTP_USERNAME="relay",
+                      SMTP_PASSWORD="right password")
+    with app.app_context():
+        recipients = publish(("Ada", "ada@example.co.uk"), ("Grace", "grace@example.org"))
+        assert {fresh(r).status for r in recipients} == {NOT_OPENED}
+    assert len(secure_sink.messages) == 2
+    assert secure_sink.connections == 1  # EHLO again after STARTTLS is the same connection
+
+
+def test_a_wrong_password_is_not_sent_with_the_reason(app_factory, secure_sink):
+    app = app_factory(secure_sink, SMTP_STARTTLS=True, SMTP_USERNAME="relay",
+                      SMTP_PASSWORD="wrong password")
+    with app.app_context():
+        [recipient] = publish(("Ada", "ada@example.co.uk"))
+        assert fresh(recipient).status == NOT_SENT
+        refusal = timeline(recipient.deliveries[0].id)[-1]
+    assert refusal.type == "refused"
+    assert refusal.reason.startswith("the SMTP server refused our login: 535 5.7.8")
+    assert "wrong password" not in refusal.reason
+    assert secure_sink.messages == []
+
+
+def test_mail_without_the_starttls_the_server_requires_is_not_sent(app_factory, secure_sink):
+    app = app_factory(secure_sink, SMTP_STARTTLS=False)
+    with app.app_context():
+        [recipient] = publish(("Ada", "ada@example.co.uk"))
+        assert fresh(recipient).status == NOT_SENT
+        refusal = timeline(recipient.deliveries[0].id)[-1]
+    assert refusal.reason == "530 Must issue a STARTTLS command first"
+
+
+def test_starttls_asked_of_a_server_without_it_is_not_sent(app_factory, sink):
+    app = app_factory(sink, SMTP_STARTTLS=True)
+    with app.app_context():
+        [recipient] = publish(("Ada", "ada@example.co.uk"))
+        assert fresh(recipient).status == NOT_SENT
+        refusal = timeline(recipient.deliveries[0].id)[-1]
+    assert "does not offer what SMTP_STARTTLS / SMTP_USERNAME ask for" in refusal.reason
+    assert "STARTTLS extension not supported" in refusal.reason
+
+
+# --- a server that is down --------------------------------------------------------------
+
+def test_a_server_that_is_down_defers_and_the_send_completes_when_it_is_back(app_factory):
+    sink = SmtpSink(port=free_port())  # not started yet
+    app = app_factory(sink)
+    try:
+        with app.app_context():
+            [recipient] = publish(("Ada", "ada@example.co.uk"))
+            delivery_id = recipient.deliveries[0].id
+            assert fresh(recipient).status == SENDING
+            deferral = timeline(delivery_id)[-1]
+            assert deferral.type == "deferred"
+            assert deferral.reason.startswith(
+                f"cannot reach the SMTP server {sink.host}:{sink.port}")
+            sink.start()
+            assert send_batch([delivery_id]) == {"accepted": 1}
+            assert fresh(recipient).status == NOT_OPENED
+            assert [m.recipients for m in sink.messages] == [["ada@example.co.uk"]]
+    finally:
+        sink.stop()
+
+
+# --- header injection ---------------------------------------------------------------------
+
+def test_cr_lf_in_a_name_or_title_never_reaches_a_header(app, sink):
+    [recipient] = publish(("Eve\r\nBcc: victim@evil.example", "eve@example.org"),
+                          title="Badge\r\nX-Injected: yes\nCc: other@evil.example")
+    assert fresh(recipient).status == NOT_OPENED
+    [caught] = sink.messages
+    assert caught.recipients == ["eve@example.org"]
+    head = caught.data.split(b"\r\n\r\n", 1)[0]
+    names = [line.split(b":", 1)[0].lower() for line in head.split(b"\r\n")
+             if line and not line[:1].isspace()]
+    assert not {b"bcc", b"cc", b"x-injected"} & set(names)
+    assert caught.email["To"].addresses[0].addr_spec == "eve@example.org"
+    assert caught.email["To"].addresses[0].display_name == "Eve Bcc: victim@evil.example"
+    assert caught.subject == "Your credential: Badge X-Injected: yes Cc: other@evil.example"
+
+
+# --- the tracking pixel ---------------------------------------------------------------------
+
+def pixel_path(caught) -> str:
+    url = re.search(r'<img src="([^"]+)"', caught.html).group(1)
+    return urlsplit(url).path
+
+
+def test_the_pixel_records_one_open(app, sink, client):
+    [recipient] = publish(("Ada", "ada@example.co.uk"))
+    path = pixel_path(sink.messages[0])
+    for _ in range(2):  # a mail app that loads the image twice
+        response = client.get(path)
+        assert response.status_code == 200
+        assert response.mimetype == "image/gif" and response.data == PIXEL
+    assert fresh(recipient).status == OPENED
+    opens = [e for e in timeline(recipient.deliveries[0].id) if e.type == "opened"]
+    assert len(opens) == 1
+
+
+@pytest.mark.parametrize("token", [
+    "garbage",
+    URLSafeSerializer("another-secret", salt="helpdesk.open-pixel").dumps("0" * 32),
+], ids=["garbage", "forged"])
+def test_a_bad_pixel_token_gets_the_same_image_and_records_nothing(app, sink, client, token):
+    [recipient] = publish(("Ada", "ada@example.co.uk"))
+    before = db.session.scalar(select(db.func.count()).select_from(DeliveryEvent))
+    response = client.get(f"/t/{token}.gif")
+    assert response.status_code == 200
+    assert response.mimetype == "image/gif" and response.data == PIXEL
+    assert db.session.scalar(select(db.func.count()).select_from(DeliveryEvent)) == before
+    assert fresh(recipient).status == NOT_OPENED
