@@ -188,7 +188,7 @@ def check_email(addresses: tuple[str, ...], as_json: bool) -> None:
 def _addresses(arguments: tuple[str, ...]):
     for argument in arguments:
         if argument == "-":
-            yield from (line.strip() for line in click.get_text_stream("stdin") if line.strip())
+            yield from (line.strip() for line in sys.stdin if line.strip())
         else:
             yield argument
 

@@ -40,7 +40,8 @@ def test_a_byte_order_mark_and_semicolons_are_understood():
 
 
 def test_a_semicolon_file_with_commas_in_its_names_is_still_semicolon_separated():
-    parsed = read_rows(b"Full name;Email address\n\"Lee, Ann\";ann@example.com\nRay, Bob;bob@example.com\n")
+    parsed = read_rows(b"Full name;Email address\n\"Lee, Ann\";ann@example.com\n"
+                       b"Ray, Bob;bob@example.com\n")
     assert parsed.delimiter == ";"
     assert [r.name for r in parsed.rows] == ["Lee, Ann", "Ray, Bob"]
 
@@ -156,13 +157,15 @@ def test_files_over_the_limits_are_refused(monkeypatch):
 
 def test_progress_is_reported_up_to_the_total():
     calls = []
-    read_rows(b"name,email\n" + b"a,a@example.com\n" * 1200, progress=lambda d, t: calls.append((d, t)))
+    read_rows(b"name,email\n" + b"a,a@example.com\n" * 1200,
+              progress=lambda done, total: calls.append((done, total)))
     assert calls[-1] == (1202, 1202)  # 1201 lines and the empty one after the last newline
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
 def test_the_refused_rows_csv_is_safe_to_open_in_a_spreadsheet():
-    parsed = read_rows(b'name,email\n=cmd|calc,not-an-address\n"@SUM(A1)",+1@\nAnn,ann@example.com\n')
+    parsed = read_rows(b'name,email\n=cmd|calc,not-an-address\n"@SUM(A1)",+1@\n'
+                       b'Ann,ann@example.com\n')
     text = importer.refused_rows_csv(parsed.header, parsed.rows)
     assert list(csv.reader(io.StringIO(text))) == [
         ["line", "reason", "name", "email"],
@@ -219,7 +222,8 @@ def test_a_failure_while_writing_imports_nothing(app, sink, monkeypatch):
 
 def test_hostile_names_are_stored_as_text_and_escaped_on_the_page(app, sink, agent_client):
     credential = create_credential("Course", [])
-    data = b'name,email\n"<script>alert(1)</script>",ann@example.com\n"Bob\r\nBcc: x@example.com",bob@example.com\n'
+    data = (b'name,email\n"<script>alert(1)</script>",ann@example.com\n'
+            b'"Bob\r\nBcc: x@example.com",bob@example.com\n')
     importer.import_rows(credential, read_rows(data))
     db.session.expire_all()
     assert [r.name for r in credential.recipients] == ["<script>alert(1)</script>",
