@@ -51,6 +51,9 @@ def poll_bounce_maildir() -> dict[str, int]:
                 raw = file.read()
         except FileNotFoundError:  # another worker took it
             continue
+        except OSError as error:
+            log.error("cannot read %s in the bounce Maildir: %s", name, error)
+            continue
         try:
             result = ingest_bounce(raw)
         except ValueError as error:

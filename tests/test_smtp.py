@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
 import pytest
+from aiosmtpd.controller import Controller
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -107,6 +108,33 @@ def test_one_connection_serves_a_whole_batch(app, sink):
     assert {fresh(r).status for r in recipients} == {NOT_OPENED}
     assert len(sink.messages) == 6
     assert sink.connections == 1
+
+
+class RefusesTheSender:
+    """An SMTP server that will not take mail from our envelope sender."""
+
+    def __init__(self, reply: str):
+        self.reply = reply
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        return self.reply
+
+
+@pytest.mark.parametrize("reply", [
+    "553 5.7.1 <credentials@issuer.example>: Sender address rejected: not owned by user",
+    "451 4.3.0 Sender throttled, try again later",
+], ids=["for good", "for now"])
+def test_a_refused_sender_is_not_sent_never_bounced(app_factory, reply):
+    server = Controller(RefusesTheSender(reply), hostname="127.0.0.1", port=free_port())
+    server.start()
+    try:
+        app = app_factory(SMTP_HOST=server.hostname, SMTP_PORT=server.port, SEND_RETRIES=0)
+        with app.app_context():
+            [recipient] = publish(("Ada", "ada@example.co.uk"))
+            assert fresh(recipient).status == NOT_SENT
+            assert timeline(recipient.deliveries[0].id)[-1].reason == reply
+    finally:
+        server.stop()
 
 
 # --- STARTTLS and AUTH ---------------------------------------------------------------------
