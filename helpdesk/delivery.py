@@ -2,12 +2,13 @@
 provider from the queue, and turning what the provider answered into events."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Iterable, Sequence
 
 from flask import current_app, render_template
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from . import events, plugins, queue
 from .mail import CORRELATION_HEADER, Message, ProviderEvent, SendResult
@@ -164,53 +165,82 @@ def build_message(delivery: Delivery) -> Message:
     )
 
 
+# The events of a batch's answers are recorded together, this many sends at a time: few enough
+# that a worker dying mid-batch leaves little to resend, enough to keep the database off the
+# critical path of sending.
+RECORD_EVERY = 25
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """What sending needs of a delivery, copied out so that no transaction stays open and no
+    row is reloaded while providers answer."""
+
+    id: int
+    provider: str
+    correlation_id: str
+    email: str
+    attempts: int
+    message: Message
+
+
 def send_batch(delivery_ids: Iterable[int]) -> dict[str, int]:
     """Hand each delivery still waiting to its provider; returns counts by outcome.
 
     A delivery that already has an answer is skipped, so a batch run twice (a worker that died
     mid-send and was restarted) does not send it again.
     """
-    counts: dict[str, int] = {}
-    deliveries = db.session.scalars(select(Delivery).where(Delivery.id.in_(list(delivery_ids)))
-                                    .order_by(Delivery.id)).all()
-    for delivery in deliveries:
-        if delivery.status != SENDING or delivery.sent_at is not None:
-            counts["skipped"] = counts.get("skipped", 0) + 1
-            continue
-        outcome = send_one(delivery)
-        counts[outcome] = counts.get(outcome, 0) + 1
+    deliveries = db.session.scalars(
+        select(Delivery).where(Delivery.id.in_(list(delivery_ids))).order_by(Delivery.id)
+        .execution_options(populate_existing=True)).all()  # what is stored, not what is cached
+    waiting = [d for d in deliveries if d.status == SENDING and d.sent_at is None]
+    counts = {"skipped": len(deliveries) - len(waiting)} if len(waiting) < len(deliveries) else {}
+    pending = [_Pending(d.id, d.provider, d.correlation_id, d.email, d.attempts, build_message(d))
+               for d in waiting]
+    db.session.commit()  # hold no transaction open while the providers answer
+    answered: list[tuple[_Pending, SendResult]] = []
+    for item in pending:
+        answered.append((item, plugins.provider(item.provider).send(item.message)))
+        if len(answered) == RECORD_EVERY:
+            _record_answers(answered, counts)
+            answered = []
+    _record_answers(answered, counts)
     return counts
 
 
-def send_one(delivery: Delivery) -> str:
-    provider = plugins.provider(delivery.provider)
-    message = build_message(delivery)
-    db.session.commit()  # hold no transaction open while the provider answers
-    result: SendResult = provider.send(message)
-    delivery.attempts += 1
-    outcome = result.outcome
+def _record_answers(answered: list[tuple[_Pending, SendResult]], counts: dict[str, int]) -> None:
+    """Turn the providers' answers into events, in one transaction, and schedule the retries."""
+    if not answered:
+        return
     retries = int(current_app.config["SEND_RETRIES"])
-    if outcome == "deferred" and delivery.attempts > retries:
-        outcome = result.give_up_as
     now = utcnow()
-    if outcome != "deferred":
-        delivery.sent_at = now
-    if result.message_id:
-        delivery.provider_message_id = result.message_id
-    event_type = {"accepted": "accepted", "bounced": "bounced", "refused": "refused",
-                  "deferred": "deferred"}[outcome]
-    suffix = f":{delivery.attempts}" if outcome == "deferred" else ""
-    db.session.flush()
-    events.record_events([ProviderEvent(
-        provider=delivery.provider, type=event_type,
-        event_id=f"{delivery.correlation_id}:{event_type}{suffix}", occurred_at=now,
-        correlation_id=delivery.correlation_id, recipient=delivery.email,
-        severity="temporary" if outcome == "deferred" else None,
-        reason=result.reason or None, mta_response=result.reason or None)])
-    if outcome == "deferred":
-        delay = float(current_app.config["SEND_RETRY_DELAY"]) * 2 ** (delivery.attempts - 1)
-        queue.enqueue_send([delivery.id], delay=delay)
-    return outcome
+    updates, found, retry_after = [], [], {}
+    for item, result in answered:
+        attempts = item.attempts + 1
+        outcome = result.outcome
+        if outcome == "deferred" and attempts > retries:
+            outcome = result.give_up_as
+        counts[outcome] = counts.get(outcome, 0) + 1
+        update_row = {"id": item.id, "attempts": attempts}
+        if outcome != "deferred":
+            update_row["sent_at"] = now
+        if result.message_id:
+            update_row["provider_message_id"] = result.message_id
+        updates.append(update_row)
+        suffix = f":{attempts}" if outcome == "deferred" else ""
+        found.append(ProviderEvent(
+            provider=item.provider, type=outcome,
+            event_id=f"{item.correlation_id}:{outcome}{suffix}", occurred_at=now,
+            correlation_id=item.correlation_id, recipient=item.email,
+            severity="temporary" if outcome == "deferred" else None,
+            reason=result.reason or None, mta_response=result.reason or None))
+        if outcome == "deferred":
+            delay = float(current_app.config["SEND_RETRY_DELAY"]) * 2 ** (attempts - 1)
+            retry_after.setdefault(delay, []).append(item.id)
+    db.session.execute(update(Delivery), updates)  # bulk, by primary key
+    events.record_events(found)
+    for delay, ids in retry_after.items():
+        queue.enqueue_send(ids, delay=delay)
 
 
 # --- opens through the tracking pixel -------------------------------------------------------

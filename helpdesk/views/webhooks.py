@@ -21,8 +21,8 @@ def _refuse_replayed_nonce(provider: str, nonce: str) -> None:
     """Store a signed one-time token; a token seen before is a replayed request."""
     module = postgresql if db.engine.dialect.name == "postgresql" else sqlite
     stmt = module.insert(WebhookNonce).values(provider=provider, nonce=nonce[:255]) \
-        .on_conflict_do_nothing()
-    if db.session.execute(stmt).rowcount == 0:
+        .on_conflict_do_nothing().returning(WebhookNonce.nonce)
+    if db.session.execute(stmt).first() is None:  # rowcount is -1 on some drivers
         db.session.rollback()
         raise WebhookError("this signature token was used before (a replayed request)", 406)
 
