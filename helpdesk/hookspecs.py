@@ -76,4 +76,6 @@ def helpdesk_parse_bounce(raw_message):
     :param raw_message: the whole message as bytes.
     :return: a list of ``helpdesk.mail.ProviderEvent`` when this plugin understood the message,
         or ``None`` to let another plugin try. The first non-None answer wins.
+    :raises ValueError: for a message that is a report of this plugin's kind but cannot be
+        read (cut short, malformed); the message is reported and nothing is recorded.
     """
