@@ -30,6 +30,7 @@ MAX_ID = 2**31 - 1  # the largest integer key; beyond it a database errors inste
 MAX_PAGE = 10**7
 CREDENTIAL_FIELDS = {"title", "state", "scheduled_at", "send_email", "recipients", "allow_typos"}
 RECIPIENT_FIELDS = {"name", "email"}
+RECIPIENT_FILTERS = {"status", "domain", "q", "credential_id", "page", "per_page"}
 
 
 # --- errors: always JSON ----------------------------------------------------------------------
@@ -298,6 +299,10 @@ def _search(q: str):
 def recipients():
     """A page of recipients matching the filters, the total, and the count in each status for
     the same filters without the status one (two queries: the page and one GROUP BY)."""
+    unknown = sorted(set(request.args) - RECIPIENT_FILTERS)
+    if unknown:  # a misspelt filter would otherwise quietly match everyone
+        abort(400, f"unknown parameter {unknown[0]!r}; expected: "
+                   f"{', '.join(sorted(RECIPIENT_FILTERS))}")
     page = _positive_int("page", 1, MAX_PAGE)
     per_page = _positive_int("per_page", int(current_app.config["PAGE_SIZE"]), MAX_PER_PAGE)
     status = request.args.get("status")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .api import MAX_BATCH_CHECKS, MAX_EMAIL, MAX_ID, MAX_NAME, MAX_PAGE, MAX_PER_PAGE, MAX_TITLE
 from .status import EVENT_TYPES, STATUSES
 
 API = "/api/v1"
@@ -26,6 +27,14 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 TIMESTAMP = {"type": "string", "format": "date-time"}
+NO_NUL = "^[^\\u0000]*$"  # PostgreSQL text cannot hold NUL
+
+
+def _text(max_length: int, blank: bool = True) -> dict[str, Any]:
+    return {"type": "string", "maxLength": max_length,
+            "pattern": NO_NUL if blank else "^[^\\u0000]*[^\\s\\u0000][^\\u0000]*$"}
+
+
 STATUS_KEY = {"type": "string", "enum": list(STATUSES)}
 
 SCHEMAS: dict[str, Any] = {
@@ -71,12 +80,12 @@ SCHEMAS |= {
                    "properties": {key: {"type": "integer", "minimum": 0} for key in STATUSES},
                    "required": list(STATUSES), "additionalProperties": False},
         "page": {"type": "integer", "minimum": 1},
-        "per_page": {"type": "integer", "minimum": 1, "maximum": 200}}),
+        "per_page": {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE}}),
     "RecipientInput": _object({
-        "name": {"type": "string", "maxLength": 300},
-        "email": _nullable({"type": "string", "maxLength": 320})}, required=["name"]),
+        "name": _text(MAX_NAME),
+        "email": _nullable(_text(MAX_EMAIL))}, required=["name"]),
     "CredentialInput": _object({
-        "title": {"type": "string", "minLength": 1, "maxLength": 300},
+        "title": _text(MAX_TITLE, blank=False),
         "state": {"type": "string", "enum": ["draft", "scheduled", "published"],
                   "default": "draft"},
         "scheduled_at": _nullable({**TIMESTAMP, "description":
@@ -85,7 +94,9 @@ SCHEMAS |= {
                        "description": "false publishes without sending any email"},
         "recipients": {"type": "array", "items": _ref("RecipientInput"), "default": []},
         "allow_typos": {"type": "boolean", "default": False, "description":
-                        "create even when some addresses look mistyped"}}, required=["title"]),
+                        "create even when some addresses look mistyped"}}, required=["title"])
+    | {"if": {"properties": {"state": {"const": "scheduled"}}, "required": ["state"]},
+       "then": {"properties": {"scheduled_at": TIMESTAMP}, "required": ["scheduled_at"]}},
     "Credential": _object({
         "id": {"type": "integer"}, "title": {"type": "string"},
         "state": {"type": "string", "enum": ["draft", "scheduled", "published"]},
@@ -96,14 +107,15 @@ SCHEMAS |= {
         "typos": {"type": "array", "items": _object({
             "index": {"type": "integer", "description": "position in recipients"},
             "email": {"type": "string"}, "suggestion": {"type": "string"}})}}),
-    "ResendInput": _object({"email": {"type": "string", "maxLength": 320, "description":
+    "ResendInput": _object({"email": {**_text(MAX_EMAIL, blank=False), "description":
                                       "a corrected address; it becomes the recipient's"}},
                            required=[]),
     "ResendStatusInput": _object({"status": STATUS_KEY}),
     "Queued": _object({"queued": {"type": "integer", "minimum": 0}}),
     "EmailCheckInput": {"oneOf": [
-        _object({"email": {"type": "string"}}),
-        _object({"emails": {"type": "array", "items": {"type": "string"}, "maxItems": 1000}})]},
+        _object({"email": _text(MAX_EMAIL)}),
+        _object({"emails": {"type": "array", "items": _text(MAX_EMAIL),
+                            "maxItems": MAX_BATCH_CHECKS}})]},
     "EmailCheck": _object({
         "input": {"type": "string"}, "valid": {"type": "boolean"},
         "normalized": _nullable({"type": "string"}), "error": _nullable({"type": "string"}),
@@ -195,12 +207,13 @@ def openapi_spec() -> dict[str, Any]:
             errors=(400, 401), parameters=[
                 _query("status", STATUS_KEY, "only recipients in this status"),
                 _query("domain", {"type": "string"}, "only addresses at this domain"),
-                _query("q", {"type": "string"},
+                _query("q", _text(MAX_EMAIL),
                        "an email that starts with it, or a name that contains it"),
-                _query("credential_id", {"type": "integer", "minimum": 1},
+                _query("credential_id", {"type": "integer", "minimum": 1, "maximum": MAX_ID},
                        "only this credential's recipients"),
-                _query("page", {"type": "integer", "minimum": 1, "default": 1}, "1-based"),
-                _query("per_page", {"type": "integer", "minimum": 1, "maximum": 200,
+                _query("page", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE,
+                                "default": 1}, "1-based"),
+                _query("per_page", {"type": "integer", "minimum": 1, "maximum": MAX_PER_PAGE,
                                     "default": 50}, "page size")])},
         f"{API}/recipients/{{recipient_id}}": {"get": _operation(
             "A recipient with its deliveries and their events",

@@ -415,6 +415,8 @@ def test_pages_are_ordered_by_id(call, roster):
     ({"status": "lost"}, "status must be one of not_sent, not_provided, sending, not_opened, "
                          "bounced, opened, not 'lost'"),
     ({"q": "a\x00b"}, "q must be at most"),
+    ({"stauts": "bounced"}, "unknown parameter 'stauts'; expected: credential_id, domain, page, "
+                            "per_page, q, status"),
 ])
 def test_bad_filters_are_400(call, query, message):
     response = call("GET", "/api/v1/recipients", query_string=query)
@@ -550,3 +552,39 @@ def test_bad_email_checks_are_400(call, body, message):
     response = call("POST", "/api/v1/email/check", json=body)
     assert response.status_code == 400
     assert message in response.get_json()["error"]
+
+
+# --- fuzzing from the spec --------------------------------------------------------------------
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_generated_requests_never_get_a_server_error_and_answers_match_the_spec(
+        app, token, roster, mode):
+    """Schemathesis generates requests from the spec: valid ones and, in negative mode, ones
+    that break it (which must be refused with a 4xx). No answer may be a 500 or undocumented."""
+    import schemathesis
+    from hypothesis import HealthCheck, given, settings
+    from schemathesis import checks
+
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app)
+    generation = schemathesis.GenerationMode(mode)
+    used = [checks.not_a_server_error, checks.status_code_conformance,
+            checks.content_type_conformance, checks.response_schema_conformance]
+    if mode == "negative":
+        used.append(checks.negative_data_rejection)
+    operations = [result.ok() for result in schema.get_all_operations()]
+    tested = 0
+    for operation in operations:
+        if not operation.path.startswith("/api/v1/") or (
+                mode == "negative" and operation.path.endswith("/statuses")):
+            continue
+
+        @settings(max_examples=15, deadline=None, database=None,
+                  suppress_health_check=list(HealthCheck))
+        @given(case=operation.as_strategy(generation))
+        def check(case):
+            response = case.call(headers={"Authorization": f"Bearer {token}"})
+            case.validate_response(response, checks=used)
+
+        check()
+        tested += 1
+    assert tested >= 9
