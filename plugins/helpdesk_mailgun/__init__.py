@@ -17,7 +17,6 @@ connections are transient, and the queue retries them with backoff.
 """
 from __future__ import annotations
 
-import threading
 from email.utils import formataddr
 from typing import Any, Mapping
 from urllib.parse import quote
@@ -25,6 +24,7 @@ from urllib.parse import quote
 import requests
 
 from helpdesk import hookimpl
+from helpdesk.http_api import ThreadSessions, send_result
 from helpdesk.mail import CORRELATION_VARIABLE, Message, SendResult
 
 from .webhook import parse_events, read_body, require_signing_key, signature_fields, \
@@ -88,47 +88,26 @@ class MailgunProvider:
         self.tolerance = float(config.get("WEBHOOK_TOLERANCE_SECONDS") or 600)
         self.timeout = float(config.get("SEND_TIMEOUT") or 20)
         self.sender_name = config.get("SENDER_NAME") or ""
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._lock = threading.Lock()
+        self._sessions = ThreadSessions(self._authorise)
 
     def __repr__(self) -> str:  # never show the API key
         return f"<MailgunProvider {self.api_url} {self.domain}>"
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.auth = ("api", self._api_key)
-            session.headers["User-Agent"] = "helpdesk-mailgun"
-            self._local.session = session
-            with self._lock:
-                self._sessions.append(session)
-        return session
+    def _authorise(self, session: requests.Session) -> None:
+        session.auth = ("api", self._api_key)
+        session.headers["User-Agent"] = "helpdesk-mailgun"
 
     def send(self, message: Message) -> SendResult:
         if not self._api_key:
             return SendResult.refused("HELPDESK_MAILGUN_API_KEY is not set")
         if not self.domain.strip():
             return SendResult.refused("HELPDESK_MAILGUN_DOMAIN is not set")
-        try:
-            response = self._session().post(
-                messages_url(self.api_url, self.domain), data=message_form(
-                    message, self.sender_name), timeout=self.timeout, allow_redirects=False)
-        except requests.Timeout:
-            return SendResult.deferred(f"Mailgun did not answer within {self.timeout:g} s")
-        except requests.RequestException as error:
-            # The exception text names the URL, never the Authorization header.
-            return SendResult.deferred(f"cannot reach Mailgun: {type(error).__name__}: {error}")
-        status = response.status_code
-        if 200 <= status < 300:
-            return SendResult.accepted(message_id=queued_message_id(response))
-        detail = error_message(response)
-        if status == 429:
-            return SendResult.deferred(f"Mailgun rate limit (HTTP 429): {detail}")
-        if 400 <= status < 500:
-            return SendResult.refused(f"Mailgun refused the message (HTTP {status}): {detail}")
-        return SendResult.deferred(f"Mailgun is unavailable (HTTP {status}): {detail}")
+        url = messages_url(self.api_url, self.domain)
+        form = message_form(message, self.sender_name)
+        return send_result(
+            "Mailgun", lambda: self._sessions.get().post(url, data=form, timeout=self.timeout,
+                                                         allow_redirects=False),
+            timeout=self.timeout, message_id=queued_message_id, detail=error_message)
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> str:
         """Raise unless the body carries Mailgun's valid, fresh signature; return its token, a
@@ -143,11 +122,7 @@ class MailgunProvider:
         return parse_events(raw_body)
 
     def close(self) -> None:
-        with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
-        self._local = threading.local()
+        self._sessions.close()
 
 
 @hookimpl

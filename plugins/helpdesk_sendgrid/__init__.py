@@ -8,12 +8,12 @@ timeouts and dropped connections are transient, and the queue retries them with 
 """
 from __future__ import annotations
 
-import threading
 from typing import Any, Mapping
 
 import requests
 
 from helpdesk import hookimpl
+from helpdesk.http_api import ThreadSessions, send_result
 from helpdesk.mail import CORRELATION_VARIABLE, Message, SendResult
 
 from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_events, verify_signature
@@ -76,44 +76,25 @@ class SendgridProvider:
         self.tolerance = float(config.get("WEBHOOK_TOLERANCE_SECONDS") or 600)
         self.timeout = float(config.get("SEND_TIMEOUT") or 20)
         self.sender_name = config.get("SENDER_NAME") or ""
-        self._local = threading.local()
-        self._sessions: list[requests.Session] = []
-        self._lock = threading.Lock()
+        self._sessions = ThreadSessions(self._authorise)
 
     def __repr__(self) -> str:  # never show the API key
         return f"<SendgridProvider {self.api_url}>"
 
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.headers.update({"Authorization": f"Bearer {self._api_key}",
-                                    "User-Agent": "helpdesk-sendgrid"})
-            self._local.session = session
-            with self._lock:
-                self._sessions.append(session)
-        return session
+    def _authorise(self, session: requests.Session) -> None:
+        session.headers.update({"Authorization": f"Bearer {self._api_key}",
+                                "User-Agent": "helpdesk-sendgrid"})
 
     def send(self, message: Message) -> SendResult:
         if not self._api_key:
             return SendResult.refused("HELPDESK_SENDGRID_API_KEY is not set")
-        try:
-            response = self._session().post(self.api_url, json=mail_send_body(
-                message, self.sender_name), timeout=self.timeout, allow_redirects=False)
-        except requests.Timeout:
-            return SendResult.deferred(f"SendGrid did not answer within {self.timeout:g} s")
-        except requests.RequestException as error:
-            # The exception text names the URL, never the Authorization header.
-            return SendResult.deferred(f"cannot reach SendGrid: {type(error).__name__}: {error}")
-        status = response.status_code
-        if 200 <= status < 300:
-            return SendResult.accepted(message_id=response.headers.get("X-Message-Id"))
-        detail = error_messages(response)
-        if status == 429:
-            return SendResult.deferred(f"SendGrid rate limit (HTTP 429): {detail}")
-        if 400 <= status < 500:
-            return SendResult.refused(f"SendGrid refused the message (HTTP {status}): {detail}")
-        return SendResult.deferred(f"SendGrid is unavailable (HTTP {status}): {detail}")
+        body = mail_send_body(message, self.sender_name)
+        return send_result(
+            "SendGrid", lambda: self._sessions.get().post(self.api_url, json=body,
+                                                          timeout=self.timeout,
+                                                          allow_redirects=False),
+            timeout=self.timeout, message_id=lambda r: r.headers.get("X-Message-Id"),
+            detail=error_messages)
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
         """Raise unless the request carries SendGrid's valid, fresh signature. SendGrid signs
@@ -127,11 +108,7 @@ class SendgridProvider:
         return parse_events(raw_body)
 
     def close(self) -> None:
-        with self._lock:
-            sessions, self._sessions = self._sessions, []
-        for session in sessions:
-            session.close()
-        self._local = threading.local()
+        self._sessions.close()
 
 
 @hookimpl
