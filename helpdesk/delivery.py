@@ -8,7 +8,7 @@ from typing import Iterable, Sequence
 
 from flask import current_app, render_template
 from itsdangerous import BadSignature, URLSafeSerializer
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from . import events, plugins, queue
 from .mail import CORRELATION_HEADER, Message, ProviderEvent, SendResult
@@ -43,11 +43,23 @@ def publish(credential: Credential) -> list[Delivery]:
 def publish_due(now: datetime | None = None) -> int:
     """Publish every scheduled credential whose time has come. Returns how many."""
     now = now or utcnow()
-    due = db.session.scalars(select(Credential).where(
+    due = db.session.scalars(select(Credential.id).where(
         Credential.state == CredentialState.scheduled, Credential.scheduled_at <= now)).all()
-    for credential in due:
-        publish(credential)
-    return len(due)
+    published = 0
+    for credential_id in due:
+        # Every worker runs this task: the one whose update takes the credential out of
+        # ``scheduled`` publishes it, in the same transaction; the others find nothing to do.
+        claimed = db.session.execute(
+            update(Credential).where(Credential.id == credential_id,
+                                     Credential.state == CredentialState.scheduled)
+            .values(state=CredentialState.published, published_at=now),
+            execution_options={"synchronize_session": False}).rowcount
+        if claimed:
+            publish(db.session.get(Credential, credential_id, populate_existing=True))
+            published += 1
+        else:
+            db.session.rollback()
+    return published
 
 
 def queue_deliveries(recipients: Sequence[Recipient], kind: str = "send",
@@ -135,15 +147,29 @@ def nudge_due(now: datetime | None = None) -> int:
     cutoff = now - timedelta(days=float(cfg["NUDGE_AFTER_DAYS"]))
     last_send = (select(Delivery.recipient_id, func.max(Delivery.created_at).label("last"))
                  .group_by(Delivery.recipient_id).subquery())
-    due = db.session.scalars(
-        select(Recipient).join(last_send, last_send.c.recipient_id == Recipient.id)
+    due = db.session.execute(
+        select(Recipient.id, Recipient.nudges).join(last_send,
+                                                    last_send.c.recipient_id == Recipient.id)
         .where(Recipient.status == NOT_OPENED, Recipient.nudges < int(cfg["NUDGE_MAX"]),
                last_send.c.last <= cutoff)).all()
-    for recipient in due:
-        recipient.nudges += 1
-    if due:
-        queue_deliveries(due, kind="nudge")
-    return len(due)
+    by_count: dict[int, list[int]] = {}
+    for recipient_id, nudges in due:
+        by_count.setdefault(nudges, []).append(recipient_id)
+    # Every worker runs this task: a recipient is nudged by the one whose compare-and-set on
+    # ``nudges`` lands (one statement per count seen, at most NUDGE_MAX).
+    claimed = [recipient_id for nudges, ids in by_count.items()
+               for recipient_id in db.session.execute(
+                   update(Recipient).where(Recipient.id.in_(ids), Recipient.nudges == nudges)
+                   .values(nudges=nudges + 1).returning(Recipient.id),
+                   execution_options={"synchronize_session": False}).scalars()]
+    if not claimed:
+        db.session.rollback()
+        return 0
+    queue_deliveries(db.session.scalars(select(Recipient).where(Recipient.id.in_(claimed))
+                                        .order_by(Recipient.id)
+                                        .execution_options(populate_existing=True)).all(),
+                     kind="nudge")
+    return len(claimed)
 
 
 # --- the queue's side -------------------------------------------------------------------------
@@ -187,13 +213,16 @@ class _Pending:
 def send_batch(delivery_ids: Iterable[int]) -> dict[str, int]:
     """Hand each delivery still waiting to its provider; returns counts by outcome.
 
-    A delivery that already has an answer is skipped, so a batch run twice (a worker that died
-    mid-send and was restarted) does not send it again.
+    A delivery that already has an answer, or that another task holds, is skipped, so a batch
+    run twice (a worker that died mid-send and was restarted, a requeued batch whose original
+    was still queued) does not send it again.
     """
+    claimed = _claim(list(delivery_ids))
     deliveries = db.session.scalars(
         select(Delivery).where(Delivery.id.in_(list(delivery_ids))).order_by(Delivery.id)
         .execution_options(populate_existing=True)).all()  # what is stored, not what is cached
-    waiting = [d for d in deliveries if d.status == SENDING and d.sent_at is None]
+    waiting = [d for d in deliveries
+               if d.id in claimed and d.status == SENDING and d.sent_at is None]
     counts = {"skipped": len(deliveries) - len(waiting)} if len(waiting) < len(deliveries) else {}
     pending = [_Pending(d.id, d.provider, d.correlation_id, d.email, d.attempts, build_message(d))
                for d in waiting]
@@ -206,6 +235,24 @@ def send_batch(delivery_ids: Iterable[int]) -> dict[str, int]:
             answered = []
     _record_answers(answered, counts)
     return counts
+
+
+def _claim(delivery_ids: list[int]) -> set[int]:
+    """Take the deliveries that are due and unanswered for this task, for SEND_STALL_SECONDS:
+    their ``send_due_at`` moves past now, so a second task holding them (a requeued batch and
+    its original) finds none due. A worker that dies holding them leaves them to
+    ``requeue_stalled`` once that lease is long past."""
+    now = utcnow()
+    lease = now + timedelta(seconds=float(current_app.config["SEND_STALL_SECONDS"]))
+    taken = db.session.execute(
+        update(Delivery).where(
+            Delivery.id.in_(delivery_ids), Delivery.status == SENDING,
+            Delivery.sent_at.is_(None),
+            or_(Delivery.send_due_at.is_(None), Delivery.send_due_at <= now))
+        .values(send_due_at=lease).returning(Delivery.id),
+        execution_options={"synchronize_session": False}).scalars().all()
+    db.session.commit()
+    return set(taken)
 
 
 def _record_answers(answered: list[tuple[_Pending, SendResult]], counts: dict[str, int]) -> None:
