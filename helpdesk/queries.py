@@ -137,10 +137,12 @@ class Page:
 
 def ordered(query: Select, f: RecipientFilter) -> Select:
     column = SORTS[f.sort]
-    # Recipients without an address go last either way, on SQLite as on PostgreSQL.
-    if f.descending:
-        return query.order_by(column.desc().nulls_last(), Recipient.id.desc())
-    return query.order_by(column.asc().nulls_last(), Recipient.id.asc())
+    order = column.desc() if f.descending else column.asc()
+    if f.sort == "email":
+        # Recipients without an address go last, on SQLite as on PostgreSQL. Only here: NULLS
+        # LAST keeps SQLite from walking the other columns' indexes.
+        order = order.nulls_last()
+    return query.order_by(order, Recipient.id.desc() if f.descending else Recipient.id.asc())
 
 
 def recipient_page(session: Session, f: RecipientFilter, size: int) -> tuple[Page, dict[str, int]]:
