@@ -2,6 +2,7 @@
 and the status-changed hook, once per real change. Emails go through real SMTP into the sink."""
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -366,3 +367,53 @@ def test_a_credential_posted_to_the_api_is_sent_and_its_statuses_read_back(api, 
     assert sink.messages[-1].recipients == ["bob@gmail.com"]
     assert api.get("/api/v1/recipients", query_string={
         "credential_id": credential_id, "status": BOUNCED}).get_json()["total"] == 0
+
+
+# --- several workers --------------------------------------------------------------------------
+
+def _run_together(app, task, workers=4):
+    """Run a task in several threads at once, each in its own app context (its own session),
+    as the periodic task runs in every worker."""
+    barrier = threading.Barrier(workers)
+    results, errors = [], []
+
+    def run():
+        with app.app_context():
+            barrier.wait()
+            try:
+                results.append(task())
+            except Exception as error:  # reported below with the others' results
+                errors.append(error)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=run) for _ in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors, errors
+    return results
+
+
+def test_workers_running_publish_due_together_send_each_email_once(nudge_app, sink):
+    credential = create_credential("Race", [{"name": f"R{i}", "email": f"r{i}@valley.example"}
+                                            for i in range(5)],
+                                   state="scheduled", scheduled_at=utcnow() - timedelta(minutes=1))
+    results = _run_together(nudge_app, delivery.publish_due)
+    assert sorted(results) == [0, 0, 0, 1]
+    db.session.expire_all()
+    assert [len(r.deliveries) for r in credential.recipients] == [1] * 5
+    assert len(sink.messages) == 5
+
+
+def test_workers_running_nudge_due_together_nudge_each_recipient_once(nudge_app, sink):
+    credential = create_credential("Race", [{"name": f"R{i}", "email": f"r{i}@valley.example"}
+                                            for i in range(5)], state="published")
+    for recipient in credential.recipients:
+        age_deliveries(recipient, 10)
+    results = _run_together(nudge_app, delivery.nudge_due)
+    assert sum(results) == 5
+    db.session.expire_all()
+    assert [(r.nudges, len(r.deliveries)) for r in credential.recipients] == [(1, 2)] * 5
+    assert len(sink.messages) == 10
