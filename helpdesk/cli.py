@@ -162,6 +162,7 @@ def check_email(addresses: tuple[str, ...], as_json: bool) -> None:
 
     from sqlalchemy.exc import SQLAlchemyError
 
+    from .models import db
     from .recipients import known_domains
     from .validation import check_email as check
 
@@ -171,6 +172,7 @@ def check_email(addresses: tuple[str, ...], as_json: bool) -> None:
     try:
         known = known_domains()
     except SQLAlchemyError:
+        db.session.rollback()
         known = frozenset()
         click.echo("The database is not set up (helpdesk db upgrade): checking against the "
                    "built-in mailbox domains only.", err=True)

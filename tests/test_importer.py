@@ -132,6 +132,12 @@ def test_hostile_names_are_kept_as_text():
                      (5, '=HYPERLINK("http://evil.example")')]  # line 5: the name spans 3-4
 
 
+def test_a_nul_character_refuses_its_row_only():
+    parsed = read_rows(b"name,email\nA\0nn,ann@example.com\nBob,bob@example.com\n")
+    assert outcomes(parsed) == [(2, REFUSED, "contains a NUL character, which cannot be stored"),
+                                (3, IMPORTED, None)]
+
+
 @pytest.mark.parametrize("data, message", [
     ("name,email\nAnn,ann@example.com\nZoë,zoe@example.com\n".encode("latin-1"),
      "line 3: not UTF-8 (byte 0xEB)"),
