@@ -108,6 +108,8 @@ class Recipient(db.Model):
 
     __table_args__ = (
         Index("ix_recipient_credential_status", "credential_id", "status", "id"),
+        Index("ix_recipient_credential_name", "credential_id", "name", "id"),
+        Index("ix_recipient_credential_updated", "credential_id", "updated_at", "id"),
         Index("ix_recipient_domain_status", "email_domain", "status"),
         Index("ix_recipient_status_updated", "status", "updated_at"),
         Index("ix_recipient_email", "email"),

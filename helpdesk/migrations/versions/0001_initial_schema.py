@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 41cfd383e111
+Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 12:57:13.148568
+Create Date: 2026-11-28 13:20:13.848179
 
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '41cfd383e111'
+revision = '0001'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -71,6 +71,7 @@ def upgrade():
     sa.Column('email', sa.String(length=320), nullable=True),
     sa.Column('email_domain', sa.String(length=255), nullable=True),
     sa.Column('email_error', sa.String(length=300), nullable=True),
+    sa.Column('typo_dismissed_for', sa.String(length=320), nullable=True),
     sa.Column('status', sa.String(length=20), nullable=False),
     sa.Column('nudges', sa.Integer(), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
@@ -79,7 +80,9 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_recipient'))
     )
     with op.batch_alter_table('recipient', schema=None) as batch_op:
+        batch_op.create_index('ix_recipient_credential_name', ['credential_id', 'name', 'id'], unique=False)
         batch_op.create_index('ix_recipient_credential_status', ['credential_id', 'status', 'id'], unique=False)
+        batch_op.create_index('ix_recipient_credential_updated', ['credential_id', 'updated_at', 'id'], unique=False)
         batch_op.create_index('ix_recipient_domain_status', ['email_domain', 'status'], unique=False)
         batch_op.create_index('ix_recipient_email', ['email'], unique=False)
         batch_op.create_index('ix_recipient_name', ['name'], unique=False)
@@ -146,7 +149,9 @@ def downgrade():
         batch_op.drop_index('ix_recipient_name')
         batch_op.drop_index('ix_recipient_email')
         batch_op.drop_index('ix_recipient_domain_status')
+        batch_op.drop_index('ix_recipient_credential_updated')
         batch_op.drop_index('ix_recipient_credential_status')
+        batch_op.drop_index('ix_recipient_credential_name')
 
     op.drop_table('recipient')
     with op.batch_alter_table('api_token', schema=None) as batch_op:
