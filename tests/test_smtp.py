@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import re
 import ssl
+import time
 from datetime import datetime, timedelta, timezone
 from urllib.parse import urlsplit
 
@@ -19,7 +20,7 @@ from itsdangerous import URLSafeSerializer
 from sqlalchemy import select
 
 from helpdesk.credentials import create_credential
-from helpdesk.delivery import send_batch
+from helpdesk.delivery import send_batch as send_now
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
 from helpdesk.queue import huey_of
 from helpdesk.sink import SmtpSink, free_port
@@ -28,6 +29,17 @@ from helpdesk.views.tracking import PIXEL
 from helpdesk_smtp import verp_address
 
 SENDER = "credentials@issuer.example"
+
+
+def send_batch(delivery_ids):
+    """Run a queued send as Huey's scheduler does: once it is due (a retry waits its delay)."""
+    db.session.rollback()
+    waiting = db.session.scalars(select(Delivery.send_due_at).where(
+        Delivery.id.in_(delivery_ids), Delivery.sent_at.is_(None))).all()
+    due = max((d for d in waiting if d is not None), default=None)
+    if due is not None:
+        time.sleep(max(0.0, (due - datetime.now(timezone.utc)).total_seconds()))
+    return send_now(delivery_ids)
 
 
 def publish(*people: tuple[str, str], title: str = "Analytical Engine Operator") -> list[Recipient]:
