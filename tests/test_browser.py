@@ -1,0 +1,451 @@
+"""The desk in a real browser: Playwright drives Debian's chromium against a real server (werkzeug
+on loopback), a real queue (SQLite, worked by a Huey consumer) and the real SMTP sink, which
+refuses the typo domains and, until its IT allowlists the sender, one company's domain.
+
+Every page a test opens is watched: a console error, an uncaught script error, a Content
+Security Policy violation or an alert fails the test. Screenshots of each step go to
+``test-artifacts/screenshots/``."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from browser_server import LiveServer, Worker, drain_queue
+from conftest import PASSWORD
+from desk_data import HOSTILE_IMG
+from helpdesk.auth import create_user
+from helpdesk.credentials import create_credential
+from helpdesk.models import Recipient, db
+from helpdesk.sink import SmtpSink, free_port
+from helpdesk.status import BOUNCED, STATUSES
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not CHROMIUM.exists(),
+                       reason=f"Debian's chromium is not installed at {CHROMIUM} "
+                              "(apt-get install chromium)"),
+]
+sync_api = pytest.importorskip("playwright.sync_api", reason="the test extra installs playwright")
+expect = sync_api.expect
+
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic"]
+# Live regions poll every 3 to 5 seconds; a status change must show within a few polls.
+LIVE_TIMEOUT_MS = 20_000
+
+AGENT = "agent@issuer.example"
+SENDER = "credentials@issuer.example"
+COMPANY = "initech.example"  # its mail server refuses our sender until its IT allowlists it
+COMPANY_REFUSAL = "550 5.7.1 Sender address rejected: not on the allowlist"
+
+
+# --- fixtures -----------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def company_sink():
+    refuse = {"gmial.com": None, "hotmial.com": None, COMPANY: COMPANY_REFUSAL}
+    with SmtpSink(refuse_domains=refuse) as sink:
+        yield sink
+
+
+@dataclass
+class Desk:
+    app: object
+    url: str
+    worker: Worker
+    sink: SmtpSink
+
+    def recipient_id(self, name: str) -> int:
+        with self.app.app_context():
+            return db.session.scalar(db.select(Recipient.id).where(Recipient.name == name))
+
+    def bounced_names(self) -> set[str]:
+        with self.app.app_context():
+            return set(db.session.scalars(db.select(Recipient.name)
+                                          .where(Recipient.status == BOUNCED)))
+
+
+def build_data() -> None:
+    """Two published credentials, sent for real: a typo at gmial.com and one at hotmial.com,
+    three people at a company that blocks the sender, people whose email went through, one
+    without an address, and one whose name is an HTML injection attempt."""
+    create_credential("Data Science Certificate", [
+        {"name": "Ada Lovelace", "email": "ada@example.com"},
+        {"name": "Sam Someone", "email": "someone@gmial.com"},
+        {"name": "Carol Noaddress", "email": None},
+        {"name": HOSTILE_IMG, "email": "img@example.com"},
+        {"name": "Ivy Initech", "email": f"ivy@{COMPANY}"},
+        {"name": "Jon Initech", "email": f"jon@{COMPANY}"},
+    ], state="published")
+    create_credential("Leadership Badge", [
+        {"name": "Kim Initech", "email": f"kim@{COMPANY}"},
+        {"name": "Hal Hotmial", "email": "hal@hotmial.com"},
+        {"name": "Lea Lovelace", "email": "lea@example.com"},
+    ], state="published")
+    create_user(AGENT, PASSWORD, "agent")
+
+
+@pytest.fixture
+def desk(app_factory, company_sink, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = app_factory(company_sink, WTF_CSRF_ENABLED=True, BASE_URL=url, SENDER=SENDER,
+                      QUEUE_URL=str(tmp_path / "queue.db"))
+    with app.app_context():
+        build_data()
+        drain_queue(app)  # the first sends, done before the test starts: settled statuses
+    worker = Worker(app)
+    with LiveServer(app, port):
+        yield Desk(app, url, worker, company_sink)
+        worker.stop()
+
+
+@dataclass
+class Watch:
+    """What went wrong in a page while a test used it."""
+
+    console_errors: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
+    dialogs: list[tuple[str, str]] = field(default_factory=list)
+
+    def problems(self) -> list[str]:
+        alerts = [f"{kind}: {text}" for kind, text in self.dialogs if kind != "confirm"]
+        return self.console_errors + self.csp_violations + alerts
+
+
+def watched_context(browser, desk: Desk, watch: Watch):
+    context = browser.new_context(base_url=desk.url, viewport={"width": 1280, "height": 900})
+    context.expose_function("__reportCsp", lambda text: watch.csp_violations.append(text))
+    context.add_init_script(
+        "document.addEventListener('securitypolicyviolation', function (e) {"
+        " window.__reportCsp('CSP ' + e.violatedDirective + ' blocked ' + e.blockedURI"
+        " + ' at ' + e.sourceFile + ':' + e.lineNumber); });")
+
+    def on_page(page):
+        page.on("console", lambda msg: msg.type == "error" and watch.console_errors.append(
+            f"console error on {page.url}: {msg.text}"))
+        page.on("pageerror", lambda error: watch.console_errors.append(
+            f"script error on {page.url}: {error}"))
+
+        def on_dialog(dialog):
+            watch.dialogs.append((dialog.type, dialog.message))
+            # Only the app's own "are you sure?" questions are answered yes.
+            dialog.accept() if dialog.type == "confirm" else dialog.dismiss()
+
+        page.on("dialog", on_dialog)
+
+    context.on("page", on_page)
+    return context
+
+
+@pytest.fixture
+def watch():
+    return Watch()
+
+
+@pytest.fixture
+def page(browser, desk, watch):
+    context = watched_context(browser, desk, watch)
+    yield context.new_page()
+    context.close()
+    assert watch.problems() == []
+
+
+@pytest.fixture
+def shot(request):
+    """``shot(page, "step")`` saves a full-page screenshot named after the test and the step."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    test_name = request.node.name.removeprefix("test_")
+    steps = []
+
+    def take(page, step: str) -> Path:
+        steps.append(step)
+        path = SCREENSHOTS / f"{test_name}-{len(steps):02d}-{step}.png"
+        page.screenshot(path=str(path), full_page=True)
+        return path
+
+    return take
+
+
+def sign_in(page) -> None:
+    page.goto("/login")
+    page.fill("#email", AGENT)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("h1")).to_have_text("Dashboard")
+    expect(page.locator("#current-user")).to_have_text(AGENT)
+
+
+def mark_page(page) -> None:
+    """A marker that disappears if the page reloads or navigates."""
+    page.evaluate("window.__noReload = 'still here'")
+
+
+def assert_not_reloaded(page) -> None:
+    assert page.evaluate("window.__noReload") == "still here"
+
+
+def status_of(page, scope: str):
+    return page.locator(f"{scope} .status").first
+
+
+def label(key: str) -> str:
+    return STATUSES[key].label
+
+
+# --- the issue's flow ---------------------------------------------------------------------------
+
+def test_fix_a_typo_and_watch_the_status_go_from_sending_to_not_opened(page, desk, shot):
+    sign_in(page)
+    shot(page, "dashboard")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Credentials").click()
+    page.get_by_role("link", name="Data Science Certificate").click()
+    expect(page.locator("h1")).to_have_text("Data Science Certificate")
+
+    page.locator("#status-filters a[data-status=bounced]").click()
+    expect(page).to_have_url(re.compile(r"status=bounced"))
+    rows = page.locator("#recipients-table tbody tr")
+    expect(rows).to_have_count(3)  # Sam at the typo, Ivy and Jon at the blocking company
+    assert set(rows.evaluate_all("rows => rows.map(r => r.dataset.status)")) == {"bounced"}
+    expect(page.locator("#status-filters [data-count=bounced]")).to_have_text("3")
+    shot(page, "filtered-to-bounced")
+
+    page.get_by_role("link", name="Sam Someone").click()
+    expect(page.locator("#recipient-status")).to_have_attribute("data-status", "bounced")
+    expect(page.locator("#timeline [data-event=bounced]")).to_contain_text("550")
+    expect(page.locator("#suggestion")).to_contain_text("someone@gmail.com")
+    expect(page.locator("#fix-email")).to_have_value("someone@gmail.com")  # filled in for us
+    shot(page, "bounced-recipient-with-suggestion")
+
+    page.locator("#fix-address-form").get_by_role("button").click()
+    expect(page.locator("#flashes")).to_contain_text("Sending again to someone@gmail.com")
+    expect(page.locator("#recipient-email")).to_contain_text("someone@gmail.com")
+    expect(status_of(page, "#recipient-status")).to_have_text(label("sending"))
+    mark_page(page)
+    shot(page, "sending")
+
+    desk.worker.start()  # the queue moves only now, so "Sending" was really seen first
+    expect(status_of(page, "#recipient-status")).to_have_text(label("not_opened"),
+                                                              timeout=LIVE_TIMEOUT_MS)
+    assert_not_reloaded(page)
+    expect(page.locator("#recipient-status")).to_have_attribute("data-status", "not_opened")
+    expect(page.locator("#live-announcer")).to_have_text(f"Status: {label('not_opened')}")
+    # Both emails stay on the timeline: the new one to the fixed address, the bounce before it.
+    deliveries = page.locator("#timeline article.delivery")
+    expect(deliveries).to_have_count(2)
+    expect(deliveries.first).to_contain_text("someone@gmail.com")
+    expect(deliveries.first).to_have_attribute("data-status", "not_opened")
+    expect(deliveries.last).to_contain_text("someone@gmial.com")
+    expect(deliveries.last).to_have_attribute("data-status", "bounced")
+    expect(page.locator("#nudge-form")).to_be_visible()  # the not-opened tip is offered now
+    shot(page, "not-opened-without-reload")
+    assert [m.recipients for m in desk.sink.messages][-1] == ["someone@gmail.com"]
+
+
+def test_a_share_link_shows_an_anonymous_visitor_only_that_domains_emails(
+        browser, page, desk, watch, shot):
+    sign_in(page)
+    page.goto(f"/domains/{COMPANY}")
+    expect(page.locator("#allowlist")).to_be_visible()
+    page.locator("#share-form button").click()
+    link = page.locator("#share-link a")
+    share_url = link.get_attribute("href")
+    assert share_url.startswith(f"{desk.url}/share/")
+    expect(page.locator("#it-message")).to_have_value(re.compile(re.escape(share_url)))
+    shot(page, "share-link-created")
+
+    visitor = watched_context(browser, desk, watch)
+    try:
+        anonymous = visitor.new_page()
+        anonymous.goto(share_url)
+        expect(anonymous.locator("h1")).to_have_text(f"Credential emails to {COMPANY}")
+        emails = anonymous.locator("#share-table tbody tr td:nth-child(2)").all_inner_texts()
+        assert sorted(emails) == [f"ivy@{COMPANY}", f"jon@{COMPANY}", f"kim@{COMPANY}"]
+        expect(anonymous.locator("#status-counts [data-count=bounced]")).to_have_text("3")
+        assert "gmial.com" not in anonymous.content()
+        # Nothing to change, and no way into the desk from here.
+        expect(anonymous.locator("form, input, textarea, select, button")).to_have_count(0)
+        hrefs = anonymous.locator("a[href]").evaluate_all("links => links.map(a => a.href)")
+        assert all(h.startswith(desk.url + "/share/") or "#" in h for h in hrefs), hrefs
+        expect(anonymous.locator("#current-user")).to_have_count(0)
+        shot(anonymous, "anonymous-share-page")
+
+        anonymous.goto("/credentials")  # the same visitor is not signed in anywhere else
+        expect(anonymous).to_have_url(re.compile(r"/login"))
+    finally:
+        visitor.close()
+
+
+def test_a_recipient_named_like_html_shows_as_text_even_after_a_live_update(page, desk, shot):
+    sign_in(page)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Credentials").click()
+    page.get_by_role("link", name="Data Science Certificate").click()
+    hostile_link = page.locator("#recipients-table").get_by_role("link", name=HOSTILE_IMG,
+                                                                 exact=True)
+    expect(hostile_link).to_have_text(HOSTILE_IMG)
+    row = f"#recipients-table tr[data-recipient='{desk.recipient_id(HOSTILE_IMG)}']"
+    expect(status_of(page, row)).to_have_text(label("not_opened"))
+    mark_page(page)
+
+    # A change the page picks up on its own: the live region is parsed and swapped in afresh.
+    with desk.app.app_context():
+        from helpdesk import delivery
+
+        delivery.resend(db.session.get(Recipient, desk.recipient_id(HOSTILE_IMG)))
+    expect(status_of(page, row)).to_have_text(label("sending"), timeout=LIVE_TIMEOUT_MS)
+    assert_not_reloaded(page)
+    expect(hostile_link).to_have_text(HOSTILE_IMG)
+    expect(page.locator("img")).to_have_count(0)
+    shot(page, "credential-list-after-live-update")
+
+    hostile_link.click()
+    expect(page.locator("h1")).to_have_text(HOSTILE_IMG)
+    assert HOSTILE_IMG in page.title()
+    expect(page.locator("img")).to_have_count(0)
+    shot(page, "recipient-page")
+
+    page.fill("#topbar-q", "img@example.com")
+    page.locator("#topbar-q").press("Enter")
+    expect(page.locator("#lookup-results h2 a")).to_have_text(HOSTILE_IMG)
+    expect(page.locator("img")).to_have_count(0)
+    shot(page, "lookup")
+
+
+# --- the "done when" journey --------------------------------------------------------------------
+
+def test_a_new_user_finds_fixes_and_resends_every_bounce_and_reads_the_statuses(
+        browser, page, desk, watch, shot):
+    bounced = desk.bounced_names()
+    assert bounced == {"Sam Someone", "Hal Hotmial", "Ivy Initech", "Jon Initech", "Kim Initech"}
+    desk.worker.start()
+    sign_in(page)
+    expect(page.locator("#status-counts [data-count=bounced]")).to_have_text("5")
+
+    # Find every bounced recipient: each credential's bounced count leads to its list.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Credentials").click()
+    found = set()
+    for index in range(page.locator("#credentials-table tbody tr").count()):
+        page.goto("/credentials")
+        bounced_link = page.locator("#credentials-table tbody tr").nth(index) \
+            .locator("a[href*='status=bounced']")
+        if bounced_link.count():
+            bounced_link.click()
+            found |= set(page.locator("#recipients-table tbody tr td:first-child a")
+                         .all_inner_texts())
+            shot(page, f"bounced-in-credential-{index + 1}")
+    assert found == bounced
+
+    # The typos: the suggested address is filled in; accept it and resend.
+    for name, fixed in (("Sam Someone", "someone@gmail.com"), ("Hal Hotmial", "hal@hotmail.com")):
+        page.goto(f"/recipients/{desk.recipient_id(name)}")
+        expect(page.locator("#fix-email")).to_have_value(fixed)
+        expect(page.locator("#allowlist-tip")).to_have_count(0)  # one bounce: not a blocked sender
+        page.locator("#fix-address-form").get_by_role("button").click()
+        expect(status_of(page, "#recipient-status")).to_have_text(label("not_opened"),
+                                                                  timeout=LIVE_TIMEOUT_MS)
+    shot(page, "typo-fixed")
+
+    # The company: a recipient there points to the allowlist request for its IT.
+    page.goto(f"/recipients/{desk.recipient_id('Ivy Initech')}")
+    expect(page.locator("#allowlist-tip")).to_contain_text(f"3 emails to {COMPANY} bounced")
+    expect(page.locator("#sender-address")).to_have_text(SENDER)
+    shot(page, "allowlist-tip")
+    page.get_by_role("link", name=f"Prepare the request for {COMPANY}").click()
+    expect(page.locator("#allowlist")).to_be_visible()
+    page.locator("#share-form button").click()
+    share_url = page.locator("#share-link a").get_attribute("href")
+    message = page.locator("#it-message").input_value()
+    assert SENDER in message and share_url in message and COMPANY_REFUSAL in message
+    mailto = page.locator("#mailto-it").get_attribute("href")
+    assert mailto.startswith(f"mailto:postmaster@{COMPANY}?subject=")
+    shot(page, "allowlist-request")
+
+    visitor = watched_context(browser, desk, watch)
+    try:
+        it_page = visitor.new_page()
+        it_page.goto(share_url)
+        expect(it_page.locator("#share-table tbody tr")).to_have_count(3)
+        expect(it_page.locator("#share-table tbody tr[data-status=bounced]")).to_have_count(3)
+        expect(it_page.locator("form, input, textarea, select, button")).to_have_count(0)
+        shot(it_page, "it-reads-the-share-link")
+
+        # Their IT allowlists the sender; the agent resends everything that bounced there.
+        desk.sink.refuse_domains.pop(COMPANY)
+        page.locator("#resend-bounced-form button").click()
+        expect(page.locator("#flashes")).to_contain_text(f"Sending again to 3 bounced "
+                                                         f"recipients at {COMPANY}")
+        assert [d for d in watch.dialogs if d[0] == "confirm"] == [
+            ("confirm", f"Send the email again to the 3 bounced recipients at {COMPANY}?")]
+
+        page.get_by_role("navigation", name="Main").get_by_role("link", name="Dashboard").click()
+        mark_page(page)
+        expect(page.locator("#status-counts [data-count=bounced]")).to_have_text(
+            "0", timeout=LIVE_TIMEOUT_MS)
+        expect(page.locator("#status-counts [data-count=sending]")).to_have_text(
+            "0", timeout=LIVE_TIMEOUT_MS)
+        assert_not_reloaded(page)
+        assert desk.bounced_names() == set()
+        shot(page, "dashboard-nothing-bounced")
+
+        it_page.reload()  # their IT sees the emails arrive
+        expect(it_page.locator("#share-table tbody tr[data-status=not_opened]")).to_have_count(3)
+        shot(it_page, "it-sees-the-emails-arrive")
+    finally:
+        visitor.close()
+
+    # The help center explains every status.
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Help").click()
+    page.get_by_role("link", name="What the email statuses mean").click()
+    legend = page.locator("article .legend")
+    for status in STATUSES.values():
+        entry = legend.locator(f"#status-{status.key}")
+        expect(entry.locator("dt")).to_have_text(status.label)
+        expect(entry.locator("dd")).to_have_text(status.meaning)
+    shot(page, "help-statuses")
+
+
+# --- every page, for errors and looks -----------------------------------------------------------
+
+def test_every_page_loads_without_console_errors_or_csp_violations(page, desk, watch, shot):
+    sam = desk.recipient_id("Sam Someone")
+    page.goto("/login")
+    shot(page, "login")
+    sign_in(page)
+    pages = [
+        ("dashboard", "/", "Dashboard"),
+        ("credentials", "/credentials", "Credentials"),
+        ("credential", "/credentials/1", "Data Science Certificate"),
+        ("recipient", f"/recipients/{sam}", "Sam Someone"),
+        ("lookup-typo", "/lookup?q=someone%40gmial.com", "Look up a recipient"),
+        ("domains", "/domains", "Domains"),
+        ("domain", f"/domains/{COMPANY}", COMPANY),
+        ("help", "/help", "Help center"),
+        ("help-what-to-do", "/help/what-to-do", None),
+        ("help-allowlist", "/help/allowlist", None),
+    ]
+    for step, path, heading in pages:
+        response = page.goto(path)
+        assert response.status == 200, (path, response.status)
+        if heading:
+            expect(page.locator("h1")).to_have_text(heading)
+        shot(page, step)
+    page.goto("/lookup?q=someone%40gmial.com")
+    expect(page.locator("#did-you-mean")).to_contain_text("someone@gmail.com")
+    expect(page.locator("#lookup-results [data-status=bounced]")).to_have_count(1)
+    page.goto("/")
+    page.wait_for_timeout(4500)  # one live poll of the dashboard, which must not fail either
+    assert watch.problems() == []
