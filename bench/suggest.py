@@ -5,7 +5,12 @@ real and must be left alone); lines starting with ``#`` are comments. For every 
 precision (right suggestions among all suggestions made), recall (typos fixed), F1 and how many
 real domains it changed, then suggestions per second for ours and pymailcheck's.
 
+``--real-domains-check`` instead runs ours on lists of real domains, none of which it may change:
+the private section of the Public Suffix List (companies' own domains) and any ``--real-domains``
+file, one domain a line.
+
     python bench/suggest.py [--cases FILE.csv ...] [--repeat N]
+    python bench/suggest.py --real-domains-check [--real-domains FILE ...]
 """
 from __future__ import annotations
 
@@ -23,6 +28,8 @@ from helpdesk.validation import suggest_domain
 
 DEV_CASES = Path(__file__).resolve().parents[2] / "shared/data/typo_dev.csv"
 PUBLIC_CASES = Path(__file__).resolve().parent / "data/typo_public.csv"
+HELDOUT_CASES = Path(__file__).resolve().parent / "data/typo_heldout.csv"
+PUBLIC_SUFFIX_LIST = Path("/usr/share/publicsuffix/public_suffix_list.dat")
 
 Suggester = Callable[[str], "str | None"]
 
@@ -104,20 +111,62 @@ def report(path: Path, repeat: int) -> None:
     )
 
 
+def public_suffix_list_private_domains(path: Path = PUBLIC_SUFFIX_LIST) -> list[str]:
+    """The domains named outright in the list's private section: companies' and projects' own."""
+    text = path.read_text(encoding="utf-8")
+    private = text.partition("===BEGIN PRIVATE DOMAINS===")[2]
+    rules = (line.strip() for line in private.splitlines())
+    return sorted({rule for rule in rules if rule and not rule.startswith("//") and "*" not in rule})
+
+
+def read_domains(path: Path) -> list[str]:
+    lines = (line.strip() for line in path.read_text(encoding="utf-8").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def check_real_domains(lists: dict[str, list[str]]) -> bool:
+    """Print every real domain ours would change; True when there is none."""
+    untouched = True
+    for name, domains in lists.items():
+        changed = {domain: ours(domain) for domain in domains if ours(domain)}
+        untouched = untouched and not changed
+        print(f"{name}: {len(domains)} real domains, {len(changed)} changed")
+        for domain, suggestion in sorted(changed.items()):
+            print(f"    {domain} -> {suggestion}")
+    return untouched
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--cases",
         type=Path,
         action="append",
-        help="a CSV of cases (repeatable); default: the dev and the public cases",
+        help="a CSV of cases (repeatable); default: the dev, public and held-out cases",
+    )
+    parser.add_argument(
+        "--real-domains-check",
+        action="store_true",
+        help="check that no real domain is changed, then stop (exit status 1 if one is)",
+    )
+    parser.add_argument(
+        "--real-domains",
+        type=Path,
+        action="append",
+        default=[],
+        help="with --real-domains-check: a file of real domains, one a line (repeatable)",
     )
     parser.add_argument("--repeat", type=int, default=50, help="passes over the cases when timing")
     arguments = parser.parse_args()
+    if arguments.real_domains_check:
+        lists = {str(path): read_domains(path) for path in arguments.real_domains}
+        if PUBLIC_SUFFIX_LIST.exists():
+            lists[f"{PUBLIC_SUFFIX_LIST} (private section)"] = public_suffix_list_private_domains()
+        raise SystemExit(0 if check_real_domains(lists) else 1)
     started = time.perf_counter()
     suggest_domain("warm.up")  # builds the indexes once, as the first request of a process does
     print(f"index built in {(time.perf_counter() - started) * 1000:.0f} ms")
-    for path in arguments.cases or [DEV_CASES, PUBLIC_CASES]:
+    for path in arguments.cases or [DEV_CASES, PUBLIC_CASES, HELDOUT_CASES]:
         report(path, arguments.repeat)
 
 

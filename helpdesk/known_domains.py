@@ -380,6 +380,10 @@ cheerful.com
 mail.ua
 lavabit.com
 yopmail.com
+y7mail.com
+earthling.net
+starmail.com
+inet.net.au
 """
 
 COMMON_ENDINGS_TEXT = """

@@ -117,23 +117,50 @@ ENDING_REPEATED = 4  # gmail.com.com
 LABEL_ADDED = 12  # a known domain then a broken label: gmail.com.cmo (dearer than fixing the label)
 ENDING_MISSING = 6  # a provider's name alone: gmail
 COUNTRY_VARIANT = 5  # choosing yahoo.cn rather than yahoo.com
+TWO_SMALL_SLIPS = 2 * DOUBLED
 
 MARGIN = 3  # a runner-up closer than this to the best candidate means no suggestion
 BROKEN_ENDING_BUDGET = 10  # what may be spent repairing an ending that is not real
 
 
-def name_budget(name: str) -> int:
-    """What a name correction may cost: more for longer names, nothing for the shortest ones."""
+def name_budget(name: str, rank: int) -> int:
+    """What a name correction may cost: more for longer names, nothing for the shortest ones.
+    The most used providers' five-letter names (gmail, yahoo) are typed so often that two small
+    slips with repeated letters (yahho, gmaii) still point at them."""
     length = len(name)
     if length <= 3:
         return 0
     if length == 4:
         return DOUBLED
     if length == 5:
-        return DROPPED
+        return TWO_SMALL_SLIPS if rank_prior(rank) == 0 else DROPPED
     if length <= 8:
         return ARBITRARY
     return ARBITRARY + NEIGHBOUR_KEY
+
+
+_VOWELS = frozenset("aeiou")
+
+
+def first_letter_may_be_dropped(name: str, rank: int) -> bool:
+    """Whether leaving out the first letter of ``name`` still points at it (otmail, ahoo).
+
+    Only when the first letter is a consonant that begins a syllable with the vowel after it
+    (ho-tmail, ya-hoo): an initial standing alone (i-cloud, g-mail, t-online, i-africa) leaves a
+    word that is a name of its own (cloud.com, mail.com, online.de, africa.com). And only for
+    widely used providers, whose names people type from memory and fast; among five-letter
+    names, only the most used, as shorter remainders are more often names of their own.
+    """
+    if len(name) < 5 or rank_prior(rank) > (0 if len(name) == 5 else 1):
+        return False
+    return name[0].isalpha() and name[0] not in _VOWELS and name[1] in _VOWELS | {"y"}
+
+
+def name_fits(typed: str, intended: str, score: int, rank: int) -> bool:
+    """Whether explaining the name ``typed`` as ``intended`` at ``score`` is believable."""
+    if score <= name_budget(intended, rank):
+        return True
+    return typed == intended[1:] and first_letter_may_be_dropped(intended, rank)
 
 
 def rank_prior(rank: int) -> int:
@@ -382,9 +409,10 @@ _NOT_IN_DOMAINS = re.compile(r"[^\w.-]|_")
 
 def _cleaned(domain: str) -> str:
     """``domain`` without what can never be in one: stray characters, a comma for a dot, empty
-    labels, dots or hyphens at the ends."""
+    labels, dots at the ends. A hyphen at an end stays: it is where part of a name was left out
+    (-online.de), not a stray key."""
     text = _NOT_IN_DOMAINS.sub("", domain.replace(",", "."))
-    return re.sub(r"\.{2,}", ".", text).strip(".-")
+    return re.sub(r"\.{2,}", ".", text).strip(".")
 
 
 def _has_real_ending(domain: str) -> bool:
@@ -400,6 +428,13 @@ def _dot_shifts(domain: str) -> Iterator[str]:
             yield f"{domain[:i - 1]}.{domain[i - 1]}{domain[i + 1:]}"
         if i + 2 < len(domain) and domain[i + 1] != ".":
             yield f"{domain[:i]}{domain[i + 1]}.{domain[i + 2:]}"
+
+
+def _dot_restored(domain: str) -> Iterator[str]:
+    """``domain`` with one more dot in its first label (gmxde, hotmailco.uk)."""
+    first_label_end = domain.find(".") % (len(domain) + 1)
+    for i in range(1, first_label_end):
+        yield f"{domain[:i]}.{domain[i:]}"
 
 
 def _dotless_readings(domain: str) -> Iterator[str]:
@@ -455,6 +490,9 @@ class DomainSuggester:
         for shifted in _dot_shifts(domain):
             if self.is_known(shifted):
                 candidates.add(shifted, cost + DOT_MOVED, _PROVIDER)
+        # A dot left out before a country's second level: hotmailco.uk. Short names glued to
+        # one (liveco.uk) read as company names of their own.
+        self._restore_dot(domain, cost, candidates, shortest_name=5)
         parts = split_public_suffix(domain)
         if parts is None or not parts[0]:
             return
@@ -465,7 +503,7 @@ class DomainSuggester:
                 rank = mailboxes.endings[candidate].get(ending)
                 if rank is not None:
                     score = typing_cost(name, candidate) + rank_prior(rank)
-                    fits = score <= name_budget(candidate)
+                    fits = name_fits(name, candidate, score, rank)
                     candidates.add(f"{candidate}.{ending}", cost + score, _PROVIDER, fits)
             # A letter left out of a provider's ending turns it into another real one: gmail.co.
             own_endings = mailboxes.endings.get(name, {})
@@ -486,6 +524,7 @@ class DomainSuggester:
                     candidates.add(f"{domain}.{main_ending}", cost + ENDING_MISSING, _PROVIDER)
             for reading in _dotless_readings(domain):
                 self._read(reading, cost + SEPARATOR, candidates)
+            self._restore_dot(domain, cost, candidates, shortest_name=1)
         for shifted in _dot_shifts(domain):
             if self.is_known(shifted):
                 candidates.add(shifted, cost + DOT_MOVED, _PROVIDER)
@@ -494,6 +533,14 @@ class DomainSuggester:
             if len(labels) > size:
                 name, ending = ".".join(labels[:-size]), ".".join(labels[-size:])
                 self._fix_ending(name, ending, cost, candidates)
+
+    def _restore_dot(
+        self, domain: str, cost: int, candidates: _Candidates, shortest_name: int
+    ) -> None:
+        """Known domains that ``domain`` is with a dot left out of its first label (gmxde)."""
+        for restored in _dot_restored(domain):
+            if restored.find(".") >= shortest_name and self.is_known(restored):
+                candidates.add(restored, cost + SEPARATOR, _PROVIDER)
 
     def _read(self, domain: str, cost: int, candidates: _Candidates) -> None:
         """Consider one reading of a dotless domain."""
@@ -518,7 +565,12 @@ class DomainSuggester:
             near_endings = mailboxes.all_endings.near(ending)
             for candidate in mailboxes.names.near(name):
                 endings = mailboxes.endings[candidate]
-                reachable_endings = near_endings & endings.keys()
+                # Also the provider's endings as long as the typed one, however far: two
+                # neighbouring keys (.cin for .com) are as likely a slip as one arbitrary letter.
+                reachable_endings = [
+                    real_ending for real_ending in endings
+                    if real_ending in near_endings or len(real_ending) == len(ending)
+                ]
                 if not reachable_endings:
                     continue
                 name_score = typing_cost(name, candidate)
@@ -528,14 +580,15 @@ class DomainSuggester:
                             ending, real_ending, first_letter_matters=False
                         )
                     ending_score = ending_scores[real_ending]
-                    name_fits = name_score == 0 or (
-                        name_score + rank_prior(endings[real_ending]) <= name_budget(candidate)
+                    rank = endings[real_ending]
+                    fits = name_score == 0 or name_fits(
+                        name, candidate, name_score + rank_prior(rank), rank
                     )
                     candidates.add(
                         f"{candidate}.{real_ending}",
                         name_score + ending_score + mailboxes.ending_prior(candidate, real_ending),
                         _PROVIDER,
-                        name_fits and ending_score <= BROKEN_ENDING_BUDGET,
+                        fits and ending_score <= BROKEN_ENDING_BUDGET,
                     )
         for real_ending in _repair_endings().near(ending):
             score = cost + typing_cost(ending, real_ending, first_letter_matters=False)

@@ -15,6 +15,8 @@ from helpdesk.validation import DomainSuggester, check_email, suggest_domain, ty
 
 DEV_CASES = Path(__file__).resolve().parents[2] / "shared/data/typo_dev.csv"
 PUBLIC_CASES = Path(__file__).resolve().parents[1] / "bench/data/typo_public.csv"
+HELDOUT_CASES = Path(__file__).resolve().parents[1] / "bench/data/typo_heldout.csv"
+PUBLIC_SUFFIX_LIST = Path("/usr/share/publicsuffix/public_suffix_list.dat")
 BUILTIN_DOMAINS = sorted({domain for provider in MAILBOX_PROVIDERS for domain in provider})
 
 
@@ -56,13 +58,44 @@ def test_public_typos_are_fixed_or_left_alone_never_wrongly_fixed():
     assert fixed / len(typos) >= 0.85
 
 
+def test_no_real_domain_of_the_heldout_cases_is_changed():
+    real = [typed for typed, expected in read_cases(HELDOUT_CASES) if not expected]
+    assert len(real) > 80
+    assert {domain: suggested(domain) for domain in real if suggested(domain)} == {}
+
+
+def test_heldout_typos_are_fixed_or_left_alone_never_wrongly_fixed():
+    typos = [(typed, expected) for typed, expected in read_cases(HELDOUT_CASES) if expected]
+    answers = {typed: suggested(typed) for typed, _ in typos}
+    wrong = {
+        typed: answers[typed] for typed, expected in typos if answers[typed] not in (expected, None)
+    }
+    fixed = sum(answers[typed] == expected for typed, expected in typos)
+    assert len(typos) > 200
+    assert wrong == {}
+    assert fixed / len(typos) >= 0.8
+
+
+def public_suffix_list_private_domains() -> list[str]:
+    private = PUBLIC_SUFFIX_LIST.read_text(encoding="utf-8").partition("PRIVATE DOMAINS===")[2]
+    rules = (line.strip() for line in private.splitlines())
+    return [rule for rule in rules if rule and not rule.startswith("//") and "*" not in rule]
+
+
+@pytest.mark.skipif(not PUBLIC_SUFFIX_LIST.exists(), reason="no Public Suffix List on this machine")
+def test_no_company_domain_of_the_public_suffix_list_is_changed():
+    domains = public_suffix_list_private_domains()
+    assert len(domains) > 1000
+    assert {domain: suggested(domain) for domain in domains if suggested(domain)} == {}
+
+
 @pytest.mark.parametrize(
     "domain",
     [
         "mailw.com", "proton.me", "pm.me", "ox.ac.uk", "gmx.net", "hotmail.cl", "comcast.com",
         "mail.de", "company.co", "startup.io", "acme.org.uk", "u.washington.edu", "cloud.com",
         "life.com", "aon.com", "ao.com", "gm.com", "web.se", "example.cm", "example.com.co",
-        "icloud.com.cn", "gmail.de",
+        "icloud.com.cn", "gmail.de", "y7mail.com", "earthling.net", "starmail.com",
     ],
 )
 def test_real_domains_are_left_alone(domain):
@@ -105,6 +138,83 @@ def test_broken_endings_are_repaired_on_any_domain(typed, expected):
 )
 def test_a_providers_own_ending_is_restored(typed, expected):
     assert suggested(typed) == expected
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("gmail.cin", "gmail.com"),  # i next to o, n next to m
+        ("comcast.nry", "comcast.net"),
+        ("yahoo.xom", "yahoo.com"),
+    ],
+)
+def test_a_providers_ending_two_neighbouring_keys_away_is_restored(typed, expected):
+    assert suggested(typed) == expected
+
+
+@pytest.mark.parametrize("domain", ["comcast.com", "hotmail.cl", "yandex.net", "laposte.fr"])
+def test_a_providers_name_with_another_real_ending_is_left_alone(domain):
+    assert suggested(domain) is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("otmail.com", "hotmail.com"),
+        ("ahoo.com", "yahoo.com"),
+        ("ahoo.fr", "yahoo.fr"),
+        ("erizon.net", "verizon.net"),
+        ("aposte.net", "laposte.net"),
+        ("andex.ru", "yandex.ru"),
+    ],
+)
+def test_a_dropped_first_letter_of_a_widely_used_name_is_restored(typed, expected):
+    assert suggested(typed) == expected
+
+
+@pytest.mark.parametrize(
+    "domain",
+    [
+        "cloud.com",  # i-cloud: an initial standing alone leaves a word
+        "africa.com",  # i-africa
+        "online.de",  # t-online
+        "mail.com",  # g-mail
+        "range.fr",  # orange starts with a vowel
+        "aver.com",  # naver: a five-letter name, not among the most used
+        "unbox.com",  # runbox: not widely used
+        "osteo.de",  # posteo
+    ],
+)
+def test_a_name_that_is_a_provider_without_its_first_letter_is_left_alone(domain):
+    assert suggested(domain) is None
+
+
+def test_two_small_slips_point_only_at_the_most_used_five_letter_names():
+    assert suggested("yahho.com") == "yahoo.com"
+    assert suggested("yaahooo.com") == "yahoo.com"
+    assert suggested("naaverr.com") is None
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        ("gmxde", "gmx.de"),
+        ("webde", "web.de"),
+        ("yahoofr", "yahoo.fr"),
+        ("mailru", "mail.ru"),
+        ("hotmailco.uk", "hotmail.co.uk"),
+    ],
+)
+def test_a_dot_left_out_before_a_country_ending_is_restored(typed, expected):
+    assert suggested(typed) == expected
+
+
+def test_a_short_name_glued_to_a_country_level_is_left_alone():
+    assert suggested("liveco.uk") is None  # a company may well be called Liveco
+
+
+def test_a_leading_hyphen_is_not_cleaned_into_another_known_domain():
+    assert suggested("-online.de") is None  # t-online.de with its t left out, not online.de
 
 
 def test_a_close_runner_up_means_no_suggestion():
