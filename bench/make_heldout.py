@@ -118,7 +118,8 @@ def extra_neighbour_key(name: str, rng: random.Random) -> str | None:
         return None
     i = rng.choice(letter_positions(name))
     extra = rng.choice(NEIGHBOURS[name[i]])
-    return name[:i] + extra + name[i:] if rng.random() < 0.5 else name[:i + 1] + extra + name[i + 1:]
+    at = i if rng.random() < 0.5 else i + 1  # before or after the key it is next to
+    return name[:at] + extra + name[at:]
 
 
 NAME_SLIPS: dict[str, Callable[[str, random.Random], str | None]] = {

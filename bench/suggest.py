@@ -116,7 +116,8 @@ def public_suffix_list_private_domains(path: Path = PUBLIC_SUFFIX_LIST) -> list[
     text = path.read_text(encoding="utf-8")
     private = text.partition("===BEGIN PRIVATE DOMAINS===")[2]
     rules = (line.strip() for line in private.splitlines())
-    return sorted({rule for rule in rules if rule and not rule.startswith("//") and "*" not in rule})
+    named = {rule for rule in rules if rule and not rule.startswith("//") and "*" not in rule}
+    return sorted(named)
 
 
 def read_domains(path: Path) -> list[str]:
