@@ -41,6 +41,7 @@ LIVE_TIMEOUT_MS = 20_000
 
 AGENT = "agent@issuer.example"
 SENDER = "credentials@issuer.example"
+ORGANISATION = "Example Academy"
 COMPANY = "initech.example"  # its mail server refuses our sender until its IT allowlists it
 COMPANY_REFUSAL = "550 5.7.1 Sender address rejected: not on the allowlist"
 
@@ -104,7 +105,7 @@ def desk(app_factory, company_sink, tmp_path):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     app = app_factory(company_sink, WTF_CSRF_ENABLED=True, BASE_URL=url, SENDER=SENDER,
-                      QUEUE_URL=str(tmp_path / "queue.db"))
+                      ORGANISATION=ORGANISATION, QUEUE_URL=str(tmp_path / "queue.db"))
     with app.app_context():
         build_data()
         drain_queue(app)  # the first sends, done before the test starts: settled statuses
@@ -170,6 +171,8 @@ def shot(request):
     """``shot(page, "step")`` saves a full-page screenshot named after the test and the step."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     test_name = request.node.name.removeprefix("test_")
+    for stale in SCREENSHOTS.glob(f"{test_name}-*.png"):  # from an earlier run
+        stale.unlink()
     steps = []
 
     def take(page, step: str) -> Path:
