@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from . import plugins
 from .mail import ProviderEvent
@@ -36,37 +35,66 @@ class IngestResult:
                 "status_changes": len(self.changed)}
 
 
-def _insert(dialect_name: str):
-    # A Core insert of the table, not the ORM entity: the ORM's bulk path pairs each RETURNING
-    # row with its parameters, which "on conflict do nothing" (fewer rows back) turns into one
-    # statement per row and a quadratic merge. Core sends a page of VALUES per statement.
-    module = postgresql if dialect_name == "postgresql" else sqlite
-    return module.insert(DeliveryEvent.__table__).on_conflict_do_nothing(
-        index_elements=["provider", "provider_event_id"])
+_EVENT_COLUMNS = ("delivery_id", "provider", "provider_event_id", "type", "level", "occurred_at",
+                  "received_at", "correlation_id", "severity", "reason", "mta_response", "raw")
 
 
-def _match_deliveries(events: Sequence[ProviderEvent]) -> dict[str, int]:
+def _stored_keys(rows: Sequence[dict]) -> set[tuple[str, str]]:
+    """The (provider, event id) pairs of these rows that are already stored."""
+    wanted: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        wanted[row["provider"]].append(row["provider_event_id"])
+    found = set()
+    for provider, ids in wanted.items():
+        for start in range(0, len(ids), 900):  # within every database's parameter limit
+            found.update(db.session.execute(
+                select(DeliveryEvent.provider, DeliveryEvent.provider_event_id).where(
+                    DeliveryEvent.provider == provider,
+                    DeliveryEvent.provider_event_id.in_(ids[start:start + 900]))).all())
+    return found
+
+
+def _insert_rows(rows: Sequence[dict]) -> None:
+    """One ``executemany`` at the driver, "on conflict do nothing" on the dedupe key (a
+    concurrent batch may store the same event first). The columns' own bind processors turn
+    values into what the driver takes: SQLAlchemy's per-row statement machinery would cost
+    more than the insert itself for a thousand events."""
+    connection = db.session.connection()
+    dialect = connection.dialect
+    columns = DeliveryEvent.__table__.c
+    processors = [columns[name].type._cached_bind_processor(dialect) for name in _EVENT_COLUMNS]
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    sql = (f"INSERT INTO delivery_event ({', '.join(_EVENT_COLUMNS)}) "
+           f"VALUES ({', '.join([mark] * len(_EVENT_COLUMNS))}) "
+           "ON CONFLICT (provider, provider_event_id) DO NOTHING")
+    connection.exec_driver_sql(sql, [
+        tuple(process(row[name]) if process else row[name]
+              for name, process in zip(_EVENT_COLUMNS, processors))
+        for row in rows])
+
+
+def _match_deliveries(events: Sequence[ProviderEvent]) -> dict[tuple[str, str], int]:
     """Delivery ids by correlation id and by (provider, message id), in two queries at most."""
-    found: dict[str, int] = {}
+    found: dict[tuple[str, str], int] = {}
     correlations = {e.correlation_id for e in events if e.correlation_id}
     if correlations:
         rows = db.session.execute(select(Delivery.correlation_id, Delivery.id)
                                   .where(Delivery.correlation_id.in_(correlations)))
-        found.update({f"c:{c}": i for c, i in rows})
+        found.update({("c", c): i for c, i in rows})
     message_ids = {e.message_id for e in events if e.message_id and not e.correlation_id}
     if message_ids:
         rows = db.session.execute(select(Delivery.provider, Delivery.provider_message_id,
                                          Delivery.id)
                                   .where(Delivery.provider_message_id.in_(message_ids)))
-        found.update({f"m:{p}:{m}": i for p, m, i in rows})
+        found.update({(p, m): i for p, m, i in rows})
     return found
 
 
-def _delivery_for(event: ProviderEvent, matches: dict[str, int]) -> int | None:
+def _delivery_for(event: ProviderEvent, matches: dict[tuple[str, str], int]) -> int | None:
     if event.correlation_id:
-        return matches.get(f"c:{event.correlation_id}")
+        return matches.get(("c", event.correlation_id))
     if event.message_id:
-        return matches.get(f"m:{event.provider}:{event.message_id}")
+        return matches.get((event.provider, event.message_id))
     return None
 
 
@@ -96,14 +124,14 @@ def record_events(events: Iterable[ProviderEvent]) -> IngestResult:
     delivery_ids = sorted({r["delivery_id"] for r in rows if r["delivery_id"] is not None})
     try:
         _lock_recipients(delivery_ids)
-        inserted = db.session.connection().execute(
-            _insert(db.engine.dialect.name).returning(DeliveryEvent.__table__.c.delivery_id),
-            rows,
-        ).all() if rows else []
-        result.stored = len(inserted)
-        result.duplicates = len(events) - len(inserted)
-        result.unmatched = sum(1 for (d,) in inserted if d is None)
-        affected = sorted({d for (d,) in inserted if d is not None})
+        stored = _stored_keys(rows)
+        new_rows = [r for r in rows if (r["provider"], r["provider_event_id"]) not in stored]
+        if new_rows:
+            _insert_rows(new_rows)
+        result.stored = len(new_rows)
+        result.duplicates = len(events) - len(new_rows)
+        result.unmatched = sum(1 for r in new_rows if r["delivery_id"] is None)
+        affected = sorted({r["delivery_id"] for r in new_rows if r["delivery_id"] is not None})
         result.changed = refresh_statuses(affected)
         db.session.commit()
     except BaseException:

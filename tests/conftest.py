@@ -46,8 +46,18 @@ def make_app(tmp_path, sink: SmtpSink | None = None, **overrides):
     return create_app(config)
 
 
+_schema_built: set[str] = set()
+
+
 def _empty_database() -> None:
     if db.engine.dialect.name == "postgresql":
+        # The server outlives test runs: build this run's schema once, then empty it per test.
+        url = str(db.engine.url)
+        if url not in _schema_built:
+            db.drop_all()
+            db.session.execute(text("DROP TABLE IF EXISTS alembic_version"))
+            db.session.commit()
+            _schema_built.add(url)
         db.create_all()
         names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
         db.session.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
