@@ -47,7 +47,7 @@ with app.app_context():
     upgrade()
     assert {"smtp", "sendgrid", "mailgun"} <= set(plugins.providers())
 client = app.test_client()
-assert b"Email is bounced" in client.get("/help/").data
+assert b"Email is bounced" in client.get("/help").data
 assert client.get("/help/statuses").status_code == 200
 assert client.get("/static/style.css").status_code == 200
 assert b"Sign in" in client.get("/login").data
