@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 from flask import current_app, render_template
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, or_, select, update
+from sqlalchemy.orm import selectinload
 
 from . import events, plugins, queue
 from .mail import CORRELATION_HEADER, Message, ProviderEvent, SendResult
@@ -220,6 +221,8 @@ def send_batch(delivery_ids: Iterable[int]) -> dict[str, int]:
     claimed = _claim(list(delivery_ids))
     deliveries = db.session.scalars(
         select(Delivery).where(Delivery.id.in_(list(delivery_ids))).order_by(Delivery.id)
+        # the messages need each recipient and credential: one query, not one per delivery
+        .options(selectinload(Delivery.recipient).selectinload(Recipient.credential))
         .execution_options(populate_existing=True)).all()  # what is stored, not what is cached
     waiting = [d for d in deliveries
                if d.id in claimed and d.status == SENDING and d.sent_at is None]

@@ -7,6 +7,7 @@ import smtplib
 import socket
 import ssl
 import threading
+import time
 from email.message import EmailMessage
 from email.utils import formataddr, make_msgid
 from typing import Any, Mapping
@@ -34,6 +35,10 @@ def build_email(message: Message, sender_name: str = "") -> EmailMessage:
     email.set_content(message.text)
     email.add_alternative(message.html, subtype="html")
     return email
+
+
+# A connection idle longer than this is checked with NOOP before it is used again.
+CHECK_AFTER_IDLE_SECONDS = 5.0
 
 
 def _reply(code: int, text: bytes | str) -> str:
@@ -66,8 +71,14 @@ class SmtpProvider:
     def _connection(self) -> smtplib.SMTP:
         conn = getattr(self._local, "conn", None)
         if conn is not None:
+            # A connection used a moment ago is alive: a NOOP before each message would cost a
+            # round trip per message. One idle for a while may have been closed by the server.
+            if time.monotonic() - self._local.used_at < CHECK_AFTER_IDLE_SECONDS:
+                self._local.used_at = time.monotonic()
+                return conn
             try:
                 if conn.noop()[0] == 250:
+                    self._local.used_at = time.monotonic()
                     return conn
             except (smtplib.SMTPException, OSError):
                 pass
@@ -84,6 +95,7 @@ class SmtpProvider:
             conn.close()
             raise
         self._local.conn = conn
+        self._local.used_at = time.monotonic()
         with self._lock:
             self._all.add(conn)
         return conn
