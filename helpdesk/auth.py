@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 from functools import wraps
 from typing import Callable
 
@@ -26,6 +27,7 @@ csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")
 bp = Blueprint("auth", __name__)
 
+TOKEN_USE_PRECISION = timedelta(minutes=1)
 # Checked against when the account does not exist, so both answers take the same time.
 _DUMMY_HASH = generate_password_hash(secrets.token_hex(8))
 
@@ -72,6 +74,8 @@ def create_user(email: str, password: str, role: str = "agent") -> User:
 
 @login_manager.user_loader
 def _load_user(user_id: str) -> User | None:
+    if request.path.startswith("/api/") and "Authorization" in request.headers:
+        return None  # a token sent to the API speaks for the request, not the browser's cookie
     return db.session.get(User, int(user_id))
 
 
@@ -85,8 +89,11 @@ def _load_user_from_token(req) -> User | None:
         ApiToken.token_hash == hash_token(token.strip())))
     if api_token is None or not api_token.user.active:
         return None
-    api_token.last_used_at = utcnow()
-    db.session.commit()
+    now = utcnow()
+    # Recorded to the minute: a write on every API call would cost more than the call.
+    if api_token.last_used_at is None or now - api_token.last_used_at > TOKEN_USE_PRECISION:
+        api_token.last_used_at = now
+        db.session.commit()
     g.api_token = api_token
     return api_token.user
 

@@ -228,3 +228,16 @@ def test_settings_show_the_configuration_with_secrets_masked(app_factory, sink):
     assert "redis://:••••••@127.0.0.1:6379/5" in html
     row = re.search(r'data-setting="SMTP_PASSWORD">.*?</tr>', html, re.S).group(0)
     assert "(set)" in row and "configured" in row
+
+
+def test_a_token_speaks_for_an_api_change_even_beside_a_session_cookie(app, agent, agent_client,
+                                                                       token):
+    from helpdesk.credentials import create_credential
+
+    credential = create_credential("Both", [{"name": "Ann", "email": "ann@valley.example"}])
+    recipient_id = credential.recipients[0].id
+    cookie_only = agent_client.post(f"/api/v1/recipients/{recipient_id}/resend", json={})
+    assert cookie_only.status_code == 401
+    with_token = agent_client.post(f"/api/v1/recipients/{recipient_id}/resend", json={},
+                                   headers={"Authorization": f"Bearer {token}"})
+    assert with_token.status_code == 202, with_token.json

@@ -53,3 +53,4 @@ def test_tokens_create_prints_the_token_alone_and_stores_its_hash(app, agent, cl
 def test_tokens_create_for_an_unknown_user_fails(app):
     result = app.test_cli_runner().invoke(args=["tokens", "create", "nobody@issuer.example"])
     assert result.exit_code != 0 and "no user" in result.output
+
