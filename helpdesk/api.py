@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from . import delivery, plugins
 from .auth import public
-from .credentials import CredentialError, create_credential
+from .credentials import CredentialError, create_credential, likely_typos
 from .models import Credential, Delivery, Recipient, db
 from .status import STATUSES
 from .validation import EmailCheck, check_email
@@ -209,14 +209,8 @@ def create():
     body = _json_object()
     arguments = _credential_input(body)
     if not _boolean(body, "allow_typos", False):
-        known = _known_domains()
-        typos = []
-        for index, item in enumerate(arguments["recipients"]):
-            if item["email"] and item["email"].strip():
-                suggestion = _check(item["email"], known).suggestion
-                if suggestion:
-                    typos.append({"index": index, "email": item["email"],
-                                  "suggestion": suggestion})
+        typos = [{"index": index, "email": email, "suggestion": suggestion}
+                 for index, email, suggestion in likely_typos(arguments["recipients"])]
         if typos:
             return _error(f"{len(typos)} address(es) look mistyped; fix them, or send "
                           "\"allow_typos\": true to keep them as they are", 422, typos=typos)

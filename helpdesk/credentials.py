@@ -6,11 +6,24 @@ from typing import Iterable, Mapping
 
 from . import delivery, events
 from .models import Credential, CredentialState, Recipient, db
-from .recipients import set_email
+from .recipients import check_address, set_email
 
 
 class CredentialError(ValueError):
     """A credential that cannot be created as asked; nothing was written."""
+
+
+def likely_typos(recipients: Iterable[Mapping]) -> list[tuple[int, str, str]]:
+    """(index, address as given, suggested address) for each recipient whose address looks
+    mistyped: the question the API and the web form ask before a credential is created."""
+    found = []
+    for index, item in enumerate(recipients):
+        address = item.get("email")
+        if address and address.strip():
+            suggestion = check_address(address).suggestion
+            if suggestion:
+                found.append((index, address, suggestion))
+    return found
 
 
 def create_credential(title: str, recipients: Iterable[Mapping], *, state: str = "draft",
