@@ -54,7 +54,7 @@ def _stored_keys(rows: Sequence[dict]) -> set[tuple[str, str]]:
     return found
 
 
-def _insert_rows(rows: Sequence[dict]) -> None:
+def _insert_rows(rows: Sequence[dict]) -> int:
     """One ``executemany`` at the driver, "on conflict do nothing" on the dedupe key (a
     concurrent batch may store the same event first). The columns' own bind processors turn
     values into what the driver takes: SQLAlchemy's per-row statement machinery would cost
@@ -67,10 +67,10 @@ def _insert_rows(rows: Sequence[dict]) -> None:
     sql = (f"INSERT INTO delivery_event ({', '.join(_EVENT_COLUMNS)}) "
            f"VALUES ({', '.join([mark] * len(_EVENT_COLUMNS))}) "
            "ON CONFLICT (provider, provider_event_id) DO NOTHING")
-    connection.exec_driver_sql(sql, [
+    return connection.exec_driver_sql(sql, [
         tuple(process(row[name]) if process else row[name]
               for name, process in zip(_EVENT_COLUMNS, processors))
-        for row in rows])
+        for row in rows]).rowcount  # the rows really inserted, on both drivers
 
 
 def _match_deliveries(events: Sequence[ProviderEvent]) -> dict[tuple[str, str], int]:
@@ -124,14 +124,17 @@ def record_events(events: Iterable[ProviderEvent]) -> IngestResult:
     delivery_ids = sorted({r["delivery_id"] for r in rows if r["delivery_id"] is not None})
     try:
         _lock_recipients(delivery_ids)
+        # Known duplicates are skipped cheaply; what a concurrent batch stores meanwhile is
+        # caught by "on conflict", and the counts come from what the inserts really did.
         stored = _stored_keys(rows)
         new_rows = [r for r in rows if (r["provider"], r["provider_event_id"]) not in stored]
-        if new_rows:
-            _insert_rows(new_rows)
-        result.stored = len(new_rows)
-        result.duplicates = len(events) - len(new_rows)
-        result.unmatched = sum(1 for r in new_rows if r["delivery_id"] is None)
-        affected = sorted({r["delivery_id"] for r in new_rows if r["delivery_id"] is not None})
+        matched = [r for r in new_rows if r["delivery_id"] is not None]
+        unmatched = [r for r in new_rows if r["delivery_id"] is None]
+        result.unmatched = _insert_rows(unmatched) if unmatched else 0
+        result.stored = result.unmatched + (_insert_rows(matched) if matched else 0)
+        result.duplicates = len(events) - result.stored
+        # Refreshing a delivery whose event a concurrent batch stored first changes nothing.
+        affected = sorted({r["delivery_id"] for r in matched})
         result.changed = refresh_statuses(affected)
         db.session.commit()
     except BaseException:

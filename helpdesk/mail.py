@@ -2,6 +2,7 @@
 normalized event it reports. Plain data, no Flask: a plugin can be tested without an app."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Mapping
@@ -95,6 +96,19 @@ class WebhookError(Exception):
         super().__init__(message)
         if status is not None:
             self.status = status
+
+
+def read_json(raw_body: bytes) -> Any:
+    """A webhook body's JSON.
+
+    :raises WebhookError: (400) the body is not UTF-8 JSON text.
+    """
+    try:
+        return json.loads(raw_body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise WebhookError("the body is not UTF-8 text") from None
+    except json.JSONDecodeError as error:
+        raise WebhookError(f"the body is not JSON: {error}") from None
 
 
 class SignatureError(WebhookError):

@@ -10,7 +10,7 @@ from markupsafe import escape
 from sqlalchemy import func, select
 
 from desk_data import HOSTILE_IMG, HOSTILE_SCRIPT, build_desk
-from helpdesk.models import Delivery, Recipient, db
+from helpdesk.models import Delivery, db
 from helpdesk.status import STATUSES
 
 

@@ -15,7 +15,7 @@ from werkzeug.serving import make_server
 
 from helpdesk.auth import create_token, create_user
 from helpdesk.credentials import create_credential
-from helpdesk.models import ApiToken, User, db
+from helpdesk.models import ApiToken, db
 from helpdesk.security import CONTENT_SECURITY_POLICY, redact
 from helpdesk.sharing import make_share_token
 from helpdesk.status import STATUSES

@@ -25,7 +25,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from helpdesk.mail import (CORRELATION_VARIABLE, NotConfigured, ProviderEvent, SignatureError,
-                           WebhookError)
+                           WebhookError, read_json)
 
 PROVIDER = "mailgun"
 SIGNING_KEY_SETTING = "HELPDESK_MAILGUN_WEBHOOK_SIGNING_KEY"
@@ -61,12 +61,7 @@ def read_body(raw_body: bytes) -> dict:
 
     :raises WebhookError: (400) it is not UTF-8 JSON text holding an object.
     """
-    try:
-        body = json.loads(raw_body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise WebhookError("the body is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise WebhookError(f"the body is not JSON: {error}") from None
+    body = read_json(raw_body)
     if not isinstance(body, dict):
         raise WebhookError(f"the body must be a JSON object with \"signature\" and "
                            f"\"event-data\", not a {type(body).__name__}")

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from helpdesk.mail import (CORRELATION_VARIABLE, NotConfigured, ProviderEvent, SignatureError,
-                           WebhookError)
+                           WebhookError, read_json)
 
 PROVIDER = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -109,12 +109,7 @@ def parse_events(raw_body: bytes) -> list[ProviderEvent]:
     :raises WebhookError: the body is not a JSON array of objects that each name an ``event``
         and a ``timestamp``; then nothing of the batch is stored.
     """
-    try:
-        payload = json.loads(raw_body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise WebhookError("the body is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise WebhookError(f"the body is not JSON: {error}") from None
+    payload = read_json(raw_body)
     if not isinstance(payload, list):
         raise WebhookError(f"the body must be a JSON array of events, not a "
                            f"{type(payload).__name__}")
