@@ -2,9 +2,12 @@
 help articles, migrations and the built-in plugins ship inside it."""
 from __future__ import annotations
 
+import ast
+import re
 import subprocess
 import sys
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -64,3 +67,31 @@ def test_the_installed_wheel_serves_pages_and_builds_its_schema(wheel, tmp_path)
                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
+
+
+def _imported_top_level_modules() -> set[str]:
+    found = set()
+    for path in [*ROOT.joinpath("helpdesk").rglob("*.py"), *ROOT.joinpath("plugins").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_every_package_the_code_imports_is_a_declared_requirement():
+    requirements = {_canonical(re.split(r"[\s<>=!~\[;]", r, maxsplit=1)[0])
+                    for r in metadata.requires("helpdesk") if "extra ==" not in r}
+    ours = {"helpdesk", "helpdesk_smtp", "helpdesk_sendgrid", "helpdesk_mailgun"}
+    distributions = metadata.packages_distributions()
+    undeclared = {}
+    for module in _imported_top_level_modules() - ours - set(sys.stdlib_module_names):
+        names = {_canonical(d) for d in distributions.get(module, [module])}
+        if not names & requirements:
+            undeclared[module] = sorted(names)
+    assert not undeclared, f"imported but not in install_requires: {undeclared}"
