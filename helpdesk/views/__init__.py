@@ -9,10 +9,11 @@ from ..status import STATUSES
 def init_app(app: Flask) -> None:
     from ..auth import csrf
     from .. import api
-    from . import (admin, domains, errors, help, imports, pages, share, tracking, typos,
-                   webhooks)
+    from . import (admin, compose, domains, errors, help, imports, pages, share, tracking,
+                   typos, webhooks)
 
     app.register_blueprint(pages.bp)
+    app.register_blueprint(compose.bp)
     app.register_blueprint(domains.bp)
     app.register_blueprint(share.bp)
     app.register_blueprint(admin.bp)
