@@ -384,3 +384,23 @@ def test_the_form_needs_its_csrf_token(app_factory, sink):
         response = client.post("/credentials/new",
                                data=form("ann@valley.example", csrf_token=token))
         assert response.status_code == 303 and credentials_count() == 1
+
+
+def test_a_credential_without_recipients_yet_can_be_created_then_filled_by_import(agent_client):
+    response = agent_client.post("/credentials/new", data=form("\n  \n"))
+    assert response.status_code == 303
+    credential = only_credential()
+    assert credential.recipients == []
+    html = text(agent_client.get(response.headers["Location"]))
+    assert "with 0 recipients; 0 emails queued." in html
+    assert f'href="/credentials/{credential.id}/import"' in html
+
+
+def test_a_form_too_large_to_read_is_refused_with_the_way_out(agent_client):
+    from helpdesk.views.compose import FORM_LIMIT
+
+    response = agent_client.post("/credentials/new",
+                                 data=form("x" * (FORM_LIMIT + 1)))
+    assert response.status_code == 413
+    assert "import a list this long from a CSV file" in text(response)
+    assert credentials_count() == 0
