@@ -18,7 +18,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build an app. Settings come from ``helpdesk.config``, then the instance folder's
     ``config.py``, then ``HELPDESK_*`` environment variables, then ``config``."""
     app = Flask(
-        __name__,
+        "helpdesk",  # the package's name: the instance folder is "helpdesk-instance"
         instance_relative_config=True,
         template_folder=str(_templates_dir()),
         static_folder="static",
