@@ -7,11 +7,11 @@ import os
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from . import plugins, queue
 from .events import IngestResult, record_events
-from .models import Delivery, db, utcnow
+from .models import Delivery, WebhookNonce, db, utcnow
 from .status import SENDING
 
 log = logging.getLogger(__name__)
@@ -86,3 +86,14 @@ def requeue_stalled() -> int:
             queue.enqueue_send(list(ids[start:start + 100]))
         log.warning("requeued %d stalled deliveries", len(ids))
     return len(ids)
+
+
+def forget_old_nonces() -> int:
+    """Drop one-time webhook tokens older than twice the signature tolerance: a request that
+    old is refused as stale before its token is looked at."""
+    tolerance = float(current_app.config["WEBHOOK_TOLERANCE_SECONDS"])
+    cutoff = utcnow() - timedelta(seconds=2 * tolerance)
+    removed = db.session.execute(
+        delete(WebhookNonce).where(WebhookNonce.seen_at < cutoff)).rowcount
+    db.session.commit()
+    return removed

@@ -3,7 +3,8 @@
 
 Tasks: send a batch of deliveries (a transient failure is rescheduled with a delay that doubles),
 publish scheduled credentials when due, nudge recipients who have not opened, read the bounce
-Maildir, and put back deliveries whose worker died mid-send.
+Maildir, put back deliveries whose worker died mid-send, and forget webhook tokens too old to
+replay.
 """
 from __future__ import annotations
 
@@ -49,6 +50,8 @@ def init_app(app: Flask) -> None:
             in_app(maintenance.poll_bounce_maildir)),
         requeue_stalled=huey.periodic_task(crontab(minute="*/5"), name="requeue_stalled")(
             in_app(maintenance.requeue_stalled)),
+        forget_old_nonces=huey.periodic_task(crontab(minute="17"), name="forget_old_nonces")(
+            in_app(maintenance.forget_old_nonces)),
     )
     recovered = threading.Lock()
 
