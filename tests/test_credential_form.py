@@ -154,7 +154,8 @@ def test_a_draft_is_created_and_nothing_is_sent(agent_client, sink):
         ("Ann Lee", "ann@valley.example", NOT_SENT), ("Bob", "bob@valley.example", NOT_SENT),
         ("Lee, Cid", "cid@valley.example", NOT_SENT), ("", "dee@valley.example", NOT_SENT),
         ("Ed Without Address", None, NOT_PROVIDED)}
-    assert "Created “Data literacy” with 5 recipients; 0 emails queued. It is a draft" in \
+    assert ("Created “Data literacy” with 5 recipients; 0 emails queued. 1 recipient has no "
+            "usable address and will not be emailed. It is a draft: nothing is sent.") in \
         text(agent_client.get(response.headers["Location"]))
     assert sink.messages == []
 
@@ -193,7 +194,7 @@ def test_a_scheduled_credential_waits_for_its_time(agent_client, sink):
     stored = credential.scheduled_at.replace(tzinfo=timezone.utc) \
         if credential.scheduled_at.tzinfo is None else credential.scheduled_at
     assert stored == when
-    assert f"It is published on {stored:%Y-%m-%d %H:%M} UTC." in \
+    assert f"It will be published on {stored:%Y-%m-%d %H:%M} UTC." in \
         text(agent_client.get(response.headers["Location"]))
     assert sink.messages == []
 
@@ -262,7 +263,7 @@ def test_likely_typos_are_shown_before_anything_is_created(agent_client, sink):
     assert re.search(r'Line 2: use <span class="suggestion">bob@gmail.com</span> instead of '
                      r'<code>bob@gmial.com</code>', html)
     assert re.search(r'Line 3: use <span class="suggestion">cid@hotmail.com</span>', html)
-    assert "Create anyway as typed" in html
+    assert "Create anyway as typed" in html and "Nothing was created yet" in html
     assert len(review_form(response)) == 4  # two flagged, two boxes checked by default
     assert credentials_count() == 0 and sink.messages == []
 
@@ -327,7 +328,7 @@ def test_a_malformed_address_is_kept_only_once_the_user_has_seen_the_warning(age
     bob = by_name(only_credential())["Bob"]
     assert bob.email == "bob..lee@valley.example" and "two periods" in bob.email_error
     assert [m.recipients for m in sink.messages] == [["ann@valley.example"]]
-    assert "with 2 recipients; 1 email queued." in \
+    assert "with 2 recipients; 1 email queued. 1 recipient has no usable address" in \
         text(agent_client.get(response.headers["Location"]))
 
 

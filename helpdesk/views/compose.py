@@ -196,11 +196,14 @@ class Review:
     needed: bool
 
 
-def _form(code: int = 200, errors=(), line_errors=(), review: Review | None = None):
+def _form(code: int = 200, errors=(), line_errors=(), review: Review | None = None,
+          values=None):
+    """The form, filled with what the user sent."""
+    if values is None:
+        values = request.form if request.method == "POST" else {}
     return render_template(
-        "credential_new.html", values=request.form if request.method == "POST" else {},
-        errors=list(errors), line_errors=list(line_errors), review=review, zones=time_zones(),
-        max_lines=MAX_LINES), code
+        "credential_new.html", values=values, errors=list(errors), line_errors=list(line_errors),
+        review=review, zones=time_zones(), max_lines=MAX_LINES), code
 
 
 def _review(recipients: list[RecipientLine]) -> Review:
@@ -237,10 +240,8 @@ def new():
             csrf.protect()
         form = request.form
     except RequestEntityTooLarge:
-        return render_template(
-            "credential_new.html", values={}, line_errors=[], review=None, zones=time_zones(),
-            max_lines=MAX_LINES, errors=["The form is too large: import a list this long from "
-                                         "a CSV file."]), 413
+        return _form(413, ["The form is too large: import a list this long from a CSV file."],
+                     values={})
     errors = []
     title = clean_text(form.get("title", ""))
     if not title:
@@ -284,11 +285,17 @@ def new():
 def _created_message(credential: Credential, recipients: int) -> str:
     queued = db.session.scalar(select(func.count(Delivery.id)).join(Recipient).where(
         Recipient.credential_id == credential.id))
+    unusable = db.session.scalar(select(func.count(Recipient.id)).where(
+        Recipient.credential_id == credential.id,
+        (Recipient.email.is_(None)) | (Recipient.email_error.is_not(None))))
     message = (f"Created “{credential.title}” with {recipients} "
                f"recipient{'' if recipients == 1 else 's'}; {queued} "
                f"email{'' if queued == 1 else 's'} queued.")
+    if unusable:
+        message += (f" {unusable} recipient{' has' if unusable == 1 else 's have'} no usable "
+                    "address and will not be emailed.")
     if credential.state.value == "scheduled":
-        message += f" It is published on {credential.scheduled_at:%Y-%m-%d %H:%M} UTC."
+        message += f" It will be published on {credential.scheduled_at:%Y-%m-%d %H:%M} UTC."
     elif credential.state.value == "draft":
         message += " It is a draft: nothing is sent."
     return message
