@@ -379,3 +379,23 @@ def test_actions_flash_what_they_did(agent_client, desk):
 def test_optional_nav_entries_appear_only_when_their_pages_exist(agent_client):
     html = page(agent_client.get("/"))
     assert ("Fix typos" in html) == ("typos.index" in agent_client.application.view_functions)
+
+
+# --- publishing a draft -------------------------------------------------------------------------
+
+def test_publishing_a_draft_from_its_page_sends_the_emails(agent_client, sink):
+    from helpdesk.credentials import create_credential
+
+    draft = create_credential("Draft badge", [{"name": "Ann", "email": "ann@valley.example"},
+                                              {"name": "Bob", "email": "bob@gmial.com"}])
+    html = page(agent_client.get(f"/credentials/{draft.id}"))
+    assert 'id="publish-form"' in html
+    response = agent_client.post(f"/credentials/{draft.id}/publish")
+    assert response.status_code == 303
+    html = page(agent_client.get(response.headers["Location"]))
+    assert "2 emails queued" in html and 'id="publish-form"' not in html
+    assert count_in(html, "not_opened") == 1 and count_in(html, "bounced") == 1
+    assert [m.recipients for m in sink.messages] == [["ann@valley.example"]]
+    again = agent_client.post(f"/credentials/{draft.id}/publish", follow_redirects=True)
+    assert "already published" in again.get_data(as_text=True)
+    assert len(sink.messages) == 1

@@ -129,6 +129,18 @@ def export_csv(credential_id: int):
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
+@bp.route("/credentials/<int:credential_id>/publish", methods=["POST"])
+def publish(credential_id: int):
+    cred = db.get_or_404(Credential, credential_id)
+    if cred.published:
+        flash("This credential is already published.", "info")
+    else:
+        queued = len(delivery.publish(cred))
+        flash(f"Published “{cred.title}”; {queued} email{'s' if queued != 1 else ''} queued."
+              if cred.send_email else f"Published “{cred.title}” without email.", "success")
+    return redirect(url_for("pages.credential", credential_id=cred.id), 303)
+
+
 @bp.route("/credentials/<int:credential_id>/resend", methods=["POST"])
 def resend_status(credential_id: int):
     cred = db.get_or_404(Credential, credential_id)
