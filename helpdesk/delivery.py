@@ -195,7 +195,7 @@ def build_message(delivery: Delivery) -> Message:
 # The events of a batch's answers are recorded together, this many sends at a time: few enough
 # that a worker dying mid-batch leaves little to resend, enough to keep the database off the
 # critical path of sending.
-RECORD_EVERY = 25
+RECORD_EVERY = 10
 
 
 @dataclass(frozen=True)

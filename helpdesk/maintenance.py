@@ -7,7 +7,7 @@ import os
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import delete, select
+from sqlalchemy import delete, update
 
 from . import plugins, queue
 from .events import IngestResult, record_events
@@ -76,14 +76,20 @@ def poll_bounce_maildir() -> dict[str, int]:
 
 def requeue_stalled() -> int:
     """Queue again deliveries still unanswered SEND_STALL_SECONDS after they were due (their
-    worker died). A requeued delivery that was in fact sent is skipped by ``send_batch``."""
-    cutoff = utcnow() - timedelta(seconds=float(current_app.config["SEND_STALL_SECONDS"]))
-    ids = db.session.scalars(select(Delivery.id).where(
-        Delivery.status == SENDING, Delivery.sent_at.is_(None),
-        Delivery.send_due_at < cutoff)).all()
+    worker died). One conditional update takes them, so a delivery a live task has just
+    claimed (its due time moved ahead) is never taken from it; a requeued delivery that was in
+    fact sent is skipped by ``send_batch``."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=float(current_app.config["SEND_STALL_SECONDS"]))
+    ids = db.session.execute(
+        update(Delivery).where(Delivery.status == SENDING, Delivery.sent_at.is_(None),
+                               Delivery.send_due_at < cutoff)
+        .values(send_due_at=now).returning(Delivery.id),
+        execution_options={"synchronize_session": False}).scalars().all()
+    db.session.commit()
+    for start in range(0, len(ids), 100):
+        queue.submit_send(sorted(ids)[start:start + 100])
     if ids:
-        for start in range(0, len(ids), 100):
-            queue.enqueue_send(list(ids[start:start + 100]))
         log.warning("requeued %d stalled deliveries", len(ids))
     return len(ids)
 

@@ -76,6 +76,11 @@ def enqueue_send(delivery_ids: list[int], delay: float | None = None) -> None:
     db.session.execute(update(Delivery).where(Delivery.id.in_(delivery_ids))
                        .values(send_due_at=due), execution_options={"synchronize_session": False})
     db.session.commit()
+    submit_send(delivery_ids, delay)
+
+
+def submit_send(delivery_ids: list[int], delay: float | None = None) -> None:
+    """Hand a send task to the queue for deliveries whose ``send_due_at`` is already set."""
     send = current_app.extensions["helpdesk_tasks"].send
     if delay:
         send.schedule((delivery_ids,), delay=delay)
