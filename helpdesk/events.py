@@ -98,6 +98,11 @@ def _delivery_for(event: ProviderEvent, matches: dict[tuple[str, str], int]) -> 
     return None
 
 
+def _clip(text: str | None, length: int) -> str | None:
+    """Within its column: a provider's oversized value is kept in ``raw`` whole."""
+    return text[:length] if text else text
+
+
 def record_events(events: Iterable[ProviderEvent]) -> IngestResult:
     """Store a batch of events and raise the statuses they affect, in one transaction."""
     events = list(events)
@@ -116,8 +121,8 @@ def record_events(events: Iterable[ProviderEvent]) -> IngestResult:
             "delivery_id": _delivery_for(e, matches), "provider": e.provider,
             "provider_event_id": key[1], "type": e.type,
             "level": event_level(e.type), "occurred_at": e.occurred_at,
-            "received_at": received_at, "correlation_id": e.correlation_id,
-            "severity": e.severity, "reason": e.reason, "mta_response": e.mta_response,
+            "received_at": received_at, "correlation_id": _clip(e.correlation_id, 64),
+            "severity": _clip(e.severity, 20), "reason": e.reason, "mta_response": e.mta_response,
             "raw": e.raw,
         }
     rows = list(by_key.values())

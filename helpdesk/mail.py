@@ -81,6 +81,12 @@ class ProviderEvent:
     raw: Any = None
 
     def __post_init__(self) -> None:
+        # Text from outside may hold NUL characters, which PostgreSQL cannot store.
+        for name in ("event_id", "correlation_id", "message_id", "recipient", "severity",
+                     "reason", "mta_response"):
+            value = getattr(self, name)
+            if isinstance(value, str) and "\x00" in value:
+                object.__setattr__(self, name, value.replace("\x00", "\ufffd"))
         if self.type not in EVENT_TYPES:
             raise ValueError(f"unknown normalized event type {self.type!r}")
         if self.occurred_at.tzinfo is None:
