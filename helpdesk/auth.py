@@ -24,7 +24,7 @@ from .models import ApiToken, Role, User, db, utcnow
 
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address, default_limits=[], storage_uri="memory://")
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
 bp = Blueprint("auth", __name__)
 
 TOKEN_USE_PRECISION = timedelta(minutes=1)
@@ -158,7 +158,11 @@ def init_app(app: Flask) -> None:
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to see this page."
     csrf.init_app(app)
-    app.config.setdefault("RATELIMIT_STORAGE_URI", "memory://")
+    # Sign-in attempts are counted where every web process sees them: in Redis when the queue
+    # is there, else in this process.
+    queue_url = str(app.config.get("QUEUE_URL", ""))
+    app.config.setdefault("RATELIMIT_STORAGE_URI", queue_url if queue_url.startswith(
+        ("redis://", "rediss://")) else "memory://")
     limiter.init_app(app)
     app.register_blueprint(bp)
     app.before_request(_require_login)
