@@ -464,3 +464,20 @@ def test_every_page_loads_without_console_errors_or_csp_violations(page, desk, w
         pass  # the dashboard polls on its own; that answer must be fine too
     assert poll.value.status == 200
     assert watch.problems() == []
+
+
+def test_opening_a_message_in_the_outbox_loads_its_pixel_and_the_recipient_turns_opened(
+        page, desk, shot):
+    desk.app.extensions["helpdesk_sink"] = desk.sink  # as `helpdesk demo` runs it
+    ada = desk.recipient_id("Ada Lovelace")
+    sign_in(page)
+    page.goto(f"/recipients/{ada}")
+    expect(page.locator("#recipient-status")).to_contain_text(STATUSES["not_opened"].label)
+    page.goto("/outbox")
+    page.locator("tr", has_text="ada@example.com").get_by_role("link").click()
+    expect(page.locator("h1")).to_contain_text("Data Science Certificate")
+    page.wait_for_load_state("networkidle")  # the message's images, its pixel among them
+    shot(page, "message-opened")
+    page.goto(f"/recipients/{ada}")
+    expect(page.locator("#recipient-status")).to_contain_text(STATUSES["opened"].label)
+    expect(page.locator("#timeline")).to_contain_text("tracking pixel")
