@@ -310,7 +310,7 @@ def test_a_tampered_refused_rows_download_is_a_400(app, sink, agent_client):
 
 def test_the_upload_needs_a_csrf_token_when_csrf_is_on(app_factory, sink):
     from helpdesk.auth import create_user
-    from tests.conftest import PASSWORD, sign_in
+    from conftest import PASSWORD, sign_in
 
     app = app_factory(sink, WTF_CSRF_ENABLED=True)
     with app.app_context():
