@@ -229,14 +229,7 @@ def domain_page(session: Session, page: int, size: int, q: str = "") -> tuple[li
 def domain_stats(session: Session, domains: Iterable[str]) -> list[DomainStats]:
     """Counts per status for each domain named, in the order given."""
     domains = list(domains)
-    by_domain = {d: dict.fromkeys(STATUSES, 0) for d in domains}
-    if domains:
-        rows = session.execute(select(Recipient.email_domain, Recipient.status, func.count())
-                               .where(Recipient.email_domain.in_(domains))
-                               .group_by(Recipient.email_domain, Recipient.status))
-        for domain, status, n in rows:
-            if status in STATUSES:
-                by_domain[domain][status] = n
+    by_domain = counts_per_status(session, Recipient.email_domain, domains)
     return [DomainStats(d, by_domain[d]) for d in domains]
 
 
@@ -291,15 +284,19 @@ def recent_problems(session: Session, limit: int = 10) -> list[Recipient]:
 
 def credential_counts(session: Session, credential_ids: Iterable[int]) -> dict[int, dict[str, int]]:
     """Counts per status for each credential, in one GROUP BY."""
-    ids = list(credential_ids)
-    out = {i: dict.fromkeys(STATUSES, 0) for i in ids}
-    if ids:
-        rows = session.execute(select(Recipient.credential_id, Recipient.status, func.count())
-                               .where(Recipient.credential_id.in_(ids))
-                               .group_by(Recipient.credential_id, Recipient.status))
-        for cid, status, n in rows:
+    return counts_per_status(session, Recipient.credential_id, list(credential_ids))
+
+
+def counts_per_status(session: Session, column, keys: list) -> dict:
+    """For each key of ``column`` (a recipient's domain, credential…), its recipients' counts
+    per status, every status present, in one GROUP BY."""
+    out = {key: dict.fromkeys(STATUSES, 0) for key in keys}
+    if keys:
+        rows = session.execute(select(column, Recipient.status, func.count())
+                               .where(column.in_(keys)).group_by(column, Recipient.status))
+        for key, status, n in rows:
             if status in STATUSES:
-                out[cid][status] = n
+                out[key][status] = n
     return out
 
 

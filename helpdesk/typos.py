@@ -13,6 +13,7 @@ from sqlalchemy import or_, select
 
 from . import delivery
 from .models import Delivery, DeliveryEvent, Recipient, db
+from .queries import Page
 from .recipients import check_address, email_problem, set_email
 from .status import BOUNCED
 
@@ -27,22 +28,6 @@ class TypoFix:
     suggestion: str
     confidence: float
     bounce_reason: str | None
-
-
-@dataclass(frozen=True)
-class TypoPage:
-    fixes: list[TypoFix]
-    total: int
-    number: int
-    pages: int
-
-    @property
-    def has_previous(self) -> bool:
-        return self.number > 1
-
-    @property
-    def has_next(self) -> bool:
-        return self.number < self.pages
 
 
 def _suggestions() -> list[tuple[int, str, float]]:
@@ -75,7 +60,7 @@ def _bounce_reasons(recipient_ids: list[int]) -> dict[int, str]:
     return reasons
 
 
-def typo_page(page: int = 1, per_page: int = 50) -> TypoPage:
+def typo_page(page: int = 1, per_page: int = 50) -> Page:
     """One page of the bounced recipients with a suggested correction."""
     found = _suggestions()
     pages = max(1, -(-len(found) // per_page))
@@ -86,7 +71,7 @@ def typo_page(page: int = 1, per_page: int = 50) -> TypoPage:
     reasons = _bounce_reasons(list(recipients))
     fixes = [TypoFix(recipients[i], suggestion, confidence, reasons.get(i))
              for i, suggestion, confidence in chosen]
-    return TypoPage(fixes=fixes, total=len(found), number=page, pages=pages)
+    return Page(items=fixes, number=page, size=per_page, total=len(found))
 
 
 def accept(recipient: Recipient, suggestion: str) -> Delivery:

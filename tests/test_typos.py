@@ -97,7 +97,7 @@ def test_accept_all_fixes_every_listed_address_in_one_action(bounced, agent_clie
 def test_the_list_pages(bounced):
     first, second = typos.typo_page(1, per_page=1), typos.typo_page(2, per_page=1)
     assert (first.total, first.pages, first.has_next, second.has_previous) == (2, 2, True, True)
-    assert [f.recipient.email for f in first.fixes + second.fixes] == ["ann@gmial.com",
+    assert [f.recipient.email for f in first.items + second.items] == ["ann@gmial.com",
                                                                       "bob@hotmial.com"]
     assert typos.typo_page(9, per_page=1).number == 2  # past the end: the last page
 
