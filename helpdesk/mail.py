@@ -2,6 +2,7 @@
 normalized event it reports. Plain data, no Flask: a plugin can be tested without an app."""
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -115,6 +116,22 @@ def read_json(raw_body: bytes) -> Any:
         raise WebhookError("the body is not UTF-8 text") from None
     except json.JSONDecodeError as error:
         raise WebhookError(f"the body is not JSON: {error}") from None
+
+
+def content_id(payload: Any) -> str:
+    """A stable dedupe key for an event that carries no id of its own: the same event posted
+    again hashes the same."""
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def text_of(value: Any) -> str | None:
+    """A payload's field as text: stripped strings and numbers; anything else is None."""
+    if isinstance(value, str):
+        return value.strip() or None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    return None
 
 
 class SignatureError(WebhookError):

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import math
 import time
 from datetime import datetime, timezone
@@ -25,7 +24,7 @@ from email.utils import parseaddr
 from typing import Any
 
 from helpdesk.mail import (CORRELATION_VARIABLE, NotConfigured, ProviderEvent, SignatureError,
-                           WebhookError, read_json)
+                           WebhookError, content_id, read_json, text_of)
 
 PROVIDER = "mailgun"
 SIGNING_KEY_SETTING = "HELPDESK_MAILGUN_WEBHOOK_SIGNING_KEY"
@@ -144,7 +143,7 @@ def to_event(event_data: Any) -> ProviderEvent:
     if not isinstance(name, str) or not name.strip():
         raise WebhookError("\"event-data\" has no \"event\" name", NOT_ACCEPTABLE)
     event_type = EVENT_TYPES.get(name, "unknown")
-    severity = _text(event_data.get("severity"))
+    severity = text_of(event_data.get("severity"))
     if name == "failed" and severity != "permanent":
         # Only a failure Mailgun calls permanent is a bounce; it retries a temporary one.
         event_type = "deferred"
@@ -155,7 +154,7 @@ def to_event(event_data: Any) -> ProviderEvent:
     return ProviderEvent(
         provider=PROVIDER,
         type=event_type,
-        event_id=_text(event_data.get("id")) or _content_id(event_data),
+        event_id=text_of(event_data.get("id")) or content_id(event_data),
         occurred_at=_occurred_at(event_data.get("timestamp")),
         correlation_id=_user_variable(event_data, CORRELATION_VARIABLE),
         message_id=_message_id(event_data),
@@ -169,14 +168,14 @@ def to_event(event_data: Any) -> ProviderEvent:
 
 def _reason(name: str, event_data: dict, status: dict) -> str | None:
     if name == "failed":
-        return (_text(status.get("description")) or _text(status.get("message"))
-                or _text(event_data.get("reason")))
+        return (text_of(status.get("description")) or text_of(status.get("message"))
+                or text_of(event_data.get("reason")))
     if name == "rejected":
         reject = event_data.get("reject")
         reject = reject if isinstance(reject, dict) else {}
-        return _text(reject.get("reason")) or _text(reject.get("description"))
+        return text_of(reject.get("reason")) or text_of(reject.get("description"))
     if name == "clicked":
-        return _text(event_data.get("url"))
+        return text_of(event_data.get("url"))
     if name == "complained":
         return "the recipient marked the email as spam"
     if name not in EVENT_TYPES:
@@ -186,16 +185,16 @@ def _reason(name: str, event_data: dict, status: dict) -> str | None:
 
 def _mta_response(status: dict) -> str | None:
     """The receiving server's reply, with its SMTP code: ``550 5.1.1 The email account…``."""
-    message = _text(status.get("message"))
+    message = text_of(status.get("message"))
     if not message:
         return None
-    code = _text(status.get("code"))
+    code = text_of(status.get("code"))
     return f"{code} {message}" if code else message
 
 
 def _user_variable(event_data: dict, name: str) -> str | None:
     variables = event_data.get("user-variables")
-    return _text(variables.get(name)) if isinstance(variables, dict) else None
+    return text_of(variables.get(name)) if isinstance(variables, dict) else None
 
 
 def _headers(event_data: dict) -> dict:
@@ -206,16 +205,16 @@ def _headers(event_data: dict) -> dict:
 
 def _message_id(event_data: dict) -> str | None:
     """The Message-ID without angle brackets: the form the messages API answered."""
-    text = _text(_headers(event_data).get("message-id"))
+    text = text_of(_headers(event_data).get("message-id"))
     return (text.strip("<>") or None) if text else None
 
 
 def _recipient(event_data: dict) -> str | None:
-    recipient = _text(event_data.get("recipient"))
+    recipient = text_of(event_data.get("recipient"))
     if recipient:
         return recipient
     # A "rejected" event may lack the recipient; the To header still names it.
-    to = _text(_headers(event_data).get("to"))
+    to = text_of(_headers(event_data).get("to"))
     return (parseaddr(to)[1] or None) if to else None
 
 
@@ -235,17 +234,3 @@ def _occurred_at(value: Any) -> datetime:
             from None
 
 
-def _content_id(event_data: dict) -> str:
-    """A stable dedupe key for an event without an ``id``: the same event posted again hashes
-    the same."""
-    canonical = json.dumps(event_data, sort_keys=True, separators=(",", ":"),
-                           ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return None

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import json
 import math
 import time
 from datetime import datetime, timezone
@@ -23,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from helpdesk.mail import (CORRELATION_VARIABLE, NotConfigured, ProviderEvent, SignatureError,
-                           WebhookError, read_json)
+                           WebhookError, content_id, read_json, text_of)
 
 PROVIDER = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -143,35 +141,35 @@ def to_event(payload: Any) -> ProviderEvent:
         severity = "permanent"
     elif name == "deferred":
         severity = "temporary"
-    response = _text(payload.get("response"))
+    response = text_of(payload.get("response"))
     return ProviderEvent(
         provider=PROVIDER,
         type=event_type,
-        event_id=_text(payload.get("sg_event_id")) or _content_id(payload),
+        event_id=text_of(payload.get("sg_event_id")) or content_id(payload),
         occurred_at=_occurred_at(payload.get("timestamp")),
-        correlation_id=_text(payload.get(CORRELATION_VARIABLE)),
+        correlation_id=text_of(payload.get(CORRELATION_VARIABLE)),
         message_id=_send_message_id(payload.get("sg_message_id")),
-        recipient=_text(payload.get("email")),
+        recipient=text_of(payload.get("email")),
         severity=severity,
         reason=_reason(name, payload),
-        mta_response=response or (_text(payload.get("reason")) if name == "bounce" else None),
+        mta_response=response or (text_of(payload.get("reason")) if name == "bounce" else None),
         raw=payload,
     )
 
 
 def _reason(name: str, payload: dict) -> str | None:
-    reason = _text(payload.get("reason")) or _text(payload.get("response"))
+    reason = text_of(payload.get("reason")) or text_of(payload.get("response"))
     if name == "bounce":
         label = "soft bounce (blocked)" if payload.get("type") == "blocked" else "hard bounce"
-        details = [d for d in (_text(payload.get("status")), reason) if d]
-        classification = _text(payload.get("bounce_classification"))
+        details = [d for d in (text_of(payload.get("status")), reason) if d]
+        classification = text_of(payload.get("bounce_classification"))
         if classification:
             details.append(f"({classification})")
         return " ".join([f"{label}:", *details]) if details else label
     if name == "open":
         return MACHINE_OPEN if payload.get("sg_machine_open") is True else None
     if name == "click":
-        return _text(payload.get("url"))
+        return text_of(payload.get("url"))
     if name in ("group_unsubscribe", "group_resubscribe") and "asm_group_id" in payload:
         verb = "unsubscribed from" if name == "group_unsubscribe" else "resubscribed to"
         return f"{verb} unsubscribe group {payload['asm_group_id']}"
@@ -196,20 +194,7 @@ def _occurred_at(value: Any) -> datetime:
 def _send_message_id(value: Any) -> str | None:
     """The id the mail-send API answered (X-Message-Id): ``sg_message_id`` is that id followed
     by ``.filter…`` and SendGrid's routing details."""
-    text = _text(value)
+    text = text_of(value)
     return text.partition(".filter")[0] if text else None
 
 
-def _content_id(payload: dict) -> str:
-    """A stable dedupe key for an event without ``sg_event_id``: the same event posted again
-    hashes the same."""
-    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-
-
-def _text(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value.strip() or None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    return None
