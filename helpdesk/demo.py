@@ -109,7 +109,8 @@ def run_demo(host: str, port: int, smtp_port: int | None) -> None:
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     app = create_app({"PROVIDER": "smtp", "SMTP_HOST": sink.host, "SMTP_PORT": sink.port,
                       "SMTP_STARTTLS": False, "SMTP_USERNAME": None, "BASE_URL": base_url,
-                      "SEND_RETRY_DELAY": 20})
+                      "SEND_RETRY_DELAY": 20, "ORGANISATION": "Example Academy",
+                      "SENDER_NAME": "Example Academy credentials"})
     try:
         server = make_server(host, port, app, threaded=True)
     except OSError as error:
