@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from . import plugins
 from .mail import ProviderEvent
@@ -62,15 +62,28 @@ def _insert_rows(rows: Sequence[dict]) -> int:
     connection = db.session.connection()
     dialect = connection.dialect
     columns = DeliveryEvent.__table__.c
-    processors = [columns[name].type._cached_bind_processor(dialect) for name in _EVENT_COLUMNS]
+    processed = [(index, process) for index, process in enumerate(
+        columns[name].type._cached_bind_processor(dialect) for name in _EVENT_COLUMNS) if process]
+    values = []
+    for row in rows:
+        value = [row[name] for name in _EVENT_COLUMNS]
+        for index, process in processed:
+            value[index] = process(value[index])
+        values.append(tuple(value))
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     sql = (f"INSERT INTO delivery_event ({', '.join(_EVENT_COLUMNS)}) "
            f"VALUES ({', '.join([mark] * len(_EVENT_COLUMNS))}) "
            "ON CONFLICT (provider, provider_event_id) DO NOTHING")
-    return connection.exec_driver_sql(sql, [
-        tuple(process(row[name]) if process else row[name]
-              for name, process in zip(_EVENT_COLUMNS, processors))
-        for row in rows]).rowcount  # the rows really inserted, on both drivers
+    # The rows really inserted, on both drivers.
+    return connection.exec_driver_sql(sql, values).rowcount
+
+
+def _set_statuses(table, rows: list[dict]) -> None:
+    """One ``executemany`` of ``UPDATE … SET status (and any other value given) WHERE id``."""
+    values = {name: bindparam(f"v_{name}") for name in rows[0] if name != "id"}
+    db.session.execute(
+        update(table).where(table.c.id == bindparam("v_id")).values(**values),
+        [{f"v_{name}": value for name, value in row.items()} for row in rows])
 
 
 def _match_deliveries(events: Sequence[ProviderEvent]) -> dict[tuple[str, str], int]:
@@ -178,7 +191,7 @@ def refresh_statuses(delivery_ids: Sequence[int]) -> list[tuple[int, str, str]]:
         if new != old:
             delivery_updates.append({"id": delivery_id, "status": new})
     if delivery_updates:
-        db.session.execute(update(Delivery), delivery_updates)  # bulk, by primary key
+        _set_statuses(Delivery.__table__, delivery_updates)
     recipient_ids = select(Delivery.recipient_id).where(Delivery.id.in_(delivery_ids))
     return refresh_recipients(recipient_ids)
 
@@ -204,8 +217,8 @@ def refresh_recipients(recipient_ids) -> list[tuple[int, str, str]]:
             changes.append((r.id, r.status, new))
     if changes:
         now = utcnow()
-        db.session.execute(update(Recipient), [{"id": i, "status": new, "updated_at": now}
-                                               for i, _, new in changes])
+        _set_statuses(Recipient.__table__, [{"id": i, "status": new, "updated_at": now}
+                                            for i, _, new in changes])
     return changes
 
 
