@@ -7,11 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, abort, current_app, jsonify, request, url_for
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from . import delivery, plugins
+from . import delivery, plugins, queries
 from .auth import public
 from .credentials import CredentialError, create_credential, likely_typos
 from .models import Credential, Delivery, Recipient, db
@@ -274,21 +274,6 @@ def _positive_int(name: str, default: int | None, maximum: int | None = None) ->
     return value
 
 
-def _email_prefix(prefix: str):
-    # A range rather than LIKE: it walks the email index on SQLite too (byte order there, code
-    # point order in PostgreSQL's C collation), so an address is found at once among millions.
-    return Recipient.email.between(prefix, prefix + "\U0010ffff")
-
-
-def _search(q: str):
-    """An email that starts with ``q`` (as typed or lower-cased: domains are stored lower-case),
-    or, unless ``q`` is clearly an address, a name that contains it (this one reads every row)."""
-    by_email = [_email_prefix(q)] + ([_email_prefix(q.lower())] if q.lower() != q else [])
-    if "@" in q:
-        return or_(*by_email)
-    return or_(*by_email, func.lower(Recipient.name).contains(q.lower(), autoescape=True))
-
-
 @bp.route("/recipients")
 def recipients():
     """A page of recipients matching the filters, the total, and the count in each status for
@@ -313,10 +298,8 @@ def recipients():
     if q:
         if len(q) > MAX_EMAIL or "\x00" in q:
             abort(400, f"q must be at most {MAX_EMAIL} characters of text")
-        filters.append(_search(q))
-    counts = dict.fromkeys(STATUSES, 0)
-    counts.update(db.session.execute(select(Recipient.status, func.count()).where(*filters)
-                                     .group_by(Recipient.status)).all())
+        filters.append(queries.search_condition(q))
+    counts = queries.status_counts(db.session, *filters)
     if status is not None:
         filters.append(Recipient.status == status)
     total = counts[status] if status is not None else sum(counts.values())

@@ -10,7 +10,7 @@ from typing import Any, Optional
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (JSON, DateTime, ForeignKey, Index, MetaData, String, Text,
-                        TypeDecorator, UniqueConstraint)
+                        TypeDecorator, UniqueConstraint, text)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -113,6 +113,8 @@ class Recipient(db.Model):
         Index("ix_recipient_domain_status", "email_domain", "status"),
         Index("ix_recipient_status_updated", "status", "updated_at"),
         Index("ix_recipient_email", "email"),
+        # Addresses are looked up whatever their case: ``lower(email)`` starts with the text.
+        Index("ix_recipient_email_lower", text("lower(email)")),
         Index("ix_recipient_name", "name"),
     )
 

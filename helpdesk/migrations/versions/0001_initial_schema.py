@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 13:20:13.848179
+Create Date: 2026-11-28 14:27:11.087473
 
 """
 from alembic import op
@@ -85,6 +85,7 @@ def upgrade():
         batch_op.create_index('ix_recipient_credential_updated', ['credential_id', 'updated_at', 'id'], unique=False)
         batch_op.create_index('ix_recipient_domain_status', ['email_domain', 'status'], unique=False)
         batch_op.create_index('ix_recipient_email', ['email'], unique=False)
+        batch_op.create_index('ix_recipient_email_lower', [sa.text('lower(email)')], unique=False)
         batch_op.create_index('ix_recipient_name', ['name'], unique=False)
         batch_op.create_index('ix_recipient_status_updated', ['status', 'updated_at'], unique=False)
 
@@ -147,6 +148,7 @@ def downgrade():
     with op.batch_alter_table('recipient', schema=None) as batch_op:
         batch_op.drop_index('ix_recipient_status_updated')
         batch_op.drop_index('ix_recipient_name')
+        batch_op.drop_index('ix_recipient_email_lower')
         batch_op.drop_index('ix_recipient_email')
         batch_op.drop_index('ix_recipient_domain_status')
         batch_op.drop_index('ix_recipient_credential_updated')
