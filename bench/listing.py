@@ -182,9 +182,16 @@ def cases(app, token: str, credentials: int) -> list[tuple[str, str, dict, str, 
             .group_by(Recipient.email_domain).order_by(func.count().desc()).limit(1))
     bearer = {"Authorization": f"Bearer {token}"}
     page = app.config["PAGE_SIZE"]
-    lookup_sql = (f"SELECT {RECIPIENT_COLUMNS} FROM recipient "
-                  "WHERE lower(name) LIKE {p} ESCAPE '/' OR lower(email) LIKE {p} ESCAPE '/' "
-                  "OR email_domain = {p} ORDER BY updated_at DESC, id DESC LIMIT 50")
+    # An address or a domain is looked up through indexes (lower(email) and email_domain);
+    # other text also reads every name and address.
+    lookup_by_index_sql = (f"SELECT {RECIPIENT_COLUMNS} FROM recipient "
+                           "WHERE lower(email) BETWEEN {p} AND {p} OR email_domain = {p} "
+                           "ORDER BY updated_at DESC, id DESC LIMIT 50")
+    lookup_text_sql = (f"SELECT {RECIPIENT_COLUMNS} FROM recipient "
+                       "WHERE lower(email) BETWEEN {p} AND {p} OR email_domain = {p} "
+                       "OR lower(name) LIKE {p} ESCAPE '/' OR lower(email) LIKE {p} ESCAPE '/' "
+                       "ORDER BY updated_at DESC, id DESC LIMIT 50")
+    name = "kowalski"
     return [
         ("credential page, status=bounced", f"/credentials/{credential_id}?status=bounced", {},
          f"SELECT {RECIPIENT_COLUMNS} FROM recipient WHERE credential_id = {{p}} "
@@ -195,10 +202,12 @@ def cases(app, token: str, credentials: int) -> list[tuple[str, str, dict, str, 
         (f"API recipients, domain={biggest}", f"/api/v1/recipients?domain={biggest}", bearer,
          f"SELECT {RECIPIENT_COLUMNS} FROM recipient WHERE email_domain = {{p}} "
          f"ORDER BY id LIMIT {page}", (biggest,)),
-        ("lookup, an address", f"/lookup?q={someone}", {}, lookup_sql,
-         (like_contains(someone), like_contains(someone), someone.lower())),
-        (f"lookup, domain {company}", f"/lookup?q={company}", {}, lookup_sql,
-         (like_contains(company), like_contains(company), company)),
+        ("lookup, an address", f"/lookup?q={someone}", {}, lookup_by_index_sql,
+         (someone.lower(), someone.lower() + "\U0010ffff", someone.lower())),
+        (f"lookup, domain {company}", f"/lookup?q={company}", {}, lookup_by_index_sql,
+         (company, company + "\U0010ffff", company)),
+        (f"lookup, a name ({name})", f"/lookup?q={name}", {}, lookup_text_sql,
+         (name, name + "\U0010ffff", name, like_contains(name), like_contains(name))),
     ]
 
 
