@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 from . import events, plugins, queue
 from .mail import CORRELATION_HEADER, Message, ProviderEvent, SendResult
 from .models import Credential, CredentialState, Delivery, Recipient, db, utcnow
+from .recipients import email_problem, set_email
 from .status import BOUNCED, NOT_OPENED, SENDING, STATUSES
 
 # Deliveries go to the queue in chunks, so that one task reuses one provider connection.
@@ -92,8 +93,6 @@ def resend(recipient: Recipient, email: str | None = None, kind: str = "resend")
     The earlier deliveries stay on the timeline. Raises ValueError, changing nothing, when the
     new address is malformed or there is no usable address."""
     if email and email != recipient.email:
-        from .recipients import email_problem, set_email
-
         problem = email_problem(email)[2]
         if problem:
             raise ValueError(problem)

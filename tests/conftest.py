@@ -149,3 +149,11 @@ def api(client, token):
             return with_token
 
     return Api()
+
+
+@pytest.fixture
+def desk(app, sink):
+    """The desk's shared test data (tests/desk_data.py), sent for real through the sink."""
+    from desk_data import build_desk
+
+    return build_desk()

@@ -40,3 +40,9 @@ def build_desk() -> Desk:
         {"name": "Grace Draft", "email": "grace@acme.example"},
     ], state="draft")
     return Desk(course, draft)
+
+
+def page(response) -> str:
+    """The HTML of a page that must have answered 200."""
+    assert response.status_code == 200, response.data[:500]
+    return response.get_data(as_text=True)

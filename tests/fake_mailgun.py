@@ -16,18 +16,16 @@ Reusable by load tests: it is thread-per-request and records what it took.
 from __future__ import annotations
 
 import base64
-import json
-import threading
 import time
 import uuid
 from email.parser import BytesParser
 from email.policy import HTTP
 from email.utils import getaddresses, parseaddr
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-HANG = "hang"
+from fake_api import HANG, FakeApi
+
 BASE_PATH = "/v3"
 
 
@@ -69,43 +67,16 @@ def validate(form: dict[str, list[str]]) -> str | None:
     return None
 
 
-class FakeMailgun:
+class FakeMailgun(FakeApi):
+    path = BASE_PATH
+    default_answer = 200
+
     def __init__(self, api_key: str = "key-fake", domain: str = "mg.example.org",
                  hang_seconds: float = 30.0):
+        super().__init__(hang_seconds)
         self.api_key = api_key
         self.domain = domain
-        self.hang_seconds = hang_seconds
-        self.answer: int | str = 200
-        self.answer_for: dict[str, int | str] = {}  # by recipient address
-        self.requests: list[dict] = []  # every request: path, headers and parsed form
-        self.accepted: list[dict[str, list[str]]] = []
         self.queued: dict[str, str] = {}
-        self.connections = 0  # TCP connections opened: keep-alive reuse shows here
-        self._lock = threading.Lock()
-        self._release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={
-            "poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{BASE_PATH}"
-
-    def __enter__(self) -> "FakeMailgun":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._release.set()  # let hanging handlers finish
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-    def _decide(self, form: dict[str, list[str]]) -> int | str:
-        address = parseaddr(form["to"][0])[1]
-        return self.answer_for.get(address, self.answer)
 
     def _queued_id(self) -> str:
         return f"<{time.strftime('%Y%m%d%H%M%S')}.{uuid.uuid4().hex[:16]}@{self.domain}>"
@@ -120,72 +91,34 @@ class FakeMailgun:
             return False
         return user == "api" and key == self.api_key
 
-    def _handler(self):
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the real API
-            # Headers and body leave in two writes: without this, Nagle's algorithm holds
-            # the body until the client's delayed ACK (~40 ms a request).
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def setup(self):  # once per connection, however many requests it carries
-                super().setup()
-                with fake._lock:
-                    fake.connections += 1
-
-            def _reply(self, status: int, payload: dict | str) -> None:
-                if isinstance(payload, dict):
-                    data, content_type = json.dumps(payload).encode(), "application/json"
-                else:
-                    data, content_type = payload.encode(), "text/plain; charset=utf-8"
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(data)))
-                try:
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting (a timeout test)
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                form = parse_form(self.headers.get("Content-Type", ""), raw)
-                with fake._lock:
-                    fake.requests.append({"path": self.path, "headers": dict(self.headers),
-                                          "form": form})
-                if not fake._authorised(self.headers.get("Authorization", "")):
-                    return self._reply(401, "Forbidden")  # the real API answers plain text
-                if self.path != f"{BASE_PATH}/{fake.domain}/messages":
-                    domain = self.path.removeprefix(f"{BASE_PATH}/").partition("/")[0]
-                    return self._reply(404, {"message": f"Domain not found: {domain}"})
-                if form is None:
-                    return self._reply(400, {"message": "the body must be a form"})
-                problem = validate(form)
-                if problem:
-                    return self._reply(400, {"message": problem})
-                answer = fake._decide(form)
-                if answer == HANG:
-                    fake._release.wait(fake.hang_seconds)
-                    return self._reply(200, {"id": fake._queued_id(),
-                                             "message": "Queued. Thank you."})
-                if answer == 200:
-                    message_id = fake._queued_id()
-                    with fake._lock:
-                        fake.accepted.append(form)
-                        fake.queued[form["v:helpdesk_delivery"][0]] = message_id
-                    return self._reply(200, {"id": message_id, "message": "Queued. Thank you."})
-                if answer == 400:
-                    return self._reply(400, {"message": "'to' parameter is not a valid address. "
-                                                        "please check documentation"})
-                if answer == 401:
-                    return self._reply(401, "Forbidden")
-                if answer == 429:
-                    return self._reply(429, {"message": "Too many requests"})
-                return self._reply(int(answer), {"message": HTTPStatus(int(answer)).phrase})
-
-        return Handler
+    def post(self, request, raw: bytes) -> None:
+        form = parse_form(request.headers.get("Content-Type", ""), raw)
+        self.record({"path": request.path, "headers": dict(request.headers), "form": form})
+        if not self._authorised(request.headers.get("Authorization", "")):
+            return request.reply(401, "Forbidden")  # the real API answers plain text
+        if request.path != f"{BASE_PATH}/{self.domain}/messages":
+            domain = request.path.removeprefix(f"{BASE_PATH}/").partition("/")[0]
+            return request.reply(404, {"message": f"Domain not found: {domain}"})
+        if form is None:
+            return request.reply(400, {"message": "the body must be a form"})
+        problem = validate(form)
+        if problem:
+            return request.reply(400, {"message": problem})
+        answer = self.answer_to(parseaddr(form["to"][0])[1])
+        if answer == HANG:
+            self.hang()
+            return request.reply(200, {"id": self._queued_id(), "message": "Queued. Thank you."})
+        if answer == 200:
+            message_id = self._queued_id()
+            with self._lock:
+                self.accepted.append(form)
+                self.queued[form["v:helpdesk_delivery"][0]] = message_id
+            return request.reply(200, {"id": message_id, "message": "Queued. Thank you."})
+        if answer == 400:
+            return request.reply(400, {"message": "'to' parameter is not a valid address. "
+                                                  "please check documentation"})
+        if answer == 401:
+            return request.reply(401, "Forbidden")
+        if answer == 429:
+            return request.reply(429, {"message": "Too many requests"})
+        return request.reply(int(answer), {"message": HTTPStatus(int(answer)).phrase})

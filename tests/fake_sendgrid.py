@@ -13,13 +13,12 @@ it took.
 from __future__ import annotations
 
 import json
-import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from fake_api import HANG, FakeApi
+
 PATH = "/v3/mail/send"
-HANG = "hang"
 
 
 def _error(message: str, field: str | None = None) -> dict:
@@ -83,111 +82,54 @@ def validate(body: Any) -> list[dict]:
     return errors
 
 
-class FakeSendgrid:
+class FakeSendgrid(FakeApi):
+    path = PATH
+    default_answer = 202
+
     def __init__(self, api_key: str = "SG.fake-key", hang_seconds: float = 30.0):
+        super().__init__(hang_seconds)
         self.api_key = api_key
-        self.hang_seconds = hang_seconds
-        self.answer: int | str = 202
-        self.answer_for: dict[str, int | str] = {}  # by recipient address
-        self.requests: list[dict] = []  # every request: headers and parsed body
-        self.accepted: list[dict] = []
-        self.connections: set[tuple] = set()  # client (host, port): one per TCP connection
-        self._lock = threading.Lock()
-        self._release = threading.Event()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={
-            "poll_interval": 0.05}, daemon=True)
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}{PATH}"
-
-    def __enter__(self) -> "FakeSendgrid":
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._release.set()  # let hanging handlers finish
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
-
-    def _decide(self, body: Any) -> int | str:
+    @staticmethod
+    def _address(body: Any) -> str | None:
         try:
-            address = body["personalizations"][0]["to"][0]["email"]
+            return body["personalizations"][0]["to"][0]["email"]
         except (KeyError, IndexError, TypeError):
-            return self.answer
-        return self.answer_for.get(address, self.answer)
+            return None
 
-    def _handler(self):
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, as the real API
-
-            def log_message(self, *args):  # keep test output quiet
-                pass
-
-            def _reply(self, status: int, payload: dict | None = None,
-                       headers: dict | None = None) -> None:
-                data = json.dumps(payload).encode() if payload is not None else b""
-                self.send_response(status)
-                for name, value in (headers or {}).items():
-                    self.send_header(name, value)
-                if data:
-                    self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                try:
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting (a timeout test)
-
-            def do_POST(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                if self.path != PATH:
-                    return self._reply(404, {"errors": [_error("Not found", None)]})
-                auth = self.headers.get("Authorization", "")
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = None
-                with fake._lock:
-                    fake.requests.append({"headers": dict(self.headers), "body": body})
-                    fake.connections.add(self.client_address)
-                if auth != f"Bearer {fake.api_key}":
-                    return self._reply(401, {"errors": [_error(
-                        "The provided authorization grant is invalid, expired, or revoked",
-                        None)]})
-                if self.headers.get_content_type() != "application/json" or body is None:
-                    return self._reply(400, {"errors": [_error(
-                        "Bad Request: the body must be JSON", None)]})
-                errors = validate(body)
-                if errors:
-                    return self._reply(400, {"errors": errors})
-                answer = fake._decide(body)
-                if answer == HANG:
-                    fake._release.wait(fake.hang_seconds)
-                    return self._reply(202, headers={"X-Message-Id": uuid.uuid4().hex[:22]})
-                if answer == 202:
-                    with fake._lock:
-                        fake.accepted.append(body)
-                    return self._reply(202, headers={"X-Message-Id": uuid.uuid4().hex[:22]})
-                if answer == 400:
-                    return self._reply(400, {"errors": [_error(
-                        "The to email does not contain a valid address.",
-                        "personalizations.0.to.0.email")]})
-                if answer == 401:
-                    return self._reply(401, {"errors": [_error(
-                        "The provided authorization grant is invalid, expired, or revoked",
-                        None)]})
-                if answer == 429:
-                    return self._reply(429, {"errors": [_error(
-                        "too many requests", None)]}, headers={"X-RateLimit-Remaining": "0"})
-                return self._reply(int(answer), {"errors": [_error(
-                    "Internal server error", None)]})
-
-        return Handler
+    def post(self, request, raw: bytes) -> None:
+        if request.path != PATH:
+            return request.reply(404, {"errors": [_error("Not found", None)]})
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        self.record({"headers": dict(request.headers), "body": body})
+        if request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+            return request.reply(401, {"errors": [_error(
+                "The provided authorization grant is invalid, expired, or revoked", None)]})
+        if request.headers.get_content_type() != "application/json" or body is None:
+            return request.reply(400, {"errors": [_error(
+                "Bad Request: the body must be JSON", None)]})
+        errors = validate(body)
+        if errors:
+            return request.reply(400, {"errors": errors})
+        answer = self.answer_to(self._address(body))
+        if answer == HANG:
+            self.hang()
+            return request.reply(202, headers={"X-Message-Id": uuid.uuid4().hex[:22]})
+        if answer == 202:
+            with self._lock:
+                self.accepted.append(body)
+            return request.reply(202, headers={"X-Message-Id": uuid.uuid4().hex[:22]})
+        if answer == 400:
+            return request.reply(400, {"errors": [_error(
+                "The to email does not contain a valid address.",
+                "personalizations.0.to.0.email")]})
+        if answer == 401:
+            return request.reply(401, {"errors": [_error(
+                "The provided authorization grant is invalid, expired, or revoked", None)]})
+        if answer == 429:
+            return request.reply(429, {"errors": [_error("too many requests", None)]},
+                                 headers={"X-RateLimit-Remaining": "0"})
+        return request.reply(int(answer), {"errors": [_error("Internal server error", None)]})

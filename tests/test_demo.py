@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -14,6 +13,7 @@ import pytest
 import requests
 
 from helpdesk.sink import free_port
+from processes import stop
 
 
 @pytest.fixture
@@ -36,11 +36,7 @@ def demo(tmp_path):
     login = re.search(r"Sign in\s+(\S+)\s+/\s+(\S+)", output)
     assert login, output
     yield f"http://127.0.0.1:{port}", login.group(1), login.group(2)
-    proc.send_signal(signal.SIGINT)
-    try:
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    stop(proc)
 
 
 def test_demo_serves_real_statuses(demo):

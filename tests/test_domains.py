@@ -4,20 +4,8 @@ from __future__ import annotations
 import re
 from urllib.parse import unquote
 
-import pytest
-
-from desk_data import build_desk
+from desk_data import page
 from helpdesk.models import db
-
-
-@pytest.fixture
-def desk(app, sink):
-    return build_desk()
-
-
-def page(response) -> str:
-    assert response.status_code == 200, response.data[:500]
-    return response.get_data(as_text=True)
 
 
 def test_domains_are_listed_most_bounces_first_with_counts_and_bounce_rate(agent_client, desk):

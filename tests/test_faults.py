@@ -28,6 +28,7 @@ from helpdesk.status import NOT_OPENED, email_status
 
 from conftest import PG_URL
 from fake_sendgrid import HANG, FakeSendgrid
+from processes import stop
 
 pytestmark = pytest.mark.load
 
@@ -63,13 +64,8 @@ class Worker:
         self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if self.process:
+            stop(self.process)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]

@@ -7,14 +7,10 @@ import re
 import pytest
 from markupsafe import escape
 
+from desk_data import page
 from helpdesk import hookimpl, plugins
 from helpdesk.helpcenter import builtin_articles
 from helpdesk.status import STATUSES
-
-
-def page(response) -> str:
-    assert response.status_code == 200, response.data[:300]
-    return response.get_data(as_text=True)
 
 
 def test_the_help_center_is_public_and_lists_every_article(client):

@@ -30,6 +30,7 @@ from helpdesk.sink import free_port
 from helpdesk.status import DeliveryOutcome, delivery_status, email_status
 
 from conftest import PASSWORD, PG_URL
+from processes import stop
 
 pytestmark = [pytest.mark.load, pytest.mark.timeout(120)]
 
@@ -83,13 +84,7 @@ class Server:
         raise AssertionError(f"gunicorn did not answer within {timeout} s:\n{self.output()}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop(self.process, signal.SIGTERM)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]

@@ -9,19 +9,9 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import func, select
 
-from desk_data import HOSTILE_IMG, HOSTILE_SCRIPT, build_desk
+from desk_data import HOSTILE_IMG, HOSTILE_SCRIPT, page
 from helpdesk.models import Delivery, db
 from helpdesk.status import STATUSES
-
-
-@pytest.fixture
-def desk(app, sink):
-    return build_desk()
-
-
-def page(response) -> str:
-    assert response.status_code == 200, response.data[:500]
-    return response.get_data(as_text=True)
 
 
 def count_in(html: str, status: str) -> int:

@@ -160,7 +160,7 @@ def test_one_connection_carries_a_whole_batch(fake_api, provider_for):
     for i in range(5):
         assert provider.send(message(to=f"r{i}@valley.example")).outcome == "accepted"
     assert len(fake_api.accepted) == 5
-    assert len(fake_api.connections) == 1
+    assert fake_api.connections == 1
 
 
 def test_a_400_is_refused_with_sendgrids_own_explanation(fake_api, provider_for):

@@ -6,14 +6,8 @@ import re
 import pytest
 from itsdangerous import TimestampSigner
 
-from desk_data import build_desk
 from helpdesk import sharing
 from helpdesk.status import STATUSES
-
-
-@pytest.fixture
-def desk(app, sink):
-    return build_desk()
 
 
 def share_path(app, domain: str) -> str:
