@@ -6,7 +6,7 @@ Measured two ways, each against the same baseline timed in the same round:
 (a) ``SmtpProvider.send`` alone over the 5,000 messages: the provider's own overhead (building
     the MIME message, checking its connection, reading the server's answers);
 (b) the whole send path: a credential published with 5,000 recipients on SQLite, then
-    ``helpdesk.delivery.send_batch`` over its delivery ids in batches of ``BATCH_SIZE`` as the
+    ``helpdesk.sending.send_batch`` over its delivery ids in batches of ``BATCH_SIZE`` as the
     worker runs it (claiming, rendering both email templates, sending, recording every answer
     as an event and the recipients' statuses).
 
@@ -70,7 +70,7 @@ def messages_of(app, delivery_ids: list[int]):
     """The Message each delivery would send (rendered by the app, not timed)."""
     from sqlalchemy import select
 
-    from helpdesk.delivery import build_message
+    from helpdesk.sending import build_message
     from helpdesk.models import Delivery, db
 
     with app.app_context():
@@ -105,7 +105,8 @@ def run_provider(app, messages) -> float:
 def run_send_path(app, delivery_ids: list[int], profile: cProfile.Profile | None) -> float:
     from sqlalchemy import func, select
 
-    from helpdesk.delivery import BATCH_SIZE, send_batch
+    from helpdesk.publishing import BATCH_SIZE
+    from helpdesk.sending import send_batch
     from helpdesk.models import Delivery, DeliveryEvent, db
 
     counts: dict[str, int] = {}

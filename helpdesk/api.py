@@ -11,7 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from . import delivery, plugins, queries
+from . import plugins, publishing, queries
 from .auth import public
 from .credentials import CredentialError, create_credential, likely_typos
 from .models import Credential, Delivery, Recipient, db
@@ -241,7 +241,7 @@ def credential(credential_id: int):
 def publish(credential_id: int):
     """Publish now; when the credential sends email, its recipients' emails are queued."""
     found = _get(Credential, credential_id, "credential")
-    delivery.publish(found)
+    publishing.publish(found)
     return jsonify(credential_json(found)), 202
 
 
@@ -253,13 +253,13 @@ def resend_credential(credential_id: int):
     if status not in STATUSES:
         abort(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
     _get(Credential, credential_id, "credential")
-    return jsonify(queued=delivery.resend_in_status(credential_id, status)), 202
+    return jsonify(queued=publishing.resend_in_status(credential_id, status)), 202
 
 
 @bp.route("/domains/<domain>/resend", methods=["POST"])
 def resend_domain(domain: str):
     """Resend to the bounced recipients at a domain (after its IT allowlisted the sender)."""
-    return jsonify(queued=delivery.resend_bounced_at_domain(domain)), 202
+    return jsonify(queued=publishing.resend_bounced_at_domain(domain)), 202
 
 
 def _positive_int(name: str, default: int | None, maximum: int | None = None) -> int | None:
@@ -330,7 +330,7 @@ def resend(recipient_id: int):
         email = _text(email, "email", MAX_EMAIL)
     found = _get(Recipient, recipient_id, "recipient")
     try:
-        delivery.resend(found, email)
+        publishing.resend(found, email)
     except ValueError as error:
         db.session.rollback()
         abort(400, f"not sent: {error}")

@@ -115,7 +115,7 @@ def providers() -> None:
 @with_appcontext
 def nudge() -> None:
     """Resend now to recipients who have not opened for NUDGE_AFTER_DAYS."""
-    from .delivery import nudge_due
+    from .publishing import nudge_due
 
     click.echo(f"Nudged {nudge_due()} recipients.")
 
@@ -163,7 +163,7 @@ def check_email(addresses: tuple[str, ...], as_json: bool) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from .models import db
-    from .recipients import known_domains
+    from .addresses import known_domains
     from .validation import check_email as check
 
     if not addresses:
@@ -231,7 +231,7 @@ def import_csv(file, credential_id: int, refused_csv) -> None:
 
     from . import importer
     from .models import Credential, db
-    from .recipients import known_domains
+    from .addresses import known_domains
 
     credential = db.session.get(Credential, credential_id)
     if credential is None:

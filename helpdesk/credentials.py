@@ -4,9 +4,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Mapping
 
-from . import delivery, events
+from . import ingest, publishing
 from .models import Credential, CredentialState, Recipient, db
-from .recipients import check_address, set_email
+from .addresses import check_address, set_email
 
 
 class CredentialError(ValueError):
@@ -54,9 +54,9 @@ def create_credential(title: str, recipients: Iterable[Mapping], *, state: str =
         credential.recipients.append(recipient)
     db.session.add(credential)
     if state_value == CredentialState.published:
-        delivery.publish(credential)
+        publishing.publish(credential)
     else:
         credential.state = state_value
         db.session.flush()
-        events.refresh_and_commit([r.id for r in credential.recipients])
+        ingest.refresh_and_commit([r.id for r in credential.recipients])
     return credential

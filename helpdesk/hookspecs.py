@@ -8,15 +8,15 @@ providers (``helpdesk_smtp``, ``helpdesk_sendgrid``, ``helpdesk_mailgun``) are f
 A **provider** is one object with:
 
 - ``name``: the key used in ``HELPDESK_PROVIDER`` and in ``POST /webhooks/<name>``;
-- ``send(message: helpdesk.mail.Message) -> helpdesk.mail.SendResult``: hand one message over;
+- ``send(message: helpdesk.contract.Message) -> helpdesk.contract.SendResult``: hand one message over;
   it must carry ``message.correlation_id`` so that events can be matched back; it never raises
   for a provider's answer, it returns ``deferred`` for transient trouble;
 - ``verify_webhook(headers, raw_body) -> str | None``: check the signature of the raw bytes
-  (never re-serialised JSON); raise ``helpdesk.mail.SignatureError`` on a bad or stale one and
-  ``helpdesk.mail.NotConfigured`` when no key is set; return a one-time token (a nonce) when the
+  (never re-serialised JSON); raise ``helpdesk.contract.SignatureError`` on a bad or stale one and
+  ``helpdesk.contract.NotConfigured`` when no key is set; return a one-time token (a nonce) when the
   provider signs one, so that the app refuses it when it comes again, else ``None``;
-- ``parse_webhook(headers, raw_body) -> list[helpdesk.mail.ProviderEvent]``: the normalized
-  events; raise ``helpdesk.mail.WebhookError`` on a malformed body;
+- ``parse_webhook(headers, raw_body) -> list[helpdesk.contract.ProviderEvent]``: the normalized
+  events; raise ``helpdesk.contract.WebhookError`` on a malformed body;
 - optionally ``close()``: release connections when the app or worker stops.
 
 A provider without webhooks has ``verify_webhook = None``.
@@ -74,7 +74,7 @@ def helpdesk_parse_bounce(raw_message):
     that came back to the sender.
 
     :param raw_message: the whole message as bytes.
-    :return: a list of ``helpdesk.mail.ProviderEvent`` when this plugin understood the message,
+    :return: a list of ``helpdesk.contract.ProviderEvent`` when this plugin understood the message,
         or ``None`` to let another plugin try. The first non-None answer wins.
     :raises ValueError: for a message that is a report of this plugin's kind but cannot be
         read (cut short, malformed); the message is reported and nothing is recorded.

@@ -314,9 +314,9 @@ def import_rows(credential, parsed: ParsedFile,
     # The database side, imported here so that reading a file needs no app.
     from sqlalchemy import func, select
 
-    from . import delivery, events
+    from . import ingest, publishing
     from .models import Recipient, db
-    from .recipients import set_email
+    from .addresses import set_email
 
     existing = set(db.session.scalars(
         select(func.lower(Recipient.email)).where(Recipient.credential_id == credential.id,
@@ -335,9 +335,9 @@ def import_rows(credential, parsed: ParsedFile,
         queued = 0
         if created and credential.published and credential.send_email:
             # Commits the recipients with their deliveries; an unknown provider raises first.
-            queued = len(delivery.queue_deliveries(created))
+            queued = len(publishing.queue_deliveries(created))
         else:
-            events.refresh_and_commit([r.id for r in created])
+            ingest.refresh_and_commit([r.id for r in created])
     except BaseException:
         db.session.rollback()
         raise

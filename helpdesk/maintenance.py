@@ -10,7 +10,7 @@ from flask import current_app
 from sqlalchemy import delete, update
 
 from . import plugins, queue
-from .events import IngestResult, record_events
+from .ingest import IngestResult, record_events
 from .models import Delivery, WebhookNonce, db, utcnow
 from .status import SENDING
 

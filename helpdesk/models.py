@@ -1,5 +1,5 @@
 """The data model (typed SQLAlchemy 2.0). A recipient's ``status`` and a delivery's ``status`` are
-materialised from the delivery events by ``helpdesk.events``; nothing edits them by hand."""
+materialised from the delivery events by ``helpdesk.ingest``; nothing edits them by hand."""
 from __future__ import annotations
 
 import enum

@@ -38,14 +38,14 @@ def init_app(app: Flask) -> None:
         run.__name__ = fn.__name__
         return run
 
-    from . import delivery, maintenance
+    from . import maintenance, publishing, sending
 
     tasks = SimpleNamespace(
-        send=huey.task(name="send_deliveries")(in_app(delivery.send_batch)),
+        send=huey.task(name="send_deliveries")(in_app(sending.send_batch)),
         publish_due=huey.periodic_task(crontab(minute="*"), name="publish_due")(
-            in_app(delivery.publish_due)),
+            in_app(publishing.publish_due)),
         nudge_due=huey.periodic_task(crontab(minute="7"), name="nudge_due")(
-            in_app(delivery.nudge_due)),
+            in_app(publishing.nudge_due)),
         poll_bounces=huey.periodic_task(crontab(minute="*"), name="poll_bounces")(
             in_app(maintenance.poll_bounce_maildir)),
         requeue_stalled=huey.periodic_task(crontab(minute="*/5"), name="requeue_stalled")(

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select
 
-from . import delivery
+from . import publishing
 from .models import Delivery, DeliveryEvent, Recipient, db
 from .queries import Page
-from .recipients import check_address, email_problem, set_email
+from .addresses import check_address, email_problem, set_email
 from .status import BOUNCED
 
 
@@ -83,7 +83,7 @@ def accept(recipient: Recipient, suggestion: str) -> Delivery:
     if current != suggestion:
         raise StaleSuggestion(f"{suggestion} is not the suggestion for {recipient.email} "
                               "any more")
-    return delivery.resend(recipient, email=suggestion)
+    return publishing.resend(recipient, email=suggestion)
 
 
 def reject(recipient: Recipient) -> None:
@@ -106,4 +106,4 @@ def accept_all() -> tuple[int, list[str]]:
         else:
             set_email(recipient, fixes[recipient.id])
             fixed.append(recipient)
-    return delivery.resend_many(fixed), problems
+    return publishing.resend_many(fixed), problems

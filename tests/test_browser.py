@@ -314,9 +314,9 @@ def test_a_recipient_named_like_html_shows_as_text_even_after_a_live_update(
 
     # A change the page picks up on its own: the live region is parsed and swapped in afresh.
     with desk.app.app_context():
-        from helpdesk import delivery
+        from helpdesk import publishing
 
-        delivery.resend(db.session.get(Recipient, desk.recipient_id(HOSTILE_IMG)))
+        publishing.resend(db.session.get(Recipient, desk.recipient_id(HOSTILE_IMG)))
     expect(status_of(page, row)).to_have_text(label("sending"), timeout=LIVE_TIMEOUT_MS)
     assert_not_reloaded(page)
     expect(hostile_link).to_have_text(HOSTILE_IMG)

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 from sqlalchemy import func, select
 
 from helpdesk.credentials import create_credential
-from helpdesk.events import record_events
-from helpdesk.mail import ProviderEvent
+from helpdesk.ingest import record_events
+from helpdesk.contract import ProviderEvent
 from helpdesk.models import DeliveryEvent, Recipient, db
 from helpdesk.status import BOUNCED, OPENED
 

@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from helpdesk.credentials import create_credential
-from helpdesk.delivery import RECORD_EVERY
-from helpdesk.mail import CORRELATION_HEADER
+from helpdesk.sending import RECORD_EVERY
+from helpdesk.contract import CORRELATION_HEADER
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
 from helpdesk.sink import SmtpSink, free_port
 from helpdesk.status import NOT_OPENED, email_status

@@ -9,10 +9,10 @@ from urllib.parse import urlsplit
 import pytest
 from sqlalchemy import select, update
 
-from helpdesk import delivery, hookimpl, plugins
+from helpdesk import hookimpl, pixel, plugins, publishing
 from helpdesk.credentials import create_credential
-from helpdesk.events import record_events
-from helpdesk.mail import ProviderEvent, SendResult
+from helpdesk.ingest import record_events
+from helpdesk.contract import ProviderEvent, SendResult
 from helpdesk.models import Credential, CredentialState, Delivery, Recipient, db, utcnow
 from helpdesk.sink import SmtpSink
 from helpdesk.status import (BOUNCED, NOT_OPENED, NOT_PROVIDED, NOT_SENT, OPENED, SENDING,
@@ -40,7 +40,7 @@ def test_publish_due_publishes_scheduled_credentials_whose_time_has_come(app, si
                               state="scheduled", scheduled_at=now + timedelta(hours=1))
     assert {r.status for c in (due, later) for r in c.recipients} == {NOT_SENT}
 
-    assert delivery.publish_due() == 1
+    assert publishing.publish_due() == 1
 
     db.session.expire_all()
     assert due.state == CredentialState.published and due.published_at is not None
@@ -48,8 +48,8 @@ def test_publish_due_publishes_scheduled_credentials_whose_time_has_come(app, si
     assert later.state == CredentialState.scheduled
     assert later.recipients[0].status == NOT_SENT
     assert [m.recipients for m in sink.messages] == [["ann@valley.example"]]
-    assert delivery.publish_due() == 0  # published once, never twice
-    assert delivery.publish_due(now=now + timedelta(hours=2)) == 1
+    assert publishing.publish_due() == 0  # published once, never twice
+    assert publishing.publish_due(now=now + timedelta(hours=2)) == 1
     assert fresh(later.recipients[0]).status == NOT_OPENED
     assert len(sink.messages) == 2
 
@@ -119,7 +119,7 @@ def test_a_refused_send_shows_not_sent_with_the_reason_and_can_be_resent(app_fac
         assert "send_now" in [t.action for t in STATUSES[NOT_SENT].tips]
 
         plugin.provider.suppressed.clear()  # the reason is fixed
-        delivery.resend(ann)
+        publishing.resend(ann)
         assert kinds(ann) == [("ann@valley.example", "send", NOT_SENT),
                               ("ann@valley.example", "resend", NOT_OPENED)]
         assert fresh(ann).status == NOT_OPENED
@@ -134,7 +134,7 @@ def test_resend_to_a_corrected_address_keeps_the_old_delivery(app, sink):
     bob = fresh(credential.recipients[0])
     assert bob.status == BOUNCED
 
-    delivery.resend(bob, "bob@gmail.com")
+    publishing.resend(bob, "bob@gmail.com")
 
     bob = fresh(bob)
     assert (bob.email, bob.email_domain, bob.status) == ("bob@gmail.com", "gmail.com", NOT_OPENED)
@@ -148,7 +148,7 @@ def test_resend_to_a_malformed_address_changes_nothing(app, sink):
                                    state="published")
     bob = fresh(credential.recipients[0])
     with pytest.raises(ValueError):
-        delivery.resend(bob, "bob@@gmail.com")
+        publishing.resend(bob, "bob@@gmail.com")
     db.session.rollback()
     bob = fresh(bob)
     assert (bob.email, bob.email_error, bob.status) == ("bob@gmial.com", None, BOUNCED)
@@ -167,7 +167,7 @@ def test_resend_in_status_resends_only_that_status_of_that_credential(app, sink)
     for domain in TYPO_DOMAINS:
         sink.refuse_domains.pop(domain)  # as if those servers now accepted our mail
 
-    assert delivery.resend_in_status(credential.id, BOUNCED) == 2
+    assert publishing.resend_in_status(credential.id, BOUNCED) == 2
 
     statuses = {r.name: r.status for r in fresh(credential.recipients[0]).credential.recipients}
     assert statuses == {"Ann": NOT_OPENED, "Bob": NOT_OPENED, "Gus": NOT_OPENED,
@@ -175,14 +175,14 @@ def test_resend_in_status_resends_only_that_status_of_that_credential(app, sink)
     assert fresh(other.recipients[0]).status == BOUNCED
     assert sorted(m.recipients[0] for m in sink.messages[sent_before:]) == [
         "bob@gmial.com", "gus@hotmial.com"]
-    assert delivery.resend_in_status(credential.id, NOT_PROVIDED) == 0
+    assert publishing.resend_in_status(credential.id, NOT_PROVIDED) == 0
     with pytest.raises(ValueError, match="status must be one of"):
-        delivery.resend_in_status(credential.id, "lost")
+        publishing.resend_in_status(credential.id, "lost")
 
 
 def test_resend_in_status_sends_a_drafts_not_sent_recipients(app, sink):
     credential = create_credential("Draft", [{"name": "Ann", "email": "ann@valley.example"}])
-    assert delivery.resend_in_status(credential.id, NOT_SENT) == 1
+    assert publishing.resend_in_status(credential.id, NOT_SENT) == 1
     db.session.expire_all()
     assert credential.state == CredentialState.published
     assert credential.recipients[0].status == NOT_OPENED
@@ -205,13 +205,13 @@ def test_resend_bounced_at_domain_after_its_it_allowlists_the_sender(app_factory
             assert ann.deliveries[0].events[-1].reason == policy
 
             corp_sink.refuse_domains.clear()  # their IT allowlisted the sender
-            assert delivery.resend_bounced_at_domain("STRICT-corp.example ") == 2
+            assert publishing.resend_bounced_at_domain("STRICT-corp.example ") == 2
 
             assert [r.status for r in fresh(ann).credential.recipients] == [NOT_OPENED] * 3
             assert fresh(other.recipients[0]).status == NOT_SENT  # not bounced: left alone
             assert sorted(m.recipients[0] for m in corp_sink.messages) == [
                 "ann@strict-corp.example", "bob@strict-corp.example", "cy@valley.example"]
-            assert delivery.resend_bounced_at_domain("strict-corp.example") == 0
+            assert publishing.resend_bounced_at_domain("strict-corp.example") == 0
 
 
 # --- nudges -----------------------------------------------------------------------------------
@@ -224,7 +224,7 @@ def age_deliveries(recipient: Recipient, days: float) -> None:
 
 def open_latest(client, recipient: Recipient) -> None:
     """Open the email as a mail app does: load its tracking pixel."""
-    url = delivery.pixel_url(fresh(recipient).deliveries[-1])
+    url = pixel.pixel_url(fresh(recipient).deliveries[-1])
     assert client.get(urlsplit(url).path).status_code == 200
 
 
@@ -251,18 +251,18 @@ def test_nudge_after_the_configured_days_at_most_the_configured_times(nudge_app,
     assert fresh(opener).status == OPENED
     sent_before = len(sink.messages)
 
-    assert delivery.nudge_due() == 1
+    assert publishing.nudge_due() == 1
 
     assert [m.recipients for m in sink.messages[sent_before:]] == [["old@valley.example"]]
     assert [k for _, k, _ in kinds(old)] == ["send", "nudge"]
     assert fresh(old).nudges == 1 and fresh(old).status == NOT_OPENED
-    assert delivery.nudge_due() == 0  # the nudge is the last send now: wait again
+    assert publishing.nudge_due() == 0  # the nudge is the last send now: wait again
 
     later = utcnow() + timedelta(days=8)
-    assert delivery.nudge_due(now=later) == 2  # old (second nudge) and recent (first)
+    assert publishing.nudge_due(now=later) == 2  # old (second nudge) and recent (first)
     assert fresh(old).nudges == 2 and fresh(recent).nudges == 1
-    assert delivery.nudge_due(now=later + timedelta(days=8)) == 1  # recent; old is at NUDGE_MAX
-    assert delivery.nudge_due(now=later + timedelta(days=100)) == 0
+    assert publishing.nudge_due(now=later + timedelta(days=8)) == 1  # recent; old is at NUDGE_MAX
+    assert publishing.nudge_due(now=later + timedelta(days=100)) == 0
     assert fresh(opener).nudges == 0 and len(fresh(opener).deliveries) == 1
     assert fresh(bounced).nudges == 0
 
@@ -274,11 +274,11 @@ def test_a_recipient_who_opens_an_earlier_email_is_not_nudged_again(nudge_app, s
     ann = credential.recipients[0]
     age_deliveries(ann, 8)
     first = fresh(ann).deliveries[0]
-    assert delivery.nudge_due() == 1
+    assert publishing.nudge_due() == 1
     # The first email is opened after the nudge went out: that still counts.
-    assert client.get(urlsplit(delivery.pixel_url(first)).path).status_code == 200
+    assert client.get(urlsplit(pixel.pixel_url(first)).path).status_code == 200
     assert fresh(ann).status == OPENED
-    assert delivery.nudge_due(now=utcnow() + timedelta(days=30)) == 0
+    assert publishing.nudge_due(now=utcnow() + timedelta(days=30)) == 0
 
 
 def test_the_nudge_command(nudge_app, sink):
@@ -332,7 +332,7 @@ def test_status_changed_fires_once_per_real_change_and_never_for_a_replay(app, s
     accepted_again = ProviderEvent(provider=sent.provider, type="delivered", event_id="dlv-1",
                                    occurred_at=utcnow(), correlation_id=sent.correlation_id)
     assert record_events([accepted_again]).stored == 1  # new, but lower than opened
-    delivery.publish(db.session.get(Credential, credential.id))  # already published
+    publishing.publish(db.session.get(Credential, credential.id))  # already published
     assert log.changes == [("Ann", NOT_OPENED, OPENED)]
 
 
@@ -400,7 +400,7 @@ def test_workers_running_publish_due_together_send_each_email_once(nudge_app, si
     credential = create_credential("Race", [{"name": f"R{i}", "email": f"r{i}@valley.example"}
                                             for i in range(5)],
                                    state="scheduled", scheduled_at=utcnow() - timedelta(minutes=1))
-    results = _run_together(nudge_app, delivery.publish_due)
+    results = _run_together(nudge_app, publishing.publish_due)
     assert sorted(results) == [0, 0, 0, 1]
     db.session.expire_all()
     assert [len(r.deliveries) for r in credential.recipients] == [1] * 5
@@ -412,7 +412,7 @@ def test_workers_running_nudge_due_together_nudge_each_recipient_once(nudge_app,
                                             for i in range(5)], state="published")
     for recipient in credential.recipients:
         age_deliveries(recipient, 10)
-    results = _run_together(nudge_app, delivery.nudge_due)
+    results = _run_together(nudge_app, publishing.nudge_due)
     assert sum(results) == 5
     db.session.expire_all()
     assert [(r.nudges, len(r.deliveries)) for r in credential.recipients] == [(1, 2)] * 5

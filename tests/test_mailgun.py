@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from fake_mailgun import HANG, FakeMailgun
 from helpdesk import plugins
 from helpdesk.credentials import create_credential
-from helpdesk.mail import (CORRELATION_HEADER, Message, NotConfigured, SignatureError,
+from helpdesk.contract import (CORRELATION_HEADER, Message, NotConfigured, SignatureError,
                            WebhookError)
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, WebhookNonce, db
 from helpdesk.status import EVENT_TYPES as NORMALIZED_TYPES

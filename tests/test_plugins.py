@@ -9,7 +9,7 @@ import pytest
 
 from helpdesk import hookimpl, hookspecs, plugins
 from helpdesk.credentials import create_credential
-from helpdesk.mail import Message, SendResult
+from helpdesk.contract import Message, SendResult
 from helpdesk.models import Recipient, db
 from helpdesk.sink import free_port
 from helpdesk.status import NOT_OPENED, NOT_SENT

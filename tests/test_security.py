@@ -213,7 +213,7 @@ def test_secrets_never_reach_the_logs(app_factory, sink, caplog):
         credential = create_credential("Logs", [{"name": "Ann", "email": "ann@valley.example"}],
                                        state="published")
         delivery = credential.recipients[0].deliveries[0]
-        from helpdesk.delivery import pixel_url
+        from helpdesk.pixel import pixel_url
 
         pixel_path = pixel_url(delivery).removeprefix("http://localhost")
         share_path = "/share/" + make_share_token(app.config["SECRET_KEY"], "valley.example")

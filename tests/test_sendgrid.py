@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from helpdesk import plugins
 from helpdesk.auth import create_token, create_user
 from helpdesk.credentials import create_credential
-from helpdesk.mail import Message, NotConfigured, SignatureError, WebhookError
+from helpdesk.contract import Message, NotConfigured, SignatureError, WebhookError
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
 from helpdesk.queue import huey_of
 from helpdesk.status import (BOUNCED, EVENT_TYPES, NOT_OPENED, NOT_PROVIDED, NOT_SENT, OPENED,

@@ -20,7 +20,7 @@ from itsdangerous import URLSafeSerializer
 from sqlalchemy import select
 
 from helpdesk.credentials import create_credential
-from helpdesk.delivery import send_batch as send_now
+from helpdesk.sending import send_batch as send_now
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
 from helpdesk.queue import huey_of
 from helpdesk.sink import SmtpSink, free_port

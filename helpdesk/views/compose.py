@@ -20,7 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from ..auth import csrf
 from ..credentials import CredentialError, create_credential, likely_typos
 from ..models import Credential, Delivery, Recipient, db
-from ..recipients import email_problem
+from ..addresses import email_problem
 
 bp = Blueprint("compose", __name__)
 

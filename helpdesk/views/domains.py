@@ -9,7 +9,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
                    url_for)
 from sqlalchemy import select
 
-from .. import delivery, queries, sharing
+from .. import publishing, queries, sharing
 from ..models import DeliveryEvent, Delivery, Recipient, db
 from ..status import BOUNCED
 from .pages import recipient_filter
@@ -111,7 +111,7 @@ def share(domain: str):
 @bp.route("/<domain>/resend", methods=["POST"])
 def resend_bounced(domain: str):
     domain, _ = _domain_or_404(domain)
-    sent = delivery.resend_bounced_at_domain(domain)
+    sent = publishing.resend_bounced_at_domain(domain)
     if sent:
         flash(f"Sending again to {sent} bounced recipient{'s' if sent != 1 else ''} at {domain}.",
               "success")

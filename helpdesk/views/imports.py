@@ -10,7 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from .. import importer
 from ..auth import csrf
 from ..models import Credential, db
-from ..recipients import known_domains
+from ..addresses import known_domains
 
 bp = Blueprint("imports", __name__)
 

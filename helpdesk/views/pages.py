@@ -14,7 +14,7 @@ from flask import (Blueprint, Response, abort, current_app, flash, redirect, ren
 from markupsafe import Markup
 from sqlalchemy import func, select
 
-from .. import delivery, queries
+from .. import publishing, queries
 from ..models import Credential, Delivery, Recipient, db
 from ..status import BOUNCED, NOT_OPENED, NOT_SENT, STATUSES
 from ..validation import check_email
@@ -135,7 +135,7 @@ def publish(credential_id: int):
     if cred.published:
         flash("This credential is already published.", "info")
     else:
-        queued = len(delivery.publish(cred))
+        queued = len(publishing.publish(cred))
         flash(f"Published “{cred.title}”; {queued} email{'s' if queued != 1 else ''} queued."
               if cred.send_email else f"Published “{cred.title}” without email.", "success")
     return redirect(url_for("pages.credential", credential_id=cred.id), 303)
@@ -148,7 +148,7 @@ def resend_status(credential_id: int):
     if status not in RESENDABLE:
         abort(400, f"only recipients in {', '.join(RESENDABLE)} can be sent again in bulk, "
                    f"not {status!r}")
-    sent = delivery.resend_in_status(cred.id, status)
+    sent = publishing.resend_in_status(cred.id, status)
     label = STATUSES[status].label
     if sent:
         flash(f"Sending again to {sent} recipient{'s' if sent != 1 else ''} "
@@ -195,7 +195,7 @@ def resend(recipient_id: int):
         abort(400, f"kind must be resend or nudge, not {kind!r}")
     email = (request.form.get("email") or "").strip() or None
     try:
-        delivery.resend(rec, email, kind=kind)
+        publishing.resend(rec, email, kind=kind)
     except ValueError as error:
         db.session.rollback()
         flash(f"Not sent: {error}", "error")

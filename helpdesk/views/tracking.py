@@ -7,7 +7,7 @@ import base64
 from flask import Blueprint, Response
 
 from ..auth import public
-from ..delivery import record_open
+from ..pixel import record_open
 
 bp = Blueprint("tracking", __name__)
 

@@ -1,5 +1,5 @@
 """``POST /webhooks/<provider>``: verify first and fail closed, then parse, then store the batch
-in one transaction (see ``helpdesk.events``)."""
+in one transaction (see ``helpdesk.ingest``)."""
 from __future__ import annotations
 
 import logging
@@ -9,8 +9,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import plugins
 from ..auth import public
-from ..events import record_events
-from ..mail import WebhookError
+from ..ingest import record_events
+from ..contract import WebhookError
 from ..models import WebhookNonce, db
 
 bp = Blueprint("webhooks", __name__)

@@ -24,8 +24,8 @@ from urllib.parse import quote
 import requests
 
 from helpdesk import hookimpl
-from helpdesk.http_api import ThreadSessions, send_result
-from helpdesk.mail import CORRELATION_VARIABLE, Message, SendResult
+from helpdesk.provider_http import ThreadSessions, send_result
+from helpdesk.contract import CORRELATION_VARIABLE, Message, SendResult
 
 from .webhook import parse_events, read_body, require_signing_key, signature_fields, \
     verify_signature

@@ -23,7 +23,7 @@ from datetime import datetime, timezone
 from email.utils import parseaddr
 from typing import Any
 
-from helpdesk.mail import (CORRELATION_VARIABLE, NotConfigured, ProviderEvent, SignatureError,
+from helpdesk.contract import (CORRELATION_VARIABLE, NotConfigured, ProviderEvent, SignatureError,
                            WebhookError, content_id, read_json, text_of)
 
 PROVIDER = "mailgun"

@@ -13,8 +13,8 @@ from typing import Any, Mapping
 import requests
 
 from helpdesk import hookimpl
-from helpdesk.http_api import ThreadSessions, send_result
-from helpdesk.mail import CORRELATION_VARIABLE, Message, SendResult
+from helpdesk.provider_http import ThreadSessions, send_result
+from helpdesk.contract import CORRELATION_VARIABLE, Message, SendResult
 
 from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_events, verify_signature
 

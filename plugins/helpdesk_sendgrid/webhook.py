@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from helpdesk.mail import (CORRELATION_VARIABLE, NotConfigured, ProviderEvent, SignatureError,
+from helpdesk.contract import (CORRELATION_VARIABLE, NotConfigured, ProviderEvent, SignatureError,
                            WebhookError, content_id, read_json, text_of)
 
 PROVIDER = "sendgrid"

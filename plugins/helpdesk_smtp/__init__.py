@@ -13,7 +13,7 @@ from email.utils import formataddr, make_msgid
 from typing import Any, Mapping
 
 from helpdesk import hookimpl
-from helpdesk.mail import Message, SendResult
+from helpdesk.contract import Message, SendResult
 
 from .dsn import parse_dsn
 

@@ -18,7 +18,7 @@ from email.message import Message
 from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 
-from helpdesk.mail import CORRELATION_HEADER, ProviderEvent
+from helpdesk.contract import CORRELATION_HEADER, ProviderEvent
 
 PROVIDER = "smtp"
 

@@ -7,7 +7,7 @@ from typing import Callable
 
 import requests
 
-from .mail import SendResult
+from .contract import SendResult
 
 
 class ThreadSessions:

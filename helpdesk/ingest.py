@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 from sqlalchemy import bindparam, select, update
 
 from . import plugins
-from .mail import ProviderEvent
+from .contract import ProviderEvent
 from .models import Credential, CredentialState, Delivery, DeliveryEvent, Recipient, db, utcnow
 from .status import DeliveryOutcome, email_status, event_level, join
 

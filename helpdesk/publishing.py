@@ -1,0 +1,164 @@
+"""Publishing credentials and deciding who is emailed: creating deliveries (a first send, a
+resend, a nudge), recording them as queued and handing them to the queue."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Sequence
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from . import ingest, plugins, queue
+from .addresses import email_problem, set_email
+from .contract import ProviderEvent
+from .models import Credential, CredentialState, Delivery, Recipient, db, utcnow
+from .status import BOUNCED, NOT_OPENED, STATUSES
+
+# Deliveries go to the queue in chunks, so that one task reuses one provider connection.
+BATCH_SIZE = 100
+
+
+def sendable(recipient: Recipient) -> bool:
+    return bool(recipient.email) and not recipient.email_error
+
+
+def publish(credential: Credential) -> list[Delivery]:
+    """Publish a credential; when it sends email, queue one delivery per recipient with a usable
+    address that has none yet."""
+    credential.state = CredentialState.published
+    credential.published_at = credential.published_at or utcnow()
+    db.session.flush()
+    pending = [r for r in credential.recipients if sendable(r) and not r.deliveries]
+    deliveries = queue_deliveries(pending) if credential.send_email else []
+    ingest.refresh_and_commit([r.id for r in credential.recipients])
+    return deliveries
+
+
+def publish_due(now: datetime | None = None) -> int:
+    """Publish every scheduled credential whose time has come. Returns how many."""
+    now = now or utcnow()
+    due = db.session.scalars(select(Credential.id).where(
+        Credential.state == CredentialState.scheduled, Credential.scheduled_at <= now)).all()
+    published = 0
+    for credential_id in due:
+        # Every worker runs this task: the one whose update takes the credential out of
+        # ``scheduled`` publishes it, in the same transaction; the others find nothing to do.
+        claimed = db.session.execute(
+            update(Credential).where(Credential.id == credential_id,
+                                     Credential.state == CredentialState.scheduled)
+            .values(state=CredentialState.published, published_at=now),
+            execution_options={"synchronize_session": False}).rowcount
+        if claimed:
+            publish(db.session.get(Credential, credential_id, populate_existing=True))
+            published += 1
+        else:
+            db.session.rollback()
+    return published
+
+
+def queue_deliveries(recipients: Sequence[Recipient], kind: str = "send",
+                     email: str | None = None) -> list[Delivery]:
+    """Create a delivery for each recipient (to ``email`` when given, else its own address),
+    record it as queued and hand it to the queue once committed."""
+    provider = current_app.config["PROVIDER"]
+    plugins.provider(provider)  # fail now, not in the worker, when the provider is unknown
+    now = utcnow()
+    created = []
+    for recipient in recipients:
+        delivery = Delivery(recipient=recipient, email=email or recipient.email,
+                            provider=provider, kind=kind, created_at=now)
+        db.session.add(delivery)
+        created.append(delivery)
+    db.session.flush()
+    ingest.record_events([
+        ProviderEvent(provider=d.provider, type="queued", event_id=f"{d.correlation_id}:queued",
+                      occurred_at=now, correlation_id=d.correlation_id, recipient=d.email)
+        for d in created])
+    ids = [d.id for d in created]
+    for start in range(0, len(ids), BATCH_SIZE):
+        queue.enqueue_send(ids[start:start + BATCH_SIZE])
+    return created
+
+
+def resend(recipient: Recipient, email: str | None = None, kind: str = "resend") -> Delivery:
+    """Send again, optionally to a corrected address (which becomes the recipient's address).
+    The earlier deliveries stay on the timeline. Raises ValueError, changing nothing, when the
+    new address is malformed or there is no usable address."""
+    if email and email != recipient.email:
+        problem = email_problem(email)[2]
+        if problem:
+            raise ValueError(problem)
+        set_email(recipient, email)
+    if not sendable(recipient):
+        raise ValueError(recipient.email_error or "the recipient has no email address")
+    _publish_for_resend([recipient])
+    return queue_deliveries([recipient], kind=kind)[0]
+
+
+def _publish_for_resend(recipients: Sequence[Recipient]) -> None:
+    """Sending a recipient of a draft or scheduled credential publishes the credential."""
+    for credential in {r.credential for r in recipients}:
+        if not credential.published:
+            credential.state = CredentialState.published
+            credential.published_at = utcnow()
+
+
+def resend_many(recipients: Sequence[Recipient]) -> int:
+    """Resend to each recipient with a usable address; returns how many were queued."""
+    usable = [r for r in recipients if sendable(r)]
+    if not usable:
+        return 0
+    _publish_for_resend(usable)
+    queue_deliveries(usable, kind="resend")
+    return len(usable)
+
+
+def resend_in_status(credential_id: int, status: str) -> int:
+    """Resend to every recipient of a credential in one status (e.g. all ``bounced`` after the
+    sender was allowlisted). Returns how many were queued."""
+    if status not in STATUSES:
+        raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+    return resend_many(db.session.scalars(select(Recipient).where(
+        Recipient.credential_id == credential_id, Recipient.status == status)
+        .order_by(Recipient.id)).all())
+
+
+def resend_bounced_at_domain(domain: str) -> int:
+    """Resend to every bounced recipient at a domain (once its IT allowlisted the sender).
+    Returns how many were queued."""
+    return resend_many(db.session.scalars(select(Recipient).where(
+        Recipient.email_domain == domain.strip().lower(), Recipient.status == BOUNCED)
+        .order_by(Recipient.id)).all())
+
+
+def nudge_due(now: datetime | None = None) -> int:
+    """Resend to recipients who have not opened for NUDGE_AFTER_DAYS since their last send, at
+    most NUDGE_MAX times each. Returns how many were nudged."""
+    now = now or utcnow()
+    cfg = current_app.config
+    cutoff = now - timedelta(days=float(cfg["NUDGE_AFTER_DAYS"]))
+    last_send = (select(Delivery.recipient_id, func.max(Delivery.created_at).label("last"))
+                 .group_by(Delivery.recipient_id).subquery())
+    due = db.session.execute(
+        select(Recipient.id, Recipient.nudges).join(last_send,
+                                                    last_send.c.recipient_id == Recipient.id)
+        .where(Recipient.status == NOT_OPENED, Recipient.nudges < int(cfg["NUDGE_MAX"]),
+               last_send.c.last <= cutoff)).all()
+    by_count: dict[int, list[int]] = {}
+    for recipient_id, nudges in due:
+        by_count.setdefault(nudges, []).append(recipient_id)
+    # Every worker runs this task: a recipient is nudged by the one whose compare-and-set on
+    # ``nudges`` lands (one statement per count seen, at most NUDGE_MAX).
+    claimed = [recipient_id for nudges, ids in by_count.items()
+               for recipient_id in db.session.execute(
+                   update(Recipient).where(Recipient.id.in_(ids), Recipient.nudges == nudges)
+                   .values(nudges=nudges + 1).returning(Recipient.id),
+                   execution_options={"synchronize_session": False}).scalars()]
+    if not claimed:
+        db.session.rollback()
+        return 0
+    queue_deliveries(db.session.scalars(select(Recipient).where(Recipient.id.in_(claimed))
+                                        .order_by(Recipient.id)
+                                        .execution_options(populate_existing=True)).all(),
+                     kind="nudge")
+    return len(claimed)
