@@ -13,6 +13,26 @@ from .status import EVENT_TYPES
 CORRELATION_HEADER = "X-Helpdesk-Delivery"
 CORRELATION_VARIABLE = "helpdesk_delivery"
 
+# Why a delivery failed or was held back, in one small closed vocabulary (in the spirit of
+# sisimai's reasons): bounce readers and webhook parsers set ``ProviderEvent.reason_code`` to one
+# of these keys, ``reason`` keeps the server's or service's own words. The severity says whether
+# it was for good (``permanent``) or not (``temporary``).
+REASON_CODES: dict[str, str] = {
+    "user_unknown": "the mailbox does not exist",
+    "host_unknown": "the domain does not exist or takes no mail",
+    "mailbox_full": "the mailbox is full",
+    "policy": "the receiving server's policy refused the sender (a block list, an allowlist, "
+              "authentication)",
+    "spam": "refused as spam or for its content",
+    "too_large": "the message is too large",
+    "expired": "delivery was given up after temporary refusals",
+    "suspended": "the mailbox is suspended or disabled",
+    "temporary": "a temporary refusal (greylisting, a rate limit, a busy server)",
+    "suppressed": "the email service did not send it: the address is on its suppression list",
+    "other": "another reason",
+}
+SEVERITIES = ("permanent", "temporary")
+
 
 @dataclass(frozen=True)
 class Message:
@@ -80,6 +100,7 @@ class ProviderEvent:
     reason: str | None = None
     mta_response: str | None = None
     raw: Any = None
+    reason_code: str | None = None  # a key of REASON_CODES
 
     def __post_init__(self) -> None:
         # Text from outside may hold NUL characters, which PostgreSQL cannot store.
@@ -90,6 +111,8 @@ class ProviderEvent:
                 object.__setattr__(self, name, value.replace("\x00", "\ufffd"))
         if self.type not in EVENT_TYPES:
             raise ValueError(f"unknown normalized event type {self.type!r}")
+        if self.reason_code is not None and self.reason_code not in REASON_CODES:
+            raise ValueError(f"unknown reason code {self.reason_code!r}")
         if self.occurred_at.tzinfo is None:
             raise ValueError("occurred_at must be timezone-aware")
 

@@ -36,7 +36,8 @@ class IngestResult:
 
 
 _EVENT_COLUMNS = ("delivery_id", "provider", "provider_event_id", "type", "level", "occurred_at",
-                  "received_at", "correlation_id", "severity", "reason", "mta_response", "raw")
+                  "received_at", "correlation_id", "severity", "reason_code", "reason",
+                  "mta_response", "raw")
 
 
 def _stored_keys(rows: Sequence[dict]) -> set[tuple[str, str]]:
@@ -135,7 +136,8 @@ def record_events(events: Iterable[ProviderEvent]) -> IngestResult:
             "provider_event_id": key[1], "type": e.type,
             "level": event_level(e.type), "occurred_at": e.occurred_at,
             "received_at": received_at, "correlation_id": _clip(e.correlation_id, 64),
-            "severity": _clip(e.severity, 20), "reason": e.reason, "mta_response": e.mta_response,
+            "severity": _clip(e.severity, 20), "reason_code": e.reason_code,
+            "reason": e.reason, "mta_response": e.mta_response,
             "raw": e.raw,
         }
     rows = list(by_key.values())

@@ -167,6 +167,8 @@ class DeliveryEvent(db.Model):
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     correlation_id: Mapped[Optional[str]] = mapped_column(String(64))
     severity: Mapped[Optional[str]] = mapped_column(String(20))
+    # Why, in the closed vocabulary of ``helpdesk.contract.REASON_CODES``.
+    reason_code: Mapped[Optional[str]] = mapped_column(String(20))
     reason: Mapped[Optional[str]] = mapped_column(Text)
     mta_response: Mapped[Optional[str]] = mapped_column(Text)
     raw: Mapped[Optional[Any]] = mapped_column(JSON)
