@@ -14,7 +14,8 @@ HANG = "hang"
 
 class FakeApi:
     """Subclasses set ``path`` and ``default_answer`` and define ``post(request, body)``, which
-    answers one POST with ``request.reply``."""
+    answers one POST with ``request.reply`` (and ``get``/``put`` alike for the APIs that take
+    them)."""
 
     path = ""  # the API's base path, part of ``url``
     default_answer: int | str = 200
@@ -80,6 +81,20 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         self.fake.post(self, self.rfile.read(length))
+
+    def do_GET(self):
+        self._other("get")
+
+    def do_PUT(self):
+        self._other("put")
+
+    def _other(self, method: str) -> None:
+        """A fake answers GET or PUT when it defines ``get``/``put(request, body)``."""
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        handler = getattr(self.fake, method, None)
+        if handler is None:
+            return self.reply(405, {"error": f"{method.upper()} is not allowed here"})
+        handler(self, body)
 
     def reply(self, status: int, payload: dict | str | None = None,
               headers: dict | None = None) -> None:
