@@ -9,6 +9,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 
 from . import plugins
+from .contract import capabilities
 
 
 def _create_app(*_args) -> Flask:
@@ -104,11 +105,14 @@ def tokens_create(email: str) -> None:
 @click.command("providers")
 @with_appcontext
 def providers() -> None:
-    """List every registered provider and the distribution it came from."""
+    """List every registered provider, the distribution it came from and what it can do
+    (the capabilities it declares: webhooks, reports_deliveries, signs_one_time_tokens,
+    suppression_list)."""
     configured = current_app.config["PROVIDER"]
     for name, provider in sorted(plugins.providers().items()):
         mark = "  (configured)" if name == configured else ""
-        click.echo(f"{name}\t{plugins.distribution_of(provider)}{mark}")
+        can = ", ".join(capabilities(provider).names()) or "no capabilities"
+        click.echo(f"{name}\t{plugins.distribution_of(provider)}\t{can}{mark}")
 
 
 @click.command()

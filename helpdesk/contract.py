@@ -1,12 +1,42 @@
-"""The shapes a provider plugin works with: the message it sends, what a send returns, and the
-normalized event it reports. Plain data, no Flask: a plugin can be tested without an app."""
+"""The provider contract: everything a provider plugin relies on, and nothing heavy (no Flask,
+no database), so that a plugin's parser can be imported and tested on its own.
+
+- the shapes: ``Message`` (what to send), ``SendResult`` (what a send returned),
+  ``ProviderEvent`` (one normalized event);
+- the protocols: ``Provider`` (it sends), ``WebhookProvider`` (it also takes signed webhooks),
+  ``SuppressionList`` (it can look an address up on the service's suppression list, and take it
+  off);
+- the **capabilities** a provider declares, which the core reads instead of asking its name
+  (see ``capabilities``):
+
+  ``reports_deliveries = True``
+      the service reports when the receiving server took the message (a ``delivered`` event).
+      Then its acceptance (``SendResult.accepted``, an ``accepted`` event) only means the
+      service queued it, and the recipient stays "Sending" until ``delivered`` (or a bounce)
+      comes. Without it (SMTP), the receiving server's acceptance is the delivery.
+  ``signs_one_time_tokens = True``
+      ``verify_webhook`` returns a one-time token the service signed with each request; the app
+      stores it and refuses (406) a request that brings a token seen before. A provider that
+      declares it and returns no token is refused (401).
+  a suppression list
+      the provider implements ``SuppressionList`` (both methods). A provider whose service keeps
+      none simply lacks them: never a method that pretends.
+  webhooks
+      the provider implements ``WebhookProvider``; one without sets ``verify_webhook = None``
+      (or lacks it) and ``POST /webhooks/<name>`` answers 404.
+
+- shared helpers for webhook parsers: ``read_json``, ``content_id``, ``text_of``,
+  ``parse_timestamp`` and ``check_fresh`` (the freshness window of a signature's timestamp).
+"""
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import time
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Mapping
+from datetime import datetime, timezone
+from typing import Any, Mapping, Protocol, runtime_checkable
 
 from .status import EVENT_TYPES
 
@@ -157,6 +187,50 @@ def text_of(value: Any) -> str | None:
     return None
 
 
+def parse_timestamp(value: Any, *, what: str = "the event", status: int = 400) -> datetime:
+    """A unix time as providers send it (a number, or its digits as text) as an aware UTC
+    datetime.
+
+    :param what: names the thing in the error, e.g. ``'"event-data"'``.
+    :param status: the HTTP answer of the error (Mailgun wants 406 for "never send again").
+    :raises WebhookError: the value is missing, not a finite number or out of range.
+    """
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise WebhookError(f"{what} has no unix \"timestamp\" (got {value!r:.40})", status)
+    try:
+        return datetime.fromtimestamp(value, tz=timezone.utc)
+    except (OverflowError, OSError, ValueError):
+        raise WebhookError(f"the event timestamp {value!r} is out of range", status) from None
+
+
+def check_fresh(signed_at: str | float, *, tolerance: float, now: float | None = None,
+                what: str = "the signature timestamp") -> None:
+    """Refuse a signature whose timestamp is further than ``tolerance`` seconds from ``now``
+    (the setting ``WEBHOOK_TOLERANCE_SECONDS``), in the past or in the future, so that a
+    captured request cannot be posted again later.
+
+    :param signed_at: the signed unix time, as sent (text or a number).
+    :param now: the current unix time; ``time.time()`` when None (tests pass their clock).
+    :raises SignatureError: the timestamp is not a unix time, or is stale.
+    """
+    try:
+        signed = float(signed_at.strip() if isinstance(signed_at, str) else signed_at)
+    except (TypeError, ValueError):
+        signed = math.nan
+    if not math.isfinite(signed):
+        raise SignatureError(f"{what} is not a unix time: {str(signed_at)[:40]!r}")
+    age = (time.time() if now is None else now) - signed
+    if abs(age) > tolerance:
+        direction = "old" if age > 0 else "in the future"
+        raise SignatureError(f"{what} is stale: {math.ceil(abs(age))} seconds {direction}, "
+                             f"more than the {tolerance:g} seconds allowed")
+
+
 class SignatureError(WebhookError):
     """Missing, forged, stale or replayed signature."""
 
@@ -167,3 +241,102 @@ class NotConfigured(WebhookError):
     """The provider has no verification key configured: fail closed."""
 
     status = 403
+
+
+class ServiceError(Exception):
+    """The email service could not answer a question about an address (unreachable, a refused
+    key, an unexpected answer). The message says why, in words an agent can act on, and never
+    holds a secret."""
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """An address on a service's suppression list: the service drops every email to it.
+
+    ``list`` names the service's list (``"bounces"``, ``"spam reports"``, ``"unsubscribes"``…),
+    ``reason`` keeps the service's words, ``since`` is when it was added (aware UTC) if known.
+    """
+
+    address: str
+    list: str
+    reason: str = ""
+    since: datetime | None = None
+
+
+@runtime_checkable
+class Provider(Protocol):
+    """An email service helpdesk sends through (see ``helpdesk.hookspecs`` for the whole shape).
+
+    ``send`` hands one message over; it must carry ``message.correlation_id`` to the service so
+    that its events can be matched back, and it never raises for the service's answer: transient
+    trouble is ``SendResult.deferred``. A provider may also have ``close()`` (release
+    connections) and the capability attributes described in this module's docstring.
+    """
+
+    name: str
+
+    def send(self, message: Message) -> SendResult: ...
+
+
+@runtime_checkable
+class WebhookProvider(Provider, Protocol):
+    """A provider that also reports events through signed webhooks."""
+
+    def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> str | None:
+        """Check the signature of the raw bytes (never re-serialised JSON) before anything is
+        parsed; return the signed one-time token when the provider declares
+        ``signs_one_time_tokens``, else None.
+
+        :raises NotConfigured: no verification key is set (403: fail closed).
+        :raises SignatureError: a missing, forged or stale signature (401).
+        """
+
+    def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> list[ProviderEvent]:
+        """The normalized events of a verified body; unknown event names become ``unknown``.
+
+        :raises WebhookError: a malformed body (400 unless the error says otherwise): nothing of
+            the batch is stored.
+        """
+
+
+@runtime_checkable
+class SuppressionList(Protocol):
+    """The service keeps a suppression list (addresses it refuses to email after a bounce, a
+    spam report or an unsubscribe), and helpdesk may look at it and clear an address before a
+    resend."""
+
+    def suppression_lookup(self, address: str) -> Suppression | None:
+        """The address's entry on the service's suppression lists, or None when it is on none.
+
+        :raises ServiceError: the service could not be asked.
+        """
+
+    def suppression_remove(self, address: str) -> bool:
+        """Take the address off the service's suppression lists; True when it was on one.
+
+        :raises ServiceError: the service could not be asked or refused.
+        """
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider declared it can do (see the module docstring)."""
+
+    webhooks: bool
+    reports_deliveries: bool
+    signs_one_time_tokens: bool
+    suppression_list: bool
+
+    def names(self) -> list[str]:
+        """The capabilities it has, by name (for ``helpdesk providers``)."""
+        return [name for name, value in vars(self).items() if value]
+
+
+def capabilities(provider: Any) -> Capabilities:
+    """A provider's declared capabilities; anything not declared is absent."""
+    return Capabilities(
+        webhooks=isinstance(provider, WebhookProvider),
+        reports_deliveries=getattr(provider, "reports_deliveries", False) is True,
+        signs_one_time_tokens=getattr(provider, "signs_one_time_tokens", False) is True,
+        suppression_list=isinstance(provider, SuppressionList),
+    )

@@ -5,21 +5,36 @@ A plugin is a module or object with functions marked ``@hookimpl`` (``from helpd
 hookimpl``), registered under the ``helpdesk`` entry-point group of its distribution. The built-in
 providers (``helpdesk_smtp``, ``helpdesk_sendgrid``, ``helpdesk_mailgun``) are found the same way.
 
-A **provider** is one object with:
+A **provider** is one object of the shape ``helpdesk.contract.Provider`` (typing protocols; the
+contract module imports nothing heavy, so a plugin's parser can be tested without the app):
 
 - ``name``: the key used in ``HELPDESK_PROVIDER`` and in ``POST /webhooks/<name>``;
 - ``send(message: helpdesk.contract.Message) -> helpdesk.contract.SendResult``: hand one message over;
   it must carry ``message.correlation_id`` so that events can be matched back; it never raises
   for a provider's answer, it returns ``deferred`` for transient trouble;
-- ``verify_webhook(headers, raw_body) -> str | None``: check the signature of the raw bytes
-  (never re-serialised JSON); raise ``helpdesk.contract.SignatureError`` on a bad or stale one and
-  ``helpdesk.contract.NotConfigured`` when no key is set; return a one-time token (a nonce) when the
-  provider signs one, so that the app refuses it when it comes again, else ``None``;
-- ``parse_webhook(headers, raw_body) -> list[helpdesk.contract.ProviderEvent]``: the normalized
-  events; raise ``helpdesk.contract.WebhookError`` on a malformed body;
 - optionally ``close()``: release connections when the app or worker stops.
 
+A provider with webhooks is a ``helpdesk.contract.WebhookProvider``:
+
+- ``verify_webhook(headers, raw_body) -> str | None``: check the signature of the raw bytes
+  (never re-serialised JSON); raise ``helpdesk.contract.SignatureError`` on a bad or stale one and
+  ``helpdesk.contract.NotConfigured`` when no key is set; return the signed one-time token when
+  the provider declares ``signs_one_time_tokens``, else ``None``;
+- ``parse_webhook(headers, raw_body) -> list[helpdesk.contract.ProviderEvent]``: the normalized
+  events; raise ``helpdesk.contract.WebhookError`` on a malformed body.
+
 A provider without webhooks has ``verify_webhook = None``.
+
+**Capabilities**: a provider declares what it can do and the core reads that, never its name
+(``helpdesk.contract.capabilities``):
+
+- ``reports_deliveries = True``: the service reports ``delivered``; its acceptance keeps the
+  recipient "Sending" until then;
+- ``signs_one_time_tokens = True``: ``verify_webhook`` returns a signed one-time token; a token
+  seen before is refused (406);
+- a suppression list: the methods of ``helpdesk.contract.SuppressionList``,
+  ``suppression_lookup(address) -> Suppression | None`` and ``suppression_remove(address) -> bool``
+  (absent when the service keeps none).
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 from sqlalchemy import bindparam, select, update
 
 from . import plugins
-from .contract import ProviderEvent
+from .contract import ProviderEvent, capabilities
 from .models import Credential, CredentialState, Delivery, DeliveryEvent, Recipient, db, utcnow
 from .status import DeliveryOutcome, email_status, event_level, join
 
@@ -124,6 +124,8 @@ def record_events(events: Iterable[ProviderEvent]) -> IngestResult:
     if not events:
         return result
     matches = _match_deliveries(events)
+    reporting = {name for name, provider in plugins.providers().items()
+                 if capabilities(provider).reports_deliveries}
     received_at = utcnow()
     # A provider's retry often repeats events inside one batch: the first copy is enough.
     by_key: dict[tuple[str, str], dict] = {}
@@ -134,7 +136,8 @@ def record_events(events: Iterable[ProviderEvent]) -> IngestResult:
         by_key[key] = {
             "delivery_id": _delivery_for(e, matches), "provider": e.provider,
             "provider_event_id": key[1], "type": e.type,
-            "level": event_level(e.type), "occurred_at": e.occurred_at,
+            "level": event_level(e.type, reports_deliveries=e.provider in reporting),
+            "occurred_at": e.occurred_at,
             "received_at": received_at, "correlation_id": _clip(e.correlation_id, 64),
             "severity": _clip(e.severity, 20), "reason_code": e.reason_code,
             "reason": e.reason, "mta_response": e.mta_response,

@@ -9,6 +9,7 @@ import pluggy
 from flask import Flask, current_app
 
 from . import hookspecs
+from .contract import Provider
 
 
 def make_plugin_manager() -> pluggy.PluginManager:
@@ -39,6 +40,9 @@ def providers(app: Flask | None = None) -> dict[str, Any]:
         built = {}
         for offered in hook(app).helpdesk_providers(config=app.config):
             for provider in offered or ():
+                if not isinstance(provider, Provider):
+                    raise TypeError(f"{provider!r} is not a helpdesk provider: it needs a name "
+                                    "and send(message) (see helpdesk.contract.Provider)")
                 built[provider.name] = provider
         app.extensions["helpdesk_providers"] = built
     return built

@@ -134,8 +134,15 @@ EVENT_LEVELS: dict[str, str | None] = {
 EVENT_TYPES: tuple[str, ...] = tuple(EVENT_LEVELS)
 
 
-def event_level(event_type: str) -> str | None:
-    """The level an event raises its delivery to, or None for a timeline-only event."""
+def event_level(event_type: str, *, reports_deliveries: bool = False) -> str | None:
+    """The level an event raises its delivery to, or None for a timeline-only event.
+
+    From a provider that reports deliveries (``helpdesk.contract.capabilities``), ``accepted``
+    means its service queued the email, not that the recipient's server took it: the delivery
+    stays ``sending`` until ``delivered``.
+    """
+    if event_type == "accepted" and reports_deliveries:
+        return SENDING
     return EVENT_LEVELS.get(event_type)
 
 
@@ -144,9 +151,10 @@ def join(*levels: str | None) -> str:
     return max((lv for lv in levels if lv is not None), key=RANK.__getitem__, default=SENDING)
 
 
-def delivery_status(event_types: Iterable[str]) -> str:
-    """The status of one delivery, from its events in any order and with any repeats."""
-    return join(*(event_level(t) for t in event_types))
+def delivery_status(event_types: Iterable[str], *, reports_deliveries: bool = False) -> str:
+    """The status of one delivery, from its events in any order and with any repeats (what
+    ``helpdesk.ingest`` stores, one level per event, and joins)."""
+    return join(*(event_level(t, reports_deliveries=reports_deliveries) for t in event_types))
 
 
 class DeliveryOutcome(NamedTuple):

@@ -19,9 +19,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
+from helpdesk import plugins
 from helpdesk.credentials import create_credential
 from helpdesk.sending import RECORD_EVERY
-from helpdesk.contract import CORRELATION_HEADER
+from helpdesk.contract import CORRELATION_HEADER, capabilities
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
 from helpdesk.sink import SmtpSink, free_port
 from helpdesk.status import NOT_OPENED, email_status
@@ -332,10 +333,13 @@ def _status_mismatches() -> list:
             select(DeliveryEvent.delivery_id, DeliveryEvent.type)
             .where(DeliveryEvent.delivery_id.is_not(None))):
         types.setdefault(delivery_id, []).append(event_type)
+    reporting = {name for name, provider in plugins.providers().items()
+                 if capabilities(provider).reports_deliveries}
     out = []
     for recipient in db.session.scalars(select(Recipient)):
-        outcomes = [DeliveryOutcome(d.email, delivery_status(types.get(d.id, ())))
-                    for d in recipient.deliveries]
+        outcomes = [DeliveryOutcome(d.email, delivery_status(
+            types.get(d.id, ()), reports_deliveries=d.provider in reporting))
+            for d in recipient.deliveries]
         expected = email_status(email=recipient.email,
                                 published=recipient.credential.published, deliveries=outcomes)
         if expected != recipient.status:

@@ -10,7 +10,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from .. import plugins
 from ..auth import public
 from ..ingest import record_events
-from ..contract import WebhookError
+from ..contract import SignatureError, WebhookError, capabilities
 from ..models import WebhookNonce, db
 
 bp = Blueprint("webhooks", __name__)
@@ -31,12 +31,14 @@ def _refuse_replayed_nonce(provider: str, nonce: str) -> None:
 @public
 def receive(name: str):
     provider = plugins.providers().get(name)
-    if provider is None or getattr(provider, "verify_webhook", None) is None:
+    if provider is None or not capabilities(provider).webhooks:
         abort(404, f"no provider {name!r} takes webhooks here")
     raw = request.get_data(cache=False)  # over MAX_CONTENT_LENGTH: 413 before any work
     headers = request.headers
     try:
         nonce = provider.verify_webhook(headers, raw)
+        if capabilities(provider).signs_one_time_tokens and not nonce:
+            raise SignatureError("the request carries no signed one-time token")
         events = provider.parse_webhook(headers, raw)
         if nonce:
             _refuse_replayed_nonce(name, nonce)

@@ -79,6 +79,10 @@ class MailgunProvider:
     one TLS handshake)."""
 
     name = "mailgun"
+    # Mailgun reports "delivered" when the receiving server took the email, and signs a
+    # one-time token with every webhook request.
+    reports_deliveries = True
+    signs_one_time_tokens = True
 
     def __init__(self, config: Mapping[str, Any]):
         self.api_url = config.get("MAILGUN_API_URL") or US_API_URL

@@ -17,14 +17,12 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import math
-import time
-from datetime import datetime, timezone
 from email.utils import parseaddr
 from typing import Any
 
 from helpdesk.contract import (CORRELATION_VARIABLE, NotConfigured, ProviderEvent, SignatureError,
-                           WebhookError, content_id, read_json, text_of)
+                               WebhookError, check_fresh, content_id, parse_timestamp, read_json,
+                               text_of)
 
 PROVIDER = "mailgun"
 SIGNING_KEY_SETTING = "HELPDESK_MAILGUN_WEBHOOK_SIGNING_KEY"
@@ -103,16 +101,7 @@ def verify_signature(signing_key: str | None, timestamp: str, token: str, signat
     if not hmac.compare_digest(expected.encode("ascii"),
                                signature.strip().lower().encode("utf-8")):
         raise SignatureError("the Mailgun signature does not match the timestamp and token")
-    try:
-        signed_at = float(timestamp)
-    except ValueError:
-        raise SignatureError(f"signature.timestamp is not a unix time: {timestamp[:40]!r}") \
-            from None
-    age = (time.time() if now is None else now) - signed_at
-    if not abs(age) <= tolerance:  # also refuses nan and inf
-        direction = "old" if age > 0 else "far in the future"
-        raise SignatureError(f"the signature timestamp is stale: {abs(age):.0f} seconds "
-                             f"{direction}, more than the {tolerance:.0f} seconds allowed")
+    check_fresh(timestamp, tolerance=tolerance, now=now, what="signature.timestamp")
     return token
 
 
@@ -155,7 +144,8 @@ def to_event(event_data: Any) -> ProviderEvent:
         provider=PROVIDER,
         type=event_type,
         event_id=text_of(event_data.get("id")) or content_id(event_data),
-        occurred_at=_occurred_at(event_data.get("timestamp")),
+        occurred_at=parse_timestamp(event_data.get("timestamp"), what='"event-data"',
+                                    status=NOT_ACCEPTABLE),
         correlation_id=_user_variable(event_data, CORRELATION_VARIABLE),
         message_id=_message_id(event_data),
         recipient=_recipient(event_data),
@@ -216,21 +206,3 @@ def _recipient(event_data: dict) -> str | None:
     # A "rejected" event may lack the recipient; the To header still names it.
     to = text_of(_headers(event_data).get("to"))
     return (parseaddr(to)[1] or None) if to else None
-
-
-def _occurred_at(value: Any) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise WebhookError(f"\"event-data\" has no unix \"timestamp\" (got {value!r:.40})",
-                           NOT_ACCEPTABLE)
-    try:
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        raise WebhookError(f"the event timestamp {value!r} is out of range", NOT_ACCEPTABLE) \
-            from None
-
-

@@ -68,6 +68,10 @@ class SendgridProvider:
     one TLS handshake)."""
 
     name = "sendgrid"
+    # SendGrid reports "delivered" when the receiving server took the email; its signature
+    # covers a timestamp, not a one-time token (replays are deduped on sg_event_id).
+    reports_deliveries = True
+    signs_one_time_tokens = False
 
     def __init__(self, config: Mapping[str, Any]):
         self.api_url = config.get("SENDGRID_API_URL") or DEFAULT_API_URL
@@ -97,9 +101,8 @@ class SendgridProvider:
             detail=error_messages)
 
     def verify_webhook(self, headers: Mapping[str, str], raw_body: bytes) -> None:
-        """Raise unless the request carries SendGrid's valid, fresh signature. SendGrid signs
-        no one-time token, so there is no nonce to return: replays are harmless because
-        ingest dedupes on ``sg_event_id``."""
+        """Raise unless the request carries SendGrid's valid, fresh signature. There is no
+        one-time token to return (see ``signs_one_time_tokens``)."""
         verify_signature(self.public_key, headers.get(TIMESTAMP_HEADER),
                          headers.get(SIGNATURE_HEADER), raw_body, tolerance=self.tolerance)
         return None

@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import math
-import time
-from datetime import datetime, timezone
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -21,7 +18,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
 from helpdesk.contract import (CORRELATION_VARIABLE, NotConfigured, ProviderEvent, SignatureError,
-                           WebhookError, content_id, read_json, text_of)
+                               WebhookError, check_fresh, content_id, parse_timestamp, read_json,
+                               text_of)
 
 PROVIDER = "sendgrid"
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
@@ -89,16 +87,7 @@ def verify_signature(public_key: str | None, timestamp: str | None, signature: s
     except (InvalidSignature, ValueError):
         raise SignatureError("the SendGrid signature does not match the body and timestamp") \
             from None
-    try:
-        signed_at = int(timestamp.strip())
-    except ValueError:
-        raise SignatureError(f"{TIMESTAMP_HEADER} is not a unix time: {timestamp[:40]!r}") \
-            from None
-    age = int(time.time() if now is None else now) - signed_at
-    if abs(age) > tolerance:
-        direction = "old" if age > 0 else "in the future"
-        raise SignatureError(f"the signature timestamp is stale: {abs(age)} seconds "
-                             f"{direction}, more than the {tolerance:g} seconds allowed")
+    check_fresh(timestamp, tolerance=tolerance, now=now, what=TIMESTAMP_HEADER)
 
 
 def parse_events(raw_body: bytes) -> list[ProviderEvent]:
@@ -146,7 +135,7 @@ def to_event(payload: Any) -> ProviderEvent:
         provider=PROVIDER,
         type=event_type,
         event_id=text_of(payload.get("sg_event_id")) or content_id(payload),
-        occurred_at=_occurred_at(payload.get("timestamp")),
+        occurred_at=parse_timestamp(payload.get("timestamp")),
         correlation_id=text_of(payload.get(CORRELATION_VARIABLE)),
         message_id=_send_message_id(payload.get("sg_message_id")),
         recipient=text_of(payload.get("email")),
@@ -178,17 +167,6 @@ def _reason(name: str, payload: dict) -> str | None:
     if name not in EVENT_TYPES:
         return f"SendGrid event {name[:100]!r}, not one helpdesk knows"
     return reason
-
-
-def _occurred_at(value: Any) -> datetime:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise WebhookError(f"the event has no unix \"timestamp\" (got {value!r:.40})")
-    try:
-        return datetime.fromtimestamp(value, tz=timezone.utc)
-    except (OverflowError, OSError, ValueError):
-        raise WebhookError(f"the event timestamp {value!r} is out of range") from None
 
 
 def _send_message_id(value: Any) -> str | None:

@@ -52,7 +52,9 @@ class SmtpProvider:
     batch costs one connection and one handshake."""
 
     name = "smtp"
-    # No webhooks: bounces come back as DSN messages (see helpdesk_smtp.dsn).
+    # No webhooks: bounces come back as DSN messages (see helpdesk_smtp.dsn). The receiving
+    # server's acceptance is the delivery, so it has no later "delivered" to report, and no
+    # suppression list.
     verify_webhook = None
     parse_webhook = None
 
