@@ -26,10 +26,13 @@ MAILGUN_DOMAIN = None
 MAILGUN_API_URL = "https://api.mailgun.net/v3"
 MAILGUN_WEBHOOK_SIGNING_KEY = None
 
-# Sends that fail for a transient reason are retried this many times, with a delay that doubles
-# from SEND_RETRY_DELAY seconds.
-SEND_RETRIES = 5
+# A send refused for now (an SMTP 4xx, greylisting, a service that is down) is retried, the
+# delay doubling from SEND_RETRY_DELAY seconds up to SEND_RETRY_MAX_DELAY, for
+# SEND_RETRY_WINDOW_HOURS after the first refusal (five days, as Postfix and Sendmail do); then
+# it ends "expired", a soft failure.
+SEND_RETRY_WINDOW_HOURS = 120
 SEND_RETRY_DELAY = 30
+SEND_RETRY_MAX_DELAY = 3600
 SEND_TIMEOUT = 20
 # A delivery still unanswered this long after it was due lost its worker (killed mid-send): it
 # is queued again when a worker starts and every few minutes.

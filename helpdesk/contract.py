@@ -87,14 +87,14 @@ class SendResult:
     - ``bounced``: the receiving server refused the address for good (SMTP 5xx).
     - ``refused``: the provider refused to send it for good (a bad request, a suppressed
       address): the recipient shows ``not_sent`` with the reason.
-    - ``deferred``: a transient failure; the send is retried with backoff, and if it still fails
-      past the retries it ends as ``give_up_as`` (``bounced`` or ``refused``).
+    - ``deferred``: a transient failure (an SMTP 4xx, greylisting, a service that is down);
+      the send is retried with backoff through ``SEND_RETRY_WINDOW_HOURS``, and if it still
+      fails then it ends ``expired``: a soft failure, never a bounce.
     """
 
     outcome: str
     reason: str = ""
     message_id: str | None = None
-    give_up_as: str = "refused"
 
     @classmethod
     def accepted(cls, message_id: str | None = None, reason: str = "") -> "SendResult":
@@ -109,8 +109,8 @@ class SendResult:
         return cls("refused", reason)
 
     @classmethod
-    def deferred(cls, reason: str, give_up_as: str = "refused") -> "SendResult":
-        return cls("deferred", reason, give_up_as=give_up_as)
+    def deferred(cls, reason: str) -> "SendResult":
+        return cls("deferred", reason)
 
 
 @dataclass(frozen=True)

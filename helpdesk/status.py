@@ -119,6 +119,9 @@ RANK: dict[str, int] = {key: rank for rank, key in enumerate(LEVELS)}
 EVENT_LEVELS: dict[str, str | None] = {
     "queued": SENDING,
     "refused": NOT_SENT,
+    # Retried through SEND_RETRY_WINDOW_HOURS of temporary refusals, then given up: a soft
+    # failure, so the address is not blamed.
+    "expired": NOT_SENT,
     "accepted": NOT_OPENED,
     "delivered": NOT_OPENED,
     "bounced": BOUNCED,

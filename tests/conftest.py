@@ -37,7 +37,6 @@ def make_app(tmp_path, sink: SmtpSink | None = None, **overrides):
         "BASE_URL": "http://localhost",
         "SENDER": "credentials@issuer.example",
         "SEND_RETRY_DELAY": 0.01,
-        "SEND_RETRIES": 2,
         "SMTP_TIMEOUT": 5,
     }
     if sink is not None:

@@ -136,7 +136,7 @@ def test_a_provider_failing_for_a_while_then_recovering_gets_every_email(app_fac
     with FakeSendgrid(api_key="SG.fault", hang_seconds=2) as api:
         api.answer = 500
         config = dict(PROVIDER="sendgrid", SENDGRID_API_KEY="SG.fault", SENDGRID_API_URL=api.url,
-                      SEND_RETRIES=8, SEND_RETRY_DELAY=0.3, SEND_TIMEOUT=0.5)
+                      SEND_RETRY_DELAY=0.3, SEND_TIMEOUT=0.5)
         app = app_factory(None, QUEUE_URL=str(tmp_path / "queue.db"), **config)
         with app.app_context():
             publish(count, "Provider down")
@@ -165,7 +165,7 @@ def test_the_smtp_server_down_for_a_while_then_up_gets_every_email(app_factory, 
     count = 20
     port = free_port()
     down = SmtpSink(port=port)  # not started yet: connections are refused
-    config = dict(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SEND_RETRIES=8, SEND_RETRY_DELAY=0.3)
+    config = dict(SMTP_HOST="127.0.0.1", SMTP_PORT=port, SEND_RETRY_DELAY=0.3)
     app = app_factory(None, QUEUE_URL=str(tmp_path / "queue.db"), **config)
     with app.app_context():
         publish(count, "SMTP down")

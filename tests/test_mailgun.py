@@ -590,13 +590,13 @@ def test_events_in_any_order_give_the_same_statuses(app_factory, fake):
 
 def test_a_send_that_stays_unavailable_past_the_retries_ends_not_sent(app_factory, fake):
     fake.answer = 503
-    app = mailgun_app(app_factory, fake, SEND_RETRIES=0)
+    app = mailgun_app(app_factory, fake, SEND_RETRY_WINDOW_HOURS=0)
     with app.app_context():
         person = publish([{"name": "ada", "email": "ada@example.com"}])["ada"]
         assert status_of(person) == "not_sent"
-        reason = db.session.scalars(select(DeliveryEvent.reason).where(
+        reason = db.session.scalars(select(DeliveryEvent.mta_response).where(
             DeliveryEvent.correlation_id == correlation_of(person),
-            DeliveryEvent.type == "refused")).one()
+            DeliveryEvent.type == "expired")).one()
         assert reason == "Mailgun is unavailable (HTTP 503): Service Unavailable"
 
 

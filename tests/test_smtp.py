@@ -1,6 +1,7 @@
 """The SMTP provider against a real SMTP server on loopback (the embedded aiosmtpd sink):
-accepted, refused for good (550), refused for now (451) and retried, one connection per batch,
-STARTTLS and AUTH, a server that is down, header injection, and the tracking pixel."""
+accepted, refused for good (550), refused for now (451) and retried for days then expired, one
+connection per batch, STARTTLS and AUTH, a server that is down, header injection, and the
+tracking pixel."""
 from __future__ import annotations
 
 import ipaddress
@@ -20,8 +21,9 @@ from itsdangerous import URLSafeSerializer
 from sqlalchemy import select
 
 from helpdesk.credentials import create_credential
+from helpdesk.models import Delivery, DeliveryEvent, Recipient, db, utcnow
+from helpdesk.sending import retry_delay
 from helpdesk.sending import send_batch as send_now
-from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
 from helpdesk.queue import huey_of
 from helpdesk.sink import SmtpSink, free_port
 from helpdesk.status import BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING
@@ -83,26 +85,54 @@ def test_a_550_is_a_bounce_with_the_server_reply_kept(app, sink):
                              "no such domain")
 
 
-def test_a_451_is_retried_then_bounced_once_it_stays_refused(app, sink):
-    [recipient] = publish(("Grey", "grace@greylist.example"))
-    delivery = recipient.deliveries[0]
-    assert fresh(recipient).status == SENDING
-    # In immediate mode the retry is scheduled, not run: it waits in Huey's schedule.
-    assert len(huey_of().scheduled()) == 1
-    retries = app.config["SEND_RETRIES"]
-    for retry in range(1, retries):
-        assert send_batch([delivery.id]) == {"deferred": 1}
+def due_in(delivery_id: int) -> float:
+    """Seconds until the delivery's retry is due, by the real clock the queue uses."""
+    db.session.expire_all()
+    return (db.session.get(Delivery, delivery_id).send_due_at - utcnow()).total_seconds()
+
+
+def test_a_451_is_retried_for_days_then_expires_as_a_soft_failure(app_factory, sink):
+    app = app_factory(sink, SEND_RETRY_DELAY=1000, SEND_RETRY_MAX_DELAY=3600)
+    window = timedelta(hours=120)
+    assert app.config["SEND_RETRY_WINDOW_HOURS"] == 120  # the default: five days
+    with app.app_context():
+        [recipient] = publish(("Grey", "grace@greylist.example"))
+        delivery_id = recipient.deliveries[0].id
         assert fresh(recipient).status == SENDING
-    assert send_batch([delivery.id]) == {"bounced": 1}  # the last retry is refused too
-    assert fresh(recipient).status == BOUNCED
-    events = timeline(delivery.id)
-    deferrals = [e for e in events if e.type == "deferred"]
-    assert len(deferrals) == retries
-    assert all(e.severity == "temporary" and e.reason.startswith("451 4.7.1") for e in deferrals)
-    assert events[-1].type == "bounced" and events[-1].reason.startswith("451 4.7.1")
-    assert db.session.get(Delivery, delivery.id).attempts == retries + 1
-    # A delivery with its final answer is never sent again.
-    assert send_batch([delivery.id]) == {"skipped": 1}
+        # In immediate mode the retry is scheduled, not run: it waits in Huey's schedule.
+        assert len(huey_of().scheduled()) == 1
+        first = timeline(delivery_id)[-1].occurred_at
+        assert due_in(delivery_id) == pytest.approx(1000, abs=5)
+        # Each retry waits twice as long, at most SEND_RETRY_MAX_DELAY, and the last one falls
+        # on the window's end.
+        for later, wait in ((timedelta(hours=1), 2000), (timedelta(days=2), 3600),
+                            (window - timedelta(seconds=1), 1)):
+            assert send_now([delivery_id], now=first + later) == {"deferred": 1}
+            assert fresh(recipient).status == SENDING
+            assert due_in(delivery_id) == pytest.approx(wait, abs=5)
+        assert send_now([delivery_id], now=first + window) == {"expired": 1}
+        assert fresh(recipient).status == NOT_SENT  # the address is not blamed: not bounced
+        events = timeline(delivery_id)
+        deferrals = [e for e in events if e.type == "deferred"]
+        assert len(deferrals) == 4
+        assert all((e.severity, e.reason_code) == ("temporary", "temporary")
+                   and e.reason.startswith("451 4.7.1") for e in deferrals)
+        expired = events[-1]
+        assert (expired.type, expired.severity, expired.reason_code) == \
+            ("expired", "temporary", "expired")
+        assert expired.reason == ("gave up after 5 days of temporary refusals; the last: 451 "
+                                  "4.7.1 <grace@greylist.example>: Greylisted, try again later")
+        assert expired.mta_response.startswith("451 4.7.1")
+        assert db.session.get(Delivery, delivery_id).attempts == 5
+        # A delivery with its final answer is never sent again.
+        assert send_now([delivery_id], now=first + window * 2) == {"skipped": 1}
+    assert sink.messages == []
+
+
+@pytest.mark.parametrize("attempts, delay", [(1, 30), (2, 60), (7, 1920), (8, 3600),
+                                             (10_000, 3600)])
+def test_the_retry_delay_doubles_up_to_its_cap(attempts, delay):
+    assert retry_delay(attempts, first=30, longest=3600) == delay
 
 
 def test_a_deferral_that_clears_is_delivered(app, sink):
@@ -140,11 +170,12 @@ def test_a_refused_sender_is_not_sent_never_bounced(app_factory, reply):
     server = Controller(RefusesTheSender(reply), hostname="127.0.0.1", port=free_port())
     server.start()
     try:
-        app = app_factory(SMTP_HOST=server.hostname, SMTP_PORT=server.port, SEND_RETRIES=0)
+        app = app_factory(SMTP_HOST=server.hostname, SMTP_PORT=server.port,
+                          SEND_RETRY_WINDOW_HOURS=0)  # a refusal for now is given up at once
         with app.app_context():
             [recipient] = publish(("Ada", "ada@example.co.uk"))
             assert fresh(recipient).status == NOT_SENT
-            assert timeline(recipient.deliveries[0].id)[-1].reason == reply
+            assert timeline(recipient.deliveries[0].id)[-1].mta_response == reply
     finally:
         server.stop()
 

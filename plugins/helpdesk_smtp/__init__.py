@@ -153,12 +153,9 @@ class SmtpProvider:
     @staticmethod
     def _refusal(code: int, text: bytes | str, on_permanent) -> SendResult:
         reply = _reply(code, text)
-        final = on_permanent(reply)
         if 500 <= code < 600:
-            return final
-        # 4xx: try again later; a refusal that lasts past the retries ends as a 5xx would (a
-        # sender refused for now is never the recipient's bounce).
-        return SendResult.deferred(reply, give_up_as=final.outcome)
+            return on_permanent(reply)
+        return SendResult.deferred(reply)  # 4xx: try again later
 
     def close(self) -> None:
         with self._lock:
