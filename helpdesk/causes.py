@@ -416,6 +416,10 @@ def _bounce(delivery: DeliveryFacts, suggestion: str | None) -> Diagnosis:
 
 
 def _not_sent(delivery: DeliveryFacts) -> Diagnosis:
+    expired = _one(e for e in delivery.events if e.type == "expired")
+    if expired:  # refused for now through the whole retry window: its reason says how long
+        return Diagnosis(GAVE_UP, _reason_line(expired)
+                         or "The receiving server kept refusing the email for now.")
     refused = _one(e for e in delivery.events if e.type == "refused")
     reading = read_event(refused) if refused else None
     if reading and reading.reason_code == "suppressed":

@@ -139,14 +139,17 @@ def company_sink():
 
 def answered(result, *, retries: int = 0) -> list[EventFacts]:
     """The events the queue records for an SMTP answer (``helpdesk.sending``): deferrals, then,
-    past the retries, the answer it gave up as."""
+    past the retry window, the delivery expired."""
     events = [event("queued")]
     if result.outcome == "deferred":
-        events += [event("deferred", n + 1, severity="temporary", reason=result.reason,
-                         mta_response=result.reason) for n in range(retries + 1)]
+        events += [event("deferred", n + 1, severity="temporary", reason_code="temporary",
+                         reason=result.reason, mta_response=result.reason)
+                   for n in range(retries + 1)]
         if retries:
-            events.append(event(result.give_up_as, retries + 2, reason=result.reason,
-                                mta_response=result.reason))
+            events.append(event("expired", retries + 2, severity="temporary",
+                                reason_code="expired", mta_response=result.reason,
+                                reason="gave up after 5 days of temporary refusals; the last: "
+                                       + result.reason))
         return events
     return events + [event(result.outcome, 1, reason=result.reason or None,
                            mta_response=result.reason or None)]
@@ -173,7 +176,8 @@ def test_greylisting_is_retrying_then_given_up_once_the_retries_run_out(company_
         "retrying", "451 4.7.1 <frances@slowmail.example>: Greylisted, try again later")
     gave_up = diagnosis(*answered(result, retries=2), email="frances@slowmail.example")
     assert gave_up.cause == "gave_up"
-    assert "Greylisted" in gave_up.evidence
+    assert gave_up.evidence.startswith("gave up after 5 days of temporary refusals; the last: "
+                                       "451 4.7.1")
 
 
 def test_the_allowlist_refusal_is_the_evidence_word_for_word(company_sink):

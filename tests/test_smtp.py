@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import select
 
+from helpdesk.causes import DeliveryFacts, EventFacts, diagnose
 from helpdesk.credentials import create_credential
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db, utcnow
 from helpdesk.sending import retry_delay
@@ -123,6 +124,10 @@ def test_a_451_is_retried_for_days_then_expires_as_a_soft_failure(app_factory, s
         assert expired.reason == ("gave up after 5 days of temporary refusals; the last: 451 "
                                   "4.7.1 <grace@greylist.example>: Greylisted, try again later")
         assert expired.mta_response.startswith("451 4.7.1")
+        cause = diagnose(email="grace@greylist.example", email_error=None, published=True,
+                         deliveries=[DeliveryFacts("grace@greylist.example",
+                                                   tuple(map(EventFacts.of, events)))])
+        assert (cause.cause, cause.evidence) == ("gave_up", expired.reason)
         assert db.session.get(Delivery, delivery_id).attempts == 5
         # A delivery with its final answer is never sent again.
         assert send_now([delivery_id], now=first + window * 2) == {"skipped": 1}
