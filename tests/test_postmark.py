@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from fake_postmark import HANG, FakePostmark
 from helpdesk import plugins
 from helpdesk.contract import (CORRELATION_HEADER, REASON_CODES, Message, NotConfigured,
-                               SignatureError, WebhookError)
+                               ServiceError, SignatureError, WebhookError, capabilities)
 from helpdesk.credentials import create_credential
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
 from helpdesk.sink import free_port
@@ -318,6 +318,58 @@ def test_the_body_without_names_or_headers_still_passes_postmarks_checks(fake, p
                     html="<p>Hello</p>")
     assert email_body(plain)["To"] == "ann@valley.example"
     assert provider_for(fake).send(plain).outcome == "accepted"
+
+
+# --- the suppression list: Postmark's inactive addresses, through the bounce API --------------
+
+def test_postmark_declares_what_it_can_do():
+    declared = capabilities(PostmarkProvider({}))
+    assert (declared.webhooks, declared.reports_deliveries, declared.suppression_list,
+            declared.signs_one_time_tokens) == (True, True, True, False)
+
+
+def test_an_active_address_is_on_no_list(fake, provider_for):
+    fake.add_bounce("joann@valley.example")  # emailFilter matches it too: only exact counts
+    assert provider_for(fake).suppression_lookup("ann@valley.example") is None
+
+
+def test_a_hard_bounced_address_is_found_with_its_reason(fake, provider_for):
+    fake.add_bounce("ann@valley.example")
+    found = provider_for(fake).suppression_lookup("Ann@valley.example")
+    assert (found.list, found.since) == (
+        "bounces", datetime(2019, 11, 5, 16, 33, 54, 907025, tzinfo=timezone.utc))
+    assert found.reason == ("Hard bounce: smtp;550 5.1.1 The email account that you tried to "
+                            "reach does not exist.")
+    query = fake.requests[-1]["path"]
+    assert "inactive=true" in query and "emailFilter=Ann%40valley.example" in query
+
+
+def test_removing_reactivates_the_address_so_a_resend_goes_out(fake, provider_for):
+    fake.add_bounce("ann@valley.example")
+    provider = provider_for(fake)
+    assert provider.send(message()).outcome == "refused"
+    assert provider.suppression_remove("ann@valley.example") is True
+    assert [r["path"] for r in fake.requests if r.get("method") == "PUT"] == [
+        f"/bounces/{fake.bounces[0]['ID']}/activate"]
+    assert provider.send(message()).outcome == "accepted"
+    assert provider.suppression_remove("ann@valley.example") is False
+
+
+def test_a_spam_complaint_cannot_be_removed(fake, provider_for):
+    fake.add_bounce("ann@valley.example", type="SpamComplaint", can_activate=False)
+    with pytest.raises(ServiceError, match="will not reactivate ann@valley.example"):
+        provider_for(fake).suppression_remove("ann@valley.example")
+    assert "ann@valley.example" in fake.inactive
+
+
+def test_an_unreachable_or_refusing_bounce_api_is_a_service_error(fake, provider_for):
+    with pytest.raises(ServiceError, match="HTTP 401"):
+        provider_for(fake, POSTMARK_SERVER_TOKEN="wrong").suppression_lookup("a@example.com")
+    provider = PostmarkProvider({"POSTMARK_API_URL": f"http://127.0.0.1:{free_port()}",
+                                 "POSTMARK_SERVER_TOKEN": TOKEN, "SEND_TIMEOUT": 2})
+    with pytest.raises(ServiceError, match="cannot reach Postmark"):
+        provider.suppression_remove("a@example.com")
+    provider.close()
 
 
 # --- through the app: publish, send through the fake, post the webhooks ---------------------

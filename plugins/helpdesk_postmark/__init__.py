@@ -13,6 +13,11 @@ names the delivery. Postmark answers 200 with the ``MessageID``; 422 carries its
 (406: the address is inactive, on Postmark's suppression list) and is a refusal for good like
 any other 4xx but 429; 429, 5xx, timeouts and dropped connections are transient, and the queue
 retries them with backoff.
+
+Postmark's suppression list is its inactive addresses: a hard bounce, a spam complaint or a
+manual deactivation makes an address inactive. ``suppression_lookup`` finds its inactive
+bounces through the bounce API, and ``suppression_remove`` reactivates them
+(``PUT /bounces/{id}/activate``), which Postmark allows for bounces, not for spam complaints.
 """
 from __future__ import annotations
 
@@ -22,14 +27,18 @@ from typing import Any, Mapping
 import requests
 
 from helpdesk import hookimpl
-from helpdesk.contract import CORRELATION_VARIABLE, Message, SendResult
+from helpdesk.contract import (CORRELATION_VARIABLE, Message, SendResult, ServiceError,
+                               Suppression, WebhookError)
 from helpdesk.provider_http import ThreadSessions, send_result
 
-from .webhook import DEFAULT_USER, parse_events, verify_basic_auth
+from .webhook import DEFAULT_USER, parse_events, parse_time, verify_basic_auth
 
 DEFAULT_API_URL = "https://api.postmarkapp.com"
 DEFAULT_STREAM = "outbound"
 TOKEN_HEADER = "X-Postmark-Server-Token"
+# What makes an address inactive, by the bounce Type that did it.
+SUPPRESSION_LISTS = {"SpamComplaint": "spam complaints",
+                     "ManuallyDeactivated": "manual deactivations"}
 
 
 def email_body(message: Message, sender_name: str = "", stream: str = DEFAULT_STREAM) -> dict:
@@ -113,6 +122,67 @@ class PostmarkProvider:
 
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes):
         return parse_events(raw_body)
+
+    def suppression_lookup(self, address: str) -> Suppression | None:
+        bounces = self._inactive_bounces(address)
+        if not bounces:
+            return None
+        latest = bounces[0]  # the bounce API lists the newest first
+        try:
+            since = parse_time(latest.get("BouncedAt"), "BouncedAt")
+        except WebhookError:
+            since = None
+        words = [w for w in (latest.get("Name"), latest.get("Details")) if isinstance(w, str)]
+        return Suppression(address=address,
+                           list=SUPPRESSION_LISTS.get(latest.get("Type"), "bounces"),
+                           reason=": ".join(words), since=since)
+
+    def suppression_remove(self, address: str) -> bool:
+        bounces = self._inactive_bounces(address)
+        locked = [b for b in bounces if b.get("CanActivate") is not True]
+        if locked:
+            raise ServiceError(f"Postmark will not reactivate {address}: it is inactive after "
+                               f"a {locked[0].get('Name') or 'spam complaint'}, which only the "
+                               "recipient can undo")
+        for bounce in bounces:
+            self._ask("PUT", f"/bounces/{int(bounce['ID'])}/activate", address)
+        return bool(bounces)
+
+    def _inactive_bounces(self, address: str) -> list[dict]:
+        """The address's bounces that keep it inactive (``emailFilter`` matches parts of
+        addresses: only the exact address counts)."""
+        found = self._ask("GET", "/bounces", address, params={
+            "count": 50, "offset": 0, "inactive": "true", "emailFilter": address})
+        bounces = found.get("Bounces")
+        if not isinstance(bounces, list):
+            raise ServiceError(f"Postmark's bounce API answered no \"Bounces\" for {address}")
+        return [b for b in bounces if isinstance(b, dict) and b.get("Inactive") is True
+                and str(b.get("Email", "")).lower() == address.strip().lower()]
+
+    def _ask(self, method: str, path: str, address: str, params=None) -> dict:
+        """One bounce-API call's JSON object.
+
+        :raises ServiceError: Postmark cannot be reached, or answers anything but 200.
+        """
+        if not self._token:
+            raise ServiceError("HELPDESK_POSTMARK_SERVER_TOKEN is not set")
+        try:
+            response = self._sessions.get().request(method, f"{self.api_url}{path}",
+                                                    params=params, timeout=self.timeout,
+                                                    allow_redirects=False)
+        except requests.RequestException as error:
+            raise ServiceError(f"cannot reach Postmark about {address}: "
+                               f"{type(error).__name__}") from None
+        if response.status_code != 200:
+            raise ServiceError(f"Postmark's bounce API refused (HTTP {response.status_code}) "
+                               f"for {address}: {error_message(response)}")
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise ServiceError(f"Postmark's bounce API answered no JSON object for {address}")
+        return payload
 
     def close(self) -> None:
         self._sessions.close()
