@@ -135,7 +135,9 @@ class Delivery(db.Model):
     """One send attempt of the credential email to one address."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipient.id", ondelete="CASCADE"))
+    # Indexed: every status refresh reads a recipient's deliveries.
+    recipient_id: Mapped[int] = mapped_column(ForeignKey("recipient.id", ondelete="CASCADE"),
+                                              index=True)
     email: Mapped[str] = mapped_column(String(320))
     provider: Mapped[str] = mapped_column(String(50))
     correlation_id: Mapped[str] = mapped_column(String(64), unique=True,

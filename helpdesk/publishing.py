@@ -6,32 +6,52 @@ from datetime import datetime, timedelta
 from typing import Sequence
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, exists, func, insert, select, update
 
 from . import ingest, plugins, queue
 from .addresses import email_problem, set_email
 from .contract import ProviderEvent
-from .models import Credential, CredentialState, Delivery, Recipient, db, utcnow
-from .status import BOUNCED, NOT_OPENED, STATUSES
+from .models import (Credential, CredentialState, Delivery, Recipient, db,
+                     new_correlation_id, utcnow)
+from .status import BOUNCED, NOT_OPENED, SENDING, STATUSES
 
 # Deliveries go to the queue in chunks, so that one task reuses one provider connection.
 BATCH_SIZE = 100
+# Recipients are published and their deliveries created this many at a time: a constant number
+# of statements per chunk and flat memory, however many recipients a credential has, and the
+# first chunk's emails leave while the next chunk is being written.
+CHUNK_SIZE = 1000
 
 
 def sendable(recipient: Recipient) -> bool:
     return bool(recipient.email) and not recipient.email_error
 
 
-def publish(credential: Credential) -> list[Delivery]:
+def publish(credential: Credential) -> int:
     """Publish a credential; when it sends email, queue one delivery per recipient with a usable
-    address that has none yet."""
+    address that has none yet. Returns how many were queued."""
     credential.state = CredentialState.published
     credential.published_at = credential.published_at or utcnow()
     db.session.flush()
-    pending = [r for r in credential.recipients if sendable(r) and not r.deliveries]
-    deliveries = queue_deliveries(pending) if credential.send_email else []
-    ingest.refresh_and_commit([r.id for r in credential.recipients])
-    return deliveries
+    credential_id, send_email = credential.id, credential.send_email
+    queued, after = 0, 0
+    has_delivery = exists().where(Delivery.recipient_id == Recipient.id)
+    while True:
+        chunk = db.session.execute(
+            select(Recipient.id, Recipient.email,
+                   and_(Recipient.email.is_not(None), Recipient.email_error.is_(None),
+                        ~has_delivery).label("due"))
+            .where(Recipient.credential_id == credential_id, Recipient.id > after)
+            .order_by(Recipient.id).limit(CHUNK_SIZE)).all()
+        if not chunk:
+            break
+        if send_email:
+            queued += len(_queue([(r.id, r.email) for r in chunk if r.due], "send"))
+        # The recipients' statuses follow the published state (and the deliveries just made).
+        ingest.refresh_and_commit([r.id for r in chunk])
+        after = chunk[-1].id
+    db.session.commit()  # a credential with no recipients is published too
+    return queued
 
 
 def publish_due(now: datetime | None = None) -> int:
@@ -57,27 +77,40 @@ def publish_due(now: datetime | None = None) -> int:
 
 
 def queue_deliveries(recipients: Sequence[Recipient], kind: str = "send",
-                     email: str | None = None) -> list[Delivery]:
+                     email: str | None = None) -> list[int]:
     """Create a delivery for each recipient (to ``email`` when given, else its own address),
-    record it as queued and hand it to the queue once committed."""
+    record it as queued and hand it to the queue once committed. Returns the deliveries' ids."""
+    targets = [(r.id, email or r.email) for r in recipients]
+    ids: list[int] = []
+    for start in range(0, len(targets), CHUNK_SIZE):
+        ids += _queue(targets[start:start + CHUNK_SIZE], kind)
+    return ids
+
+
+def _queue(targets: Sequence[tuple[int, str]], kind: str) -> list[int]:
+    """Deliveries for (recipient id, address) pairs in one multi-row insert, their "queued"
+    events in one batch, committed, then handed to the queue BATCH_SIZE at a time."""
+    if not targets:
+        return []
     provider = current_app.config["PROVIDER"]
     plugins.provider(provider)  # fail now, not in the worker, when the provider is unknown
     now = utcnow()
-    created = []
-    for recipient in recipients:
-        delivery = Delivery(recipient=recipient, email=email or recipient.email,
-                            provider=provider, kind=kind, created_at=now)
-        db.session.add(delivery)
-        created.append(delivery)
-    db.session.flush()
-    ingest.record_events([
-        ProviderEvent(provider=d.provider, type="queued", event_id=f"{d.correlation_id}:queued",
-                      occurred_at=now, correlation_id=d.correlation_id, recipient=d.email)
-        for d in created])
-    ids = [d.id for d in created]
+    rows = [{"recipient_id": recipient_id, "email": address, "provider": provider,
+             "kind": kind, "correlation_id": new_correlation_id(), "status": SENDING,
+             "attempts": 0, "created_at": now, "send_due_at": now}
+            for recipient_id, address in targets]
+    # One multi-row INSERT … RETURNING (insertmanyvalues); rows come back in any order.
+    id_of = dict(db.session.execute(
+        insert(Delivery).returning(Delivery.correlation_id, Delivery.id), rows).all())
+    ids = [id_of[row["correlation_id"]] for row in rows]
+    ingest.record_events([  # commits
+        ProviderEvent(provider=provider, type="queued", event_id=f"{row['correlation_id']}:queued",
+                      occurred_at=now, correlation_id=row["correlation_id"],
+                      recipient=row["email"])
+        for row in rows])
     for start in range(0, len(ids), BATCH_SIZE):
-        queue.enqueue_send(ids[start:start + BATCH_SIZE])
-    return created
+        queue.submit_send(ids[start:start + BATCH_SIZE])
+    return ids
 
 
 def resend(recipient: Recipient, email: str | None = None, kind: str = "resend") -> Delivery:
@@ -92,7 +125,8 @@ def resend(recipient: Recipient, email: str | None = None, kind: str = "resend")
     if not sendable(recipient):
         raise ValueError(recipient.email_error or "the recipient has no email address")
     _publish_for_resend([recipient])
-    return queue_deliveries([recipient], kind=kind)[0]
+    [delivery_id] = queue_deliveries([recipient], kind=kind)
+    return db.session.get(Delivery, delivery_id)
 
 
 def _publish_for_resend(recipients: Sequence[Recipient]) -> None:

@@ -135,7 +135,7 @@ def publish(credential_id: int):
     if cred.published:
         flash("This credential is already published.", "info")
     else:
-        queued = len(publishing.publish(cred))
+        queued = publishing.publish(cred)
         flash(f"Published “{cred.title}”; {queued} email{'s' if queued != 1 else ''} queued."
               if cred.send_email else f"Published “{cred.title}” without email.", "success")
     return redirect(url_for("pages.credential", credential_id=cred.id), 303)
