@@ -140,10 +140,10 @@ def bounces_ingest(source) -> None:
     try:
         result = ingest_bounce(source.read())
     except ValueError as error:
-        raise click.ClickException(f"not a readable delivery status report: {error}; "
+        raise click.ClickException(f"not a readable bounce report: {error}; "
                                    "nothing was recorded") from None
     if result is None:
-        raise click.ClickException("not a delivery status report; nothing was recorded")
+        raise click.ClickException("not a bounce report; nothing was recorded")
     click.echo(f"Recorded {result.stored} events ({result.duplicates} seen before, "
                f"{result.unmatched} for no delivery of ours).")
 

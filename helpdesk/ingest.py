@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Iterable, Sequence
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, func, select, update
 
 from . import plugins
 from .contract import ProviderEvent, capabilities
@@ -87,9 +88,15 @@ def _set_statuses(table, rows: list[dict]) -> None:
         [{f"v_{name}": value for name, value in row.items()} for row in rows])
 
 
-def _match_deliveries(events: Sequence[ProviderEvent]) -> dict[tuple[str, str], int]:
-    """Delivery ids by correlation id and by (provider, message id), in two queries at most."""
-    found: dict[tuple[str, str], int] = {}
+# How far back a bounce that names no delivery of ours is matched by its recipient alone.
+MATCH_BY_ADDRESS_DAYS = 30
+
+
+def _match_deliveries(events: Sequence[ProviderEvent]) -> dict[tuple[str, ...], int]:
+    """Delivery ids by correlation id, by (provider, message id), and for an event that
+    carries neither, by (provider, recipient address) among recent deliveries (the latest one
+    to that address); three queries at most."""
+    found: dict[tuple[str, ...], int] = {}
     correlations = {e.correlation_id for e in events if e.correlation_id}
     if correlations:
         rows = db.session.execute(select(Delivery.correlation_id, Delivery.id)
@@ -101,14 +108,26 @@ def _match_deliveries(events: Sequence[ProviderEvent]) -> dict[tuple[str, str], 
                                          Delivery.id)
                                   .where(Delivery.provider_message_id.in_(message_ids)))
         found.update({(p, m): i for p, m, i in rows})
+    addresses = {e.recipient.lower() for e in events if e.recipient and not e.correlation_id
+                 and (e.provider, e.message_id) not in found}
+    if addresses:
+        since = utcnow() - timedelta(days=MATCH_BY_ADDRESS_DAYS)
+        rows = db.session.execute(select(Delivery.provider, func.lower(Delivery.email),
+                                         Delivery.id)
+                                  .where(func.lower(Delivery.email).in_(addresses),
+                                         Delivery.created_at >= since)
+                                  .order_by(Delivery.id))
+        found.update({("a", p, a): i for p, a, i in rows})
     return found
 
 
-def _delivery_for(event: ProviderEvent, matches: dict[tuple[str, str], int]) -> int | None:
+def _delivery_for(event: ProviderEvent, matches: dict[tuple[str, ...], int]) -> int | None:
     if event.correlation_id:
         return matches.get(("c", event.correlation_id))
-    if event.message_id:
-        return matches.get((event.provider, event.message_id))
+    if event.message_id and (event.provider, event.message_id) in matches:
+        return matches[(event.provider, event.message_id)]
+    if event.recipient:
+        return matches.get(("a", event.provider, event.recipient.lower()))
     return None
 
 

@@ -18,7 +18,8 @@ from helpdesk.maintenance import poll_bounce_maildir
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
 from helpdesk.status import BOUNCED, NOT_OPENED
 from helpdesk_smtp import verp_address
-from helpdesk_smtp.dsn import MalformedReport, parse_dsn
+from helpdesk_smtp.bounces import parse_bounce as parse_dsn
+from helpdesk_smtp.dsn import MalformedReport
 
 DATA = Path(__file__).parent / "data" / "dsn"
 
@@ -72,8 +73,6 @@ def event_count() -> int:
      "double-checking the recipient's email address for typos or unnecessary spaces. For more "
      "information, go to https://support.google.com/mail/?p=NoSuchUser "
      "a640c23a62f3a-ac3efbd5a2fsi123 - gsmtp"),
-    ("outlook-com-failed.eml", "0e1d2c3b4a5968778695a4b3c2d1e0f1", "rene@boite.example",
-     "5.2.2", "552 5.2.2 <rene@boite.example>... Boîte pleine (mailbox full)"),
     ("global-utf8.eml", "d4c3b2a1f0e9d8c7b6a5f4e3d2c1b0a9", "josé@correo.example", "5.1.1",
      "550 5.1.1 <josé@correo.example>: usuario desconocido"),
 ])
@@ -87,6 +86,14 @@ def test_a_failed_report_is_one_permanent_bounce(name, correlation_id, recipient
     assert event.mta_response == f"{status} {diagnostic}"
     assert event.raw["status"] == status and event.raw["action"] == "failed"
     assert event.occurred_at.tzinfo == timezone.utc
+
+
+def test_a_full_mailbox_is_soft_whatever_the_action_says():
+    [event] = parse_dsn(fixture("outlook-com-failed.eml"))  # Action: failed, Status: 5.2.2
+    assert (event.type, event.severity, event.reason_code) == ("deferred", "temporary",
+                                                               "mailbox_full")
+    assert event.recipient == "rene@boite.example"
+    assert event.reason == "552 5.2.2 <rene@boite.example>... Boîte pleine (mailbox full)"
 
 
 def test_folded_fields_are_read_as_one_line():
@@ -111,7 +118,7 @@ def test_one_report_for_several_recipients_gives_one_event_each():
     events = parse_dsn(raw)
     assert [(e.recipient, e.type, e.severity) for e in events] == [
         ("alex@contoso.example", "bounced", "permanent"),
-        ("megan@contoso.example", "bounced", "permanent"),
+        ("megan@contoso.example", "deferred", "temporary"),  # mailbox full
         ("lee@partner.example", "delivered", None),
     ]
     assert {e.correlation_id for e in events} == {"9a8b7c6d5e4f30211203f4e5d6c7b8a9"}
@@ -170,7 +177,7 @@ def test_raw_is_a_small_summary_never_the_message():
     for name in ("postfix-failed.eml", "gmail-failed.eml", "exchange-online-group.eml"):
         for event in parse_dsn(fixture(name)):
             assert set(event.raw) == {"action", "status", "diagnostic_code", "reporting_mta",
-                                      "remote_mta", "dsn_message_id"}
+                                      "remote_mta", "original_recipient", "dsn_message_id"}
             assert len(json.dumps(event.raw)) < 1000
             assert "issued a credential" not in json.dumps(event.raw)
 
@@ -183,13 +190,12 @@ def test_unknown_actions_are_skipped():
 
 
 @pytest.mark.parametrize("raw", [
-    fixture("not-a-report-exim-text.eml"),
     fixture("not-a-report-read-receipt.eml"),
     b"From: ada@example.co.uk\nSubject: thanks!\n\nGot my badge.\n",
     b"\x00\xff not mail at all",
     b"",
-], ids=["plain-text bounce", "read receipt", "a reply", "binary", "empty"])
-def test_anything_that_is_not_a_delivery_status_report_is_none(raw):
+], ids=["read receipt", "a reply", "binary", "empty"])
+def test_anything_that_is_not_a_bounce_report_is_none(raw):
     assert parse_dsn(raw) is None
 
 
@@ -261,9 +267,8 @@ def test_ingest_from_standard_input_twice_stores_it_once(app, sent):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("not-a-report-exim-text.eml", "not a delivery status report; nothing was recorded"),
-    ("truncated.eml", "not a readable delivery status report: recipient group 1 has no "
-                      "Action field"),
+    ("not-a-report-read-receipt.eml", "not a bounce report; nothing was recorded"),
+    ("truncated.eml", "not a readable bounce report: recipient group 1 has no Action field"),
 ])
 def test_ingest_refuses_what_is_not_a_readable_report(app, sent, name, message):
     recipient, _, _ = sent
@@ -296,7 +301,7 @@ def test_the_worker_polls_the_bounce_maildir(app_factory, sink, tmp_path):
                                        state="published")
         recipient = credential.recipients[0]
         report = report_for(recipient.deliveries[0])
-        keys = {"report": box.add(report), "prose": box.add(fixture("not-a-report-exim-text.eml")),
+        keys = {"report": box.add(report), "receipt": box.add(fixture("not-a-report-read-receipt.eml")),
                 "cut": box.add(fixture("truncated.eml"))}
         assert poll_bounce_maildir() == {"ingested": 1, "not_reports": 1, "malformed": 1}
         db.session.expire_all()
@@ -306,7 +311,7 @@ def test_the_worker_polls_the_bounce_maildir(app_factory, sink, tmp_path):
         assert box.get_message(keys["report"]).get_subdir() == "cur"
         assert "S" in box.get_message(keys["report"]).get_flags()
         assert box.get_bytes(keys["report"]) == report  # moved, not rewritten
-        assert sorted(os.listdir(box_path / "new")) == sorted([keys["prose"], keys["cut"]])
+        assert sorted(os.listdir(box_path / "new")) == sorted([keys["receipt"], keys["cut"]])
         # The next poll reads only what is still new: the two left for a person.
         assert poll_bounce_maildir() == {"ingested": 0, "not_reports": 1, "malformed": 1}
 
@@ -338,7 +343,7 @@ def test_a_report_matched_only_by_our_header_in_the_original(app, sent):
     recipient, delivery, caught = sent
     report = make_dsn(to="credentials@issuer.example", original=caught.data, groups=[{
         "Final-Recipient": "rfc822; ada@example.co.uk", "Action": "failed",
-        "Status": "5.2.1", "Diagnostic-Code": "smtp; 550 5.2.1 account disabled"}])
+        "Status": "5.1.1", "Diagnostic-Code": "smtp; 550 5.1.1 no such user"}])
     [event] = parse_dsn(report)
     assert event.correlation_id == delivery.correlation_id
     assert app.test_cli_runner().invoke(args=["bounces", "ingest", "-"],

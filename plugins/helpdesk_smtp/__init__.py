@@ -1,5 +1,5 @@
 """The SMTP provider: sends through any SMTP server, reports synchronous refusals at once and
-asynchronous ones from delivery status notifications (``helpdesk_smtp.dsn``); opens come from the
+asynchronous ones from the bounce reports that come back (``helpdesk_smtp.bounces``); opens come from the
 app's tracking pixel."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Mapping
 from helpdesk import hookimpl
 from helpdesk.contract import Message, SendResult
 
-from .dsn import parse_dsn
+from .bounces import parse_bounce
 
 
 def verp_address(sender: str, correlation_id: str) -> str:
@@ -52,7 +52,7 @@ class SmtpProvider:
     batch costs one connection and one handshake."""
 
     name = "smtp"
-    # No webhooks: bounces come back as DSN messages (see helpdesk_smtp.dsn). The receiving
+    # No webhooks: bounces come back as messages (see helpdesk_smtp.bounces). The receiving
     # server's acceptance is the delivery, so it has no later "delivered" to report, and no
     # suppression list.
     verify_webhook = None
@@ -174,4 +174,4 @@ def helpdesk_providers(config):
 
 @hookimpl
 def helpdesk_parse_bounce(raw_message):
-    return parse_dsn(raw_message)
+    return parse_bounce(raw_message)

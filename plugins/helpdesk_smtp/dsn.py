@@ -1,220 +1,75 @@
-"""Reading asynchronous bounce reports: RFC 3464 delivery status notifications
-(``multipart/report; report-type=delivery-status``) that come back to the SMTP provider's
-envelope sender.
-
-Pure: the standard library's ``email`` package and our event shape, no Flask. Each
-per-recipient group of the report becomes one event; the report is matched to our delivery by
-the VERP envelope sender it was addressed to (``local+<correlation id>@domain``), or by our
-``X-Helpdesk-Delivery`` header in the returned original. A report that names no delivery of ours
-still gives its events (with no correlation id): the core keeps them as unmatched.
+"""Reading RFC 3464 delivery status fields as real MTAs write them: the
+``message/delivery-status`` part anywhere in the message (``multipart/report`` or not, nested,
+without ``report-type``), groups left out or run together, folded or unfolded multi-line
+``Diagnostic-Code``, non-standard ``Action`` values, and the same fields written inline in the
+text of a report that has no status part at all.
 """
 from __future__ import annotations
 
-import hashlib
 import re
-from datetime import datetime, timezone
-from email import message_from_bytes, policy
+from dataclasses import dataclass
 from email.message import Message
-from email.parser import BytesHeaderParser
-from email.utils import parsedate_to_datetime
 
-from helpdesk.contract import CORRELATION_HEADER, ProviderEvent
+from . import mime
 
-PROVIDER = "smtp"
-
-STATUS_PARTS = ("message/delivery-status", "message/global-delivery-status")
-# The returned original: whole, or its headers only (RFC 3462, RFC 6533).
-RETURNED_PARTS = ("message/rfc822", "message/global", "text/rfc822-headers",
-                  "message/global-headers")
-
-# RFC 3464 section 2.3.3: the Action field, to our event type and severity.
-ACTIONS: dict[str, tuple[str, str | None]] = {
-    "failed": ("bounced", "permanent"),
-    "delayed": ("deferred", "temporary"),
-    "delivered": ("delivered", None),
-    "relayed": ("delivered", None),
-    "expanded": ("delivered", None),
+# RFC 3464 section 2.3.3, and the variants servers write.
+ACTIONS = {
+    "failed": "failed", "failure": "failed", "fail": "failed", "failed permanently": "failed",
+    "bounced": "failed", "bounce": "failed", "undeliverable": "failed", "rejected": "failed",
+    "expired": "expired", "delayed": "delayed", "delay": "delayed", "deferred": "delayed",
+    "delivered": "delivered", "relayed": "delivered", "expanded": "delivered",
+    "success": "delivered", "deliverable": "delivered",
 }
-
-# Headers by which an MTA says where it delivered the report: our VERP address shows here.
-ADDRESSED_TO = ("delivered-to", "x-original-to", "envelope-to", "to")
-VERP = re.compile(r"\+([0-9a-f]{32})@", re.IGNORECASE)
-CORRELATION_ID = re.compile(r"[0-9a-f]{32}", re.IGNORECASE)
-SMTP_REPLY_CODE = re.compile(r"([245]\d\d)[- ](\d\.\d{1,3}\.\d{1,3})?\s*")
-TYPED_VALUE = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9.+-]*)\s*;\s*(.*)$", re.DOTALL)
+STATUS_CLASSES = {"5": "failed", "4": "delayed", "2": "delivered"}
+INLINE_FIELDS = re.compile(r"^(?:final|original)-recipient[ \t]*:", re.I | re.M)
 
 
 class MalformedReport(ValueError):
-    """A delivery status report that cannot be read (cut short, or missing its required
-    fields): nothing of it may be stored."""
+    """A bounce report that cannot be read (cut short, or missing what it must carry): nothing
+    of it may be stored."""
 
 
-def parse_dsn(raw: bytes, now: datetime | None = None) -> list[ProviderEvent] | None:
-    """The events of one delivery status notification; None when ``raw`` is not one.
+@dataclass
+class Recipient:
+    """What a report says about one recipient."""
 
-    Raises ``MalformedReport`` for a report that says it is one but cannot be read.
-    """
-    report = message_from_bytes(raw, policy=policy.default)
-    if report.get_content_type() != "multipart/report" or \
-            str(report.get_param("report-type", "")).lower() != "delivery-status":
-        return None
-    if not report.is_multipart():
-        raise MalformedReport("the multipart/report has no parts: it is cut short or its "
-                              "boundary is wrong")
-    parts = list(report.iter_parts())
-    status_part = next((p for p in parts if p.get_content_type() in STATUS_PARTS), None)
-    if status_part is None:
-        raise MalformedReport("the report has no message/delivery-status part")
-    per_message, per_recipient = _field_groups(status_part)
-    if not per_recipient:
-        raise MalformedReport("the delivery-status part names no recipient")
-    for number, group in enumerate(per_recipient, 1):
-        if not _first(group, "action"):
-            raise MalformedReport(f"recipient group {number} has no Action field: the report "
-                                  "is cut short")
-        if not (_first(group, "final-recipient") or _first(group, "original-recipient")):
-            raise MalformedReport(f"recipient group {number} has no Final-Recipient field")
-
-    report_fields = _fields(report)
-    original = _returned_original(parts)
-    correlation_id = _correlation_id(report_fields, per_message, original)
-    message_id = _first(original, "message-id") or _first(per_message, "x-original-message-id")
-    dsn_message_id = _first(report_fields, "message-id")
-    # The same report ingested twice gives the same ids; without a Message-ID, its bytes do.
-    basis = dsn_message_id or "sha256:" + hashlib.sha256(raw).hexdigest()
-    report_date = _date(_first(report_fields, "date"))
-    arrival = _date(_first(per_message, "arrival-date"))
-    reporting_mta = _untyped(_first(per_message, "reporting-mta"))
-
-    events = []
-    for group in per_recipient:
-        action = _first(group, "action").split()[0].lower()
-        if action not in ACTIONS:
-            continue
-        event_type, severity = ACTIONS[action]
-        recipient = _address(_first(group, "final-recipient")
-                             or _first(group, "original-recipient"))
-        status = _first(group, "status")
-        diagnostic = _one_reply(_untyped(_first(group, "diagnostic-code")))
-        # When it happened: the last attempt, else when the report was written, else when the
-        # message reached the reporting MTA.
-        occurred_at = (_date(_first(group, "last-attempt-date")) or report_date or arrival
-                       or now or datetime.now(timezone.utc))
-        key = f"{basis}\n{recipient}\n{action}".encode("utf-8", "surrogatepass")
-        events.append(ProviderEvent(
-            provider=PROVIDER, type=event_type,
-            event_id=f"dsn:{action}:{hashlib.sha256(key).hexdigest()}",
-            occurred_at=occurred_at, correlation_id=correlation_id,
-            message_id=message_id or None,
-            recipient=recipient or None, severity=severity,
-            reason=diagnostic or None,
-            mta_response=" ".join(v for v in (status, diagnostic) if v) or None,
-            raw={"action": action, "status": status or None,
-                 "diagnostic_code": diagnostic or None,
-                 "reporting_mta": reporting_mta or None,
-                 "remote_mta": _untyped(_first(group, "remote-mta")) or None,
-                 "dsn_message_id": dsn_message_id or None},
-        ))
-    return events
+    address: str
+    action: str  # "failed" | "expired" | "delayed" | "delivered"
+    original: str = ""  # the Original-Recipient, where it differs
+    reported_action: str = ""  # the Action field as written
+    last_attempt: str = ""
+    status: str = ""
+    diagnostic: str = ""
+    remote_mta: str = ""
 
 
-# --- reading the parts ------------------------------------------------------------------------
-
-Fields = dict[str, list[str]]
-
-
-def _text(value: str) -> str:
-    """One clean line: unfolded, control characters dropped, undeclared 8-bit bytes read as
-    UTF-8 or, failing that, Latin-1 (what MTAs put in diagnostics in practice)."""
-    if any("\udc80" <= c <= "\udcff" for c in value):
-        data = value.encode("utf-8", "surrogateescape")
-        try:
-            value = data.decode("utf-8")
-        except UnicodeDecodeError:
-            value = data.decode("latin-1")
-    return " ".join("".join(c if c.isprintable() else " " for c in value).split())
+@dataclass
+class StatusFields:
+    per_message: mime.Fields
+    recipients: list[Recipient]
 
 
-def _fields(message: Message | None) -> Fields:
-    """A message's header fields by lower-cased name, read raw (never through the header
-    parser, which can trip on the odd values bounce reports carry)."""
-    found: Fields = {}
-    if message is None:
-        return found
-    for name, value in message.raw_items():
-        found.setdefault(name.strip().lower(), []).append(_text(str(value)))
-    return found
-
-
-def _first(fields: Fields, name: str) -> str:
-    values = fields.get(name)
-    return values[0] if values else ""
-
-
-def _field_groups(part: Message) -> tuple[Fields, list[Fields]]:
-    """The per-message fields and the per-recipient groups of a delivery-status part."""
-    blocks = part.get_payload()
-    if not isinstance(blocks, list):
-        blocks = []
-    if part.get_content_type() == "message/global-delivery-status" and len(blocks) == 1:
-        # RFC 6533: the parser reads it like an enclosed message, the first group as its
-        # header and every other group as its body.
-        body = blocks[0].get_payload(decode=True)
-        if isinstance(body, bytes):
-            parser = BytesHeaderParser(policy=policy.default)
-            blocks = blocks[:1] + [parser.parsebytes(block)
-                                   for block in re.split(rb"\r?\n[ \t]*\r?\n", body.strip())]
-    groups = [_fields(block) for block in blocks if isinstance(block, Message)]
-    groups = [g for g in groups if g]
-    if not groups:
-        return {}, []
-    first = groups[0]
-    if "action" in first or "final-recipient" in first:
-        return {}, groups  # no per-message group: some MTAs leave it out
-    return first, groups[1:]
-
-
-def _returned_original(parts: list[Message]) -> Fields:
-    """The header fields of the returned original message, whole or headers only."""
-    for part in parts:
-        if part.get_content_type() not in RETURNED_PARTS:
-            continue
-        payload = part.get_payload()
-        if isinstance(payload, list) and payload:  # the parser read it as an enclosed message
-            return _fields(payload[0])
-        body = part.get_payload(decode=True)
-        if isinstance(body, bytes):
-            return _fields(BytesHeaderParser(policy=policy.default).parsebytes(body))
-    return {}
-
-
-def _correlation_id(report: Fields, per_message: Fields, original: Fields) -> str | None:
-    """Our delivery's id: from the VERP address the report came back to, or the envelope id,
-    else from our header in the returned original."""
-    addressed = [v for name in ADDRESSED_TO for v in report.get(name, [])]
-    addressed += per_message.get("x-postfix-sender", []) + original.get("return-path", [])
-    for value in addressed:
-        found = VERP.search(value)
-        if found:
-            return found.group(1).lower()
-    for value in per_message.get("original-envelope-id", []) + \
-            original.get(CORRELATION_HEADER.lower(), []):
-        value = value.strip().strip("<>")
-        if CORRELATION_ID.fullmatch(value):
-            return value.lower()
-    return None
-
-
-def _untyped(value: str) -> str:
+def untyped(value: str) -> str:
     """``smtp; 550 5.1.1 ...`` → ``550 5.1.1 ...`` (the type before the semicolon dropped)."""
-    typed = TYPED_VALUE.match(value)
-    return (typed.group(2) if typed else value).strip()
+    head, sep, rest = value.partition(";")
+    if sep and re.fullmatch(r"\s*[A-Za-z0-9][A-Za-z0-9.+-]*\s*", head):
+        return rest.strip()
+    return value.strip()
 
 
-def _one_reply(text: str) -> str:
+def address(value: str) -> str:
+    """The address of a recipient field: ``rfc822; <Ada@Example.org>`` → ``Ada@Example.org``."""
+    value = untyped(value)
+    found = re.search(r"<([^<>\s]+@[^<>\s]+)>", value)
+    if found:
+        return found.group(1)
+    return value.strip().strip("<>").strip().split()[0] if value.strip() else ""
+
+
+def one_reply(text: str) -> str:
     """A multi-line SMTP reply read as one: ``550-5.1.1 a 550-5.1.1 b 550 5.1.1 c`` →
     ``550-5.1.1 a b c`` (the code repeated on each line says nothing new)."""
-    code = SMTP_REPLY_CODE.match(text)
+    code = re.match(r"([245]\d\d)[- ](\d\.\d{1,3}\.\d{1,3})?\s*", text)
     if not code:
         return text
     repeated = re.compile(rf"\s{code.group(1)}[- ]{re.escape(code.group(2) or '')}\s+")
@@ -222,17 +77,112 @@ def _one_reply(text: str) -> str:
     return head + repeated.sub(" ", rest).strip() if rest else text
 
 
-def _address(value: str) -> str:
-    return _untyped(value).strip().strip("<>").strip()
+def _action(group: mime.Fields, status: str) -> str | None:
+    value = mime.first(group, "action").lower().strip()
+    value = re.sub(r"\s*\(.*", "", value)
+    if value in ACTIONS:
+        return ACTIONS[value]
+    word = value.split()[0] if value else ""
+    if word in ACTIONS:
+        return ACTIONS[word]
+    if not value or word not in ACTIONS:
+        # No Action, or one nobody defined: the status code's class still says what happened,
+        # but only a failure or delay code is worth reading that way.
+        klass = status[:1]
+        if klass in ("4", "5") or (not value and klass == "2"):
+            return STATUS_CLASSES[klass]
+    return None
 
 
-def _date(value: str) -> datetime | None:
-    if not value:
-        return None
-    try:
-        when = parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # "-0000": the zone is unknown; RFC 5322 says to read it as UTC
-        when = when.replace(tzinfo=timezone.utc)
-    return when.astimezone(timezone.utc)
+def read_groups(blocks: list[mime.Fields]) -> StatusFields:
+    """The per-message fields and each recipient's report, from the field blocks of a status
+    part. Raises ``MalformedReport`` for a group that names a recipient and nothing else."""
+    per_message: mime.Fields = {}
+    recipients: list[Recipient] = []
+    number = 0
+    for block in blocks:
+        named = mime.first(block, "final-recipient") or mime.first(block, "original-recipient")
+        if not named:
+            if not recipients and not per_message and (
+                    "reporting-mta" in block or "arrival-date" in block
+                    or "received-from-mta" in block or "x-postfix-queue-id" in block):
+                per_message = block
+            elif recipients and ("action" in block or "status" in block):
+                raise MalformedReport(f"recipient group {number + 1} has no Final-Recipient "
+                                      "field")
+            elif "action" in block:
+                raise MalformedReport(f"recipient group {number + 1} has no Final-Recipient "
+                                      "field")
+            continue
+        number += 1
+        # The address that failed is the Final-Recipient; beside a rewritten one (an alias, a
+        # forward) the Original-Recipient is the address we sent to.
+        original = address(mime.first(block, "original-recipient"))
+        final = address(mime.first(block, "final-recipient"))
+        status = mime.first(block, "status").split()[0] if mime.first(block, "status") else ""
+        action = _action(block, status)
+        if action is None:
+            if not mime.first(block, "action") and not status:
+                raise MalformedReport(f"recipient group {number} has no Action field: the "
+                                      "report is cut short")
+            continue
+        diagnostic = one_reply(untyped(" ".join(block.get("diagnostic-code", []))))
+        recipients.append(Recipient(
+            address=final if "@" in final else original,
+            original=original if original.lower() != final.lower() else "",
+            action=action, reported_action=mime.first(block, "action").lower(), status=status, diagnostic=diagnostic,
+            remote_mta=untyped(mime.first(block, "remote-mta")),
+            last_attempt=mime.first(block, "last-attempt-date")))
+    return StatusFields(per_message, recipients)
+
+
+def split_groups(text: str) -> str:
+    """Recipient groups run together (no blank line between them) set apart: a group ends
+    where a recipient field it already has comes again."""
+    lines: list[str] = []
+    named: set[str] = set()
+    for line in text.split("\n"):
+        if not line.strip():
+            named = set()
+        name = line.split(":", 1)[0].strip().lower()
+        if name in ("final-recipient", "original-recipient"):
+            if name in named and lines and lines[-1].strip():
+                lines.append("")
+                named = set()
+            named.add(name)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def status_text(part: Message) -> str:
+    """The text of a delivery-status part, whatever the parser made of it."""
+    return mime.body_text(part)
+
+
+def read_status_parts(message: Message) -> StatusFields | None:
+    """The delivery status of a message: its status parts, else status fields written inline
+    in its text; None when it has neither."""
+    found: StatusFields | None = None
+    for into_returned in (False, True):  # a forwarded report carries its status inside
+        for part in mime.parts(message, into_returned=into_returned):
+            if part.get_content_type() not in mime.STATUS_PARTS:
+                continue
+            read = read_groups(mime.field_blocks(split_groups(status_text(part))))
+            if found is None:
+                found = read
+            else:
+                found.recipients += read.recipients
+                found.per_message = found.per_message or read.per_message
+        if found is not None:
+            return found
+    for part in mime.parts(message):
+        if part.get_content_maintype() != "text" or part.get_content_type() == \
+                "text/rfc822-headers":
+            continue
+        text = mime.body_text(part)
+        if INLINE_FIELDS.search(text):
+            start = INLINE_FIELDS.search(text).start()
+            read = read_groups(mime.field_blocks(split_groups(text[start:])))
+            if read.recipients:
+                return read
+    return None

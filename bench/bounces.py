@@ -1,0 +1,149 @@
+"""Score the bounce reader on real bounce messages, beside flufl.bounce (the Mailman project's
+bounce detector) run on the same messages in the same run.
+
+    python bench/bounces.py [--data tests/data/bounces] [--split all|develop|holdout] [--show N]
+
+The data folder holds ``expected.csv`` (one row per message and recipient: ``hard``, ``soft``
+or ``not-a-bounce``) and the messages; its README.md says how rows get their class. Scored as
+it says:
+- recipient found: the expected address is the recipient of an event read from the message;
+- class correct: hard: that recipient gets an event that makes it bounced; soft: it is found
+  and none of its events makes it bounced or delivered; not-a-bounce: nothing in the message
+  makes anyone bounced;
+- soft never bounced: among soft rows, the share where no event of that recipient bounces;
+- crashes: any exception other than a clear refusal (ValueError).
+
+``--split``: a fixed 30% of the messages (by a hash of the file name, so a message and its
+CRLF copy fall on the same side) is held out; develop on the rest, check on it.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import sys
+import time
+import traceback
+from collections import defaultdict
+from email import message_from_bytes
+from pathlib import Path
+
+from flufl.bounce import all_failures
+
+from helpdesk.status import event_level
+from helpdesk_smtp.bounces import parse_bounce
+
+ROOT = Path(__file__).resolve().parent.parent
+TARGETS = {"recipient found": 0.97, "class correct": 0.90}
+
+
+def held_out(file: str) -> bool:
+    """The fixed 30% of messages kept aside to check that the reader generalises."""
+    return hashlib.sha256(Path(file).name.encode()).digest()[0] < 77  # 77/256 ≈ 30%
+
+
+def rows_of(data: Path, split: str) -> list[dict[str, str]]:
+    with open(data / "expected.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    if split == "holdout":
+        return [r for r in rows if held_out(r["file"])]
+    if split == "develop":
+        return [r for r in rows if not held_out(r["file"])]
+    return rows
+
+
+def ours(raw: bytes) -> dict[str, set[str]]:
+    """Recipient → the levels its events raise a delivery to ("" for a timeline-only one)."""
+    found: dict[str, set[str]] = defaultdict(set)
+    for event in parse_bounce(raw) or []:
+        if event.recipient:
+            found[event.recipient.lower()].add(event_level(event.type) or "")
+    return found
+
+
+def flufl(raw: bytes) -> dict[str, set[str]]:
+    temporary, permanent = all_failures(message_from_bytes(raw))
+    found: dict[str, set[str]] = defaultdict(set)
+    for address in temporary:
+        found[address.decode("utf-8", "replace").lower()].add("")
+    for address in permanent:
+        found[address.decode("utf-8", "replace").lower()].add("bounced")
+    return found
+
+
+def score(reader, rows: list[dict[str, str]], data: Path, show: int = 0) -> dict[str, object]:
+    results: dict[str, dict[str, set[str]] | None] = {}
+    crashes: list[str] = []
+    refusals = 0
+    started = time.perf_counter()
+    for file in sorted({r["file"] for r in rows}):
+        raw = (data / file).read_bytes()
+        try:
+            results[file] = reader(raw)
+        except ValueError:
+            refusals += 1
+            results[file] = {}
+        except Exception:  # noqa: BLE001 - a crash is what is being counted
+            crashes.append(f"{file}: {traceback.format_exc(limit=-1).strip()}")
+            results[file] = {}
+    elapsed = time.perf_counter() - started
+    found = correct = soft_rows = soft_ok = bounce_rows = 0
+    misses: list[str] = []
+    for row in rows:
+        events = results[row["file"]] or {}
+        expected, recipient = row["expected"], row["recipient"].lower()
+        levels = events.get(recipient, set())
+        if expected == "not-a-bounce":
+            ok = not any("bounced" in lv for lv in events.values())
+        else:
+            bounce_rows += 1
+            found += bool(levels)
+            if expected == "hard":
+                ok = "bounced" in levels
+            else:
+                ok = bool(levels) and not levels & {"bounced", "not_opened"}
+                soft_rows += 1
+                soft_ok += "bounced" not in levels
+        correct += ok
+        if not ok:
+            misses.append(f"{row['file']} {expected} {recipient}: got "
+                          f"{ {k: sorted(v) for k, v in events.items()} } "
+                          f"({row['sisimai_reason']} {row['sisimai_status']})")
+    for line in misses[:show]:
+        print("   miss", line)
+    for line in crashes[:show]:
+        print("   crash", line)
+    return {"recipient found": found / max(bounce_rows, 1), "class correct": correct / len(rows),
+            "soft never bounced": soft_ok / max(soft_rows, 1), "crashes": len(crashes),
+            "refused": refusals, "messages": len(results), "rows": len(rows),
+            "ms per message": 1000 * elapsed / max(len(results), 1)}
+
+
+def report(name: str, figures: dict[str, object]) -> str:
+    return (f"{name:13}: recipient found {figures['recipient found']:6.1%}, class correct "
+            f"{figures['class correct']:6.1%}, soft never bounced "
+            f"{figures['soft never bounced']:6.1%}, crashes {figures['crashes']}, refused "
+            f"{figures['refused']}; {figures['ms per message']:.2f} ms/message")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "tests" / "data" / "bounces")
+    parser.add_argument("--split", choices=("all", "develop", "holdout"), default="all")
+    parser.add_argument("--show", type=int, default=0, help="print up to N misses")
+    args = parser.parse_args()
+    rows = rows_of(args.data, args.split)
+    print(f"{args.split}: {len({r['file'] for r in rows})} messages, {len(rows)} rows "
+          f"({args.data})")
+    mine = score(ours, rows, args.data, args.show)
+    theirs = score(flufl, rows, args.data)
+    print(report("helpdesk", mine))
+    print(report("flufl.bounce", theirs))
+    met = all(mine[k] >= v for k, v in TARGETS.items()) and mine["crashes"] == 0
+    print("targets (recipient found >= 97%, class correct >= 90%, "
+          f"0 crashes): {'met' if met else 'NOT met'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,284 @@
+"""Reading a message that came back to the SMTP provider's envelope sender: a bounce report of
+any shape, a spam complaint, or something that is not a bounce at all.
+
+- RFC 3464 delivery status notifications, in all their real-world variants (``dsn``);
+- bounces written as prose, with no status part (``prose``);
+- ARF feedback reports (RFC 5965): a ``complained`` event for the recipient;
+- auto-replies (RFC 3834, out-of-office) and anything else that is not a bounce: None.
+
+Each failed recipient becomes one event: ``bounced`` (severity ``permanent``) when the address
+was refused for good, ``deferred`` (``temporary``) otherwise, with a reason code from
+``helpdesk.contract.REASON_CODES`` (see ``reasons``) and the server's words. The report is
+matched to our delivery by the VERP address it came back to (``local+<correlation id>@domain``),
+our ``X-Helpdesk-Delivery`` header in the returned original, or the original's Message-ID; a
+report naming no delivery of ours still gives its events (the core keeps them as unmatched).
+
+Pure: the standard library's ``email`` package and our event shape, no Flask.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from datetime import datetime, timezone
+from email.message import Message
+from email.utils import parsedate_to_datetime
+
+from helpdesk.contract import CORRELATION_HEADER, ProviderEvent
+
+from . import dsn, mime, prose, reasons
+from .dsn import MalformedReport
+
+PROVIDER = "smtp"
+
+# Headers by which an MTA says where it delivered the report: our VERP address shows here.
+ADDRESSED_TO = ("delivered-to", "x-original-to", "envelope-to", "to", "x-envelope-to")
+VERP = re.compile(r"\+([0-9a-f]{32})@", re.IGNORECASE)
+CORRELATION_ID = re.compile(r"[0-9a-f]{32}", re.IGNORECASE)
+AUTO_REPLY_SUBJECT = re.compile(
+    r"^\s*(?:auto(?:matic)?[ -]?(?:reply|response|answer|antwort)|autoreply|auto:|"
+    r"out of (?:the )?office|vacation|away from|abwesenheit|r[ée]ponse automatique|"
+    r"absence|risposta automatica|respuesta autom[aá]tica|resposta autom[aá]tica|"
+    r"automatisch|autorespond|i am (?:out|away))", re.I)
+AUTO_REPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-vacation")
+
+
+def parse_bounce(raw: bytes, now: datetime | None = None) -> list[ProviderEvent] | None:
+    """The events of one returned message; None when it is not a bounce or complaint report.
+
+    :raises MalformedReport: (a ValueError) a report that cannot be read: cut short, or naming
+        no recipient.
+    """
+    raw = mime.normalise_line_ends(raw)
+    message = mime.read_message(raw)
+    headers = mime.fields(message)
+    now = now or datetime.now(timezone.utc)
+    if _is_feedback(message):
+        return _complaints(message, headers, raw, now)
+    status = dsn.read_status_parts(message)
+    text, copy = prose.split_original(prose.report_text(message))
+    original = mime.returned_headers(message) or _pasted_headers(copy)
+    ours = _our_addresses(headers, original)
+    if status is None:
+        # Some MTAs mark their bounces auto-replied too: the bounce's own signs come first.
+        if not prose.looks_like_bounce(headers, text) or _is_auto_reply(message, headers) \
+                and not prose.BOUNCE_SENDER.search(mime.first(headers, "from")):
+            if message.get_content_type() == "multipart/report" and \
+                    str(message.get_param("report-type", "")).lower() == "delivery-status":
+                raise MalformedReport("the report has no message/delivery-status part"
+                                      if message.is_multipart() else
+                                      "the multipart/report has no parts: it is cut short or "
+                                      "its boundary is wrong")
+            return None
+        recipients = _prose_recipients(headers, text, ours, original)
+        if not recipients:
+            raise MalformedReport("the message reads as a bounce but names no recipient "
+                                  "address")
+    else:
+        if not status.recipients and not status.per_message:
+            raise MalformedReport("the delivery-status part names no recipient")
+        recipients = status.recipients or _prose_recipients(headers, text, ours, original)
+        if not recipients:
+            raise MalformedReport("the delivery-status part names no recipient")
+        _add_prose_diagnostics(recipients, text, ours)
+    return _events(recipients, headers, status.per_message if status else {}, original,
+                   raw, now)
+
+
+# --- kinds of message -------------------------------------------------------------------------
+
+def _is_feedback(message: Message) -> bool:
+    if message.get_content_type() == "multipart/report" and \
+            str(message.get_param("report-type", "")).lower() == "feedback-report":
+        return True
+    return any(p.get_content_type() == "message/feedback-report" for p in mime.parts(message))
+
+
+def _is_auto_reply(message: Message, headers: mime.Fields) -> bool:
+    """RFC 3834's Auto-Submitted: auto-replied, the older vacation headers, or an
+    out-of-office subject."""
+    submitted = mime.first(headers, "auto-submitted").lower()
+    if submitted.startswith("auto-replied"):
+        return True
+    if any(name in headers for name in AUTO_REPLY_HEADERS):
+        return True
+    if mime.first(headers, "precedence").lower() == "auto_reply":
+        return True
+    return bool(AUTO_REPLY_SUBJECT.search(mime.first(headers, "subject")))
+
+
+# --- recipients -------------------------------------------------------------------------------
+
+def _our_addresses(headers: mime.Fields, original: mime.Fields) -> set[str]:
+    """Addresses that are never the failed recipient: the report's own, and the sender's."""
+    ours = set()
+    for found, names in ((headers, ("from", "to", "cc", "reply-to", "return-path", "sender",
+                                    "errors-to")),
+                         (original, ("from", "sender", "reply-to", "return-path",
+                                     "errors-to"))):
+        for name in names:
+            for value in found.get(name, []):
+                ours.update(a.lower() for a in prose.ADDRESS.findall(value))
+    return ours
+
+
+def _prose_recipients(headers: mime.Fields, text: str, ours: set[str],
+                      original: mime.Fields) -> list[dsn.Recipient]:
+    action = "delayed" if prose.delayed(text, mime.first(headers, "subject")) else "failed"
+    failed = prose.failed_addresses(text, ours)
+    if not failed:
+        # Only the headers name the recipient: Exim's X-Failed-Recipients, else the original's
+        # To when the report quotes it.
+        named = headers.get("x-failed-recipients", []) or original.get("to", [])
+        addresses = [a for value in named for a in prose.ADDRESS.findall(value)
+                     if a.lower() not in ours]
+        failed = [prose.Failed(a, text, prose.server_words(text, a)) for a in addresses]
+    return [dsn.Recipient(address=f.address, action=action,
+                          status=reasons.status_code(f.server_words, f.text),
+                          diagnostic=f.server_words or mime.clean(f.text)[:500])
+            for f in failed]
+
+
+def _add_prose_diagnostics(recipients: list[dsn.Recipient], text: str, ours: set[str]) -> None:
+    """Where a status group gives no Diagnostic-Code, the report's text often quotes the
+    server: use its words for that recipient."""
+    if all(r.diagnostic for r in recipients):
+        return
+    about = {f.address.lower(): f for f in prose.failed_addresses(text, ours)}
+    for recipient in recipients:
+        if recipient.diagnostic:
+            continue
+        found = about.get(recipient.address.lower())
+        if found is None and len(recipients) == 1:
+            found = prose.Failed(recipient.address, text, prose.server_words(text, ""))
+        if found is not None:
+            recipient.diagnostic = found.server_words or mime.clean(found.text)[:500]
+
+
+def _pasted_headers(copy: str) -> mime.Fields:
+    """The header fields of an original message pasted into the report's text."""
+    lines = copy.split("\n")
+    start = next((i for i, line in enumerate(lines) if prose.HEADER_LINE.match(line)), None)
+    if start is None:
+        return {}
+    head = []
+    for line in lines[start:]:
+        if not (prose.HEADER_LINE.match(line) or line[:1] in " \t") or not line.strip():
+            break
+        head.append(line)
+    blocks = mime.field_blocks("\n".join(head))
+    return blocks[0] if blocks else {}
+
+
+# --- events -----------------------------------------------------------------------------------
+
+def _events(recipients: list[dsn.Recipient], headers: mime.Fields, per_message: mime.Fields,
+            original: mime.Fields, raw: bytes, now: datetime) -> list[ProviderEvent]:
+    correlation_id = _correlation_id(headers, per_message, original)
+    message_id = (mime.first(original, "message-id")
+                  or mime.first(per_message, "x-original-message-id")).strip() or None
+    report_id = mime.first(headers, "message-id")
+    # The same report ingested twice gives the same ids; without a Message-ID, its bytes do.
+    basis = report_id or "sha256:" + hashlib.sha256(raw).hexdigest()
+    # When it happened: the last attempt, else when the report was written, else when the
+    # message reached the reporting MTA.
+    reported_at = (_date(mime.first(headers, "date"))
+                   or _date(mime.first(per_message, "arrival-date")) or now)
+    reporting_mta = dsn.untyped(mime.first(per_message, "reporting-mta"))
+    events = []
+    seen = set()
+    for recipient in recipients:
+        key = (recipient.address.lower(), recipient.action)
+        if key in seen:
+            continue
+        seen.add(key)
+        if recipient.action == "delivered":
+            event_type, severity, code, status = "delivered", None, None, recipient.status
+        else:
+            verdict = reasons.verdict(recipient.status, recipient.diagnostic,
+                                      given_up=recipient.action in ("failed", "expired"))
+            status = recipient.status or verdict.status
+            code = "expired" if recipient.action == "expired" and not verdict.hard \
+                else verdict.reason_code
+            event_type = "bounced" if verdict.hard else "deferred"
+            severity = "permanent" if verdict.hard else "temporary"
+        diagnostic = recipient.diagnostic
+        identity = f"{basis}\n{recipient.address}\n{recipient.action}"
+        events.append(ProviderEvent(
+            provider=PROVIDER, type=event_type,
+            event_id=f"dsn:{recipient.action}:"
+                     f"{hashlib.sha256(identity.encode('utf-8', 'surrogatepass')).hexdigest()}",
+            occurred_at=_date(recipient.last_attempt) or reported_at,
+            correlation_id=correlation_id, message_id=message_id, recipient=recipient.address, severity=severity, reason_code=code,
+            reason=diagnostic or None,
+            mta_response=" ".join(v for v in (status, diagnostic) if v) or None,
+            raw={"action": recipient.reported_action or recipient.action, "status": status or None,
+                 "diagnostic_code": diagnostic or None,
+                 "reporting_mta": reporting_mta or None,
+                 "remote_mta": recipient.remote_mta or None,
+                 "original_recipient": recipient.original or None,
+                 "dsn_message_id": report_id or None},
+        ))
+    return events
+
+
+def _complaints(message: Message, headers: mime.Fields, raw: bytes,
+                now: datetime) -> list[ProviderEvent]:
+    """An ARF report (RFC 5965): a ``complained`` event for the recipient who complained."""
+    report: mime.Fields = {}
+    for part in mime.parts(message):
+        if part.get_content_type() == "message/feedback-report":
+            blocks = mime.field_blocks(dsn.status_text(part))
+            report = {k: v for block in blocks for k, v in block.items()}
+            break
+    original = mime.returned_headers(message)
+    named = report.get("original-rcpt-to", []) or original.get("to", []) or \
+        report.get("removal-recipient", [])
+    addresses = [a for value in named for a in prose.ADDRESS.findall(value)]
+    if not addresses:
+        raise MalformedReport("the feedback report names no recipient")
+    basis = mime.first(headers, "message-id") or "sha256:" + hashlib.sha256(raw).hexdigest()
+    occurred_at = _date(mime.first(report, "arrival-date")) or \
+        _date(mime.first(headers, "date")) or now
+    feedback_type = mime.first(report, "feedback-type") or "abuse"
+    correlation_id = _correlation_id({}, {}, original)
+    return [ProviderEvent(
+        provider=PROVIDER, type="complained",
+        event_id="arf:" + hashlib.sha256(f"{basis}\n{a}".encode("utf-8",
+                                                               "surrogatepass")).hexdigest(),
+        occurred_at=occurred_at, correlation_id=correlation_id,
+        message_id=mime.first(original, "message-id") or None, recipient=a,
+        reason=f"feedback report: {feedback_type}", reason_code="spam",
+        raw={"feedback_type": feedback_type,
+             "user_agent": mime.first(report, "user-agent") or None,
+             "dsn_message_id": mime.first(headers, "message-id") or None},
+    ) for a in dict.fromkeys(addresses)]
+
+
+def _correlation_id(headers: mime.Fields, per_message: mime.Fields,
+                    original: mime.Fields) -> str | None:
+    """Our delivery's id: from the VERP address the report came back to, or the envelope id,
+    else from our header in the returned original."""
+    addressed = [v for name in ADDRESSED_TO for v in headers.get(name, [])]
+    addressed += per_message.get("x-postfix-sender", []) + original.get("return-path", [])
+    for value in addressed:
+        found = VERP.search(value)
+        if found:
+            return found.group(1).lower()
+    for value in per_message.get("original-envelope-id", []) + \
+            original.get(CORRELATION_HEADER.lower(), []):
+        value = value.strip().strip("<>")
+        if CORRELATION_ID.fullmatch(value):
+            return value.lower()
+    return None
+
+
+def _date(value: str) -> datetime | None:
+    if not value:
+        return None
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # "-0000": the zone is unknown; RFC 5322 says to read it as UTC
+        when = when.replace(tzinfo=timezone.utc)
+    return when.astimezone(timezone.utc)

@@ -1,0 +1,189 @@
+"""Reading bounces written as prose, for people (qmail, Exim, Postfix and Sendmail texts,
+Exchange and Office 365, Gmail, Yahoo, Domino, gateways, in many languages): which addresses
+failed and what the server said about each.
+
+No table of vendors: every such text names the failed address on a line of its own or after a
+word like "to" or "recipient", followed (or preceded) by the server's reply with its SMTP code.
+Addresses that are ours (the report's own From and To, the returned original's sender) and the
+mail system's (postmaster, MAILER-DAEMON) are never taken for a recipient.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from email.message import Message
+
+from . import mime
+
+ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@(?:[\w-]+\.)+[\w-]{2,}"
+ADDRESS = re.compile(rf"(?<![\w.+=/%-])({ADDR})(?![\w-])")
+SYSTEM_MAILBOX = re.compile(
+    r"^(?:mailer[-_]?daemon|postmaster|mail[-_]?daemon|mailerdaemon|mail[-_]?delivery|"
+    r"mdaemon|mail[-_]?admin|mailadmin|abuse|noreply|no-reply|do-?not-?reply|root|"
+    r"bounces?|double-bounce|nobody)$", re.I)
+# Where the copy of the original message starts in a report's text.
+ORIGINAL_STARTS = re.compile(
+    r"^[ \t]*(?:[-=_*]{2,}[ \t]*)?(?:"
+    r"below this line is a copy of the message|this is a copy of the message|"
+    r"(?:the )?(?:header|headers|text|copy) of (?:the )?original message|"
+    r"original message(?: headers?)?(?: follows)?|(?:un)?sent message (?:follows|below)|"
+    r"undelivered message headers?|(?:message )?headers? (?:of the \w+ message )?follows?|"
+    r"returned message|"
+    r"the original (?:message|headers?)|original[- ]message|original e?mail|"
+    r"ursprüngliche nachricht|message d'origine|mensaje original|messaggio originale|"
+    r"received: from|return-path:|content-type: message/rfc822"
+    r")", re.I | re.M)
+VERP = re.compile(r"\+[0-9a-f]{32}@", re.I)  # our envelope sender, quoted back
+HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
+# An address named as the failed one: on a line of its own, as "<address>:", or after a word
+# that says so.
+NAMED = re.compile((
+    r"(?:^[ \t>*-]*(?:(?:to|rcpt to|recipient|original-recipient|final-recipient|address|"
+    r"e-?mail|destinataire|empfänger|destinatario|адресат|宛先)[ \t]*[:=]?[ \t]*)?"
+    r"(?:rfc822;[ \t]*)?<?$ADDR>?[ \t]*(?:[:.,;]|\.\.\.|\s*$|\s+on\s|\s+\(|\s+-)|"
+    r"rcpt to:?\s*<$ADDR>|(?:delivered|deliver|delivery|sent|send|reach|reached|"
+    r"addressed|failed|recipients?|to)\s+(?:to\s+)?(?:the\s+following\s+\w+:?\s*)?<?$ADDR)"
+).replace("$ADDR", f"({ADDR})"), re.I | re.M)
+SENDER_CONTEXT = re.compile(
+    r"(?:mail from|from|sender|envelope-from|return-path|reply-to|sent by|by)[ \t]*:?[ \t]*<?$",
+    re.I)
+SMTP_LINE = re.compile(r"(?<![\d.])(?:[245]\d\d[ -]|[245]\.\d{1,3}\.\d{1,3}\b|#[245]\.\d)")
+DELAYED = re.compile(
+    r"delivery (?:is |has been )?delayed|still (?:being )?(?:tried|trying|retried|attempting)|"
+    r"will (?:continue|keep)? ?(?:to )?(?:try|retry|attempt)|not yet been delivered|"
+    r"no action is required on your part|warning: (?:message|could not)|"
+    r"delivery (?:status notification )?\(delay\)|delayed mail|has been delayed|"
+    r"will be retried|will retry|(?:temporarily|temporary) (?:deferred|failure|error|problem)|"
+    r"is still trying", re.I)
+BOUNCE_SENDER = re.compile(
+    r"mailer[-_ ]?daemon|postmaster|mail[-_ ]?delivery|delivery[-_ ]?(?:status|subsystem|"
+    r"system)|mail ?administrator|system administrator|mdaemon|mail system|mailerdaemon|"
+    r"mail[-_]?daemon|bounce", re.I)
+BOUNCE_SUBJECT = re.compile(
+    r"undeliver|undelivered|non[- ]?deliver|not (?:be )?delivered|delivery (?:status|failure|"
+    r"fail|report|problem|notification|error|incomplete)|failure notice|failed delivery|"
+    r"returned mail|returned to sender|mail delivery|mail system error|delivery has failed|"
+    r"could not (?:be )?deliver|deliver(?:y)? (?:failed|failure)|bounce|rejected|"
+    r"warning: message|delayed mail|nicht zustellbar|unzustellbar|non remis|échec|"
+    r"no entregado|no se puede entregar|non recapitato|não entregue|не доставлено|"
+    r"mail could not|message (?:not|could not)|error sending|sending failed|failure|"
+    r"notification|\bNDN\b|\bDSN\b|permanent error|undeliverable", re.I)
+BOUNCE_WORDS = re.compile(
+    r"could ?n[o']t be delivered|could not deliver|was not delivered|wasn't delivered|"
+    r"undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:fatal )?error|"
+    r"failed to deliver|not (?:be )?delivered to|delivery to the following|"
+    r"following (?:address|recipient)|returned to you|unable to deliver|"
+    r"did not reach|couldn't be delivered|message could not|delivery problem|"
+    r"rejected your message|has been rejected|mail delivery failed|delivery failure|"
+    r"no se pudo entregar|nicht zugestellt|n'a pas pu être|non è stato|не удалось доставить",
+    re.I)
+
+
+@dataclass
+class Failed:
+    address: str
+    text: str  # the lines of the report about this address
+    server_words: str  # of those, what the server said (lines with an SMTP code)
+
+
+def split_original(text: str) -> tuple[str, str]:
+    """A report's text cut where the copy of the original message starts: (report, copy)."""
+    found = ORIGINAL_STARTS.search(text)
+    header_run = _header_run(text)
+    cut = min(x for x in (found.start() if found else None, header_run, len(text))
+              if x is not None)
+    return text[:cut], text[cut:]
+
+
+def _header_run(text: str) -> int | None:
+    """Where three header lines in a row start (a pasted-in copy of the original)."""
+    lines = text.split("\n")
+    offset = 0
+    for index, line in enumerate(lines):
+        if (HEADER_LINE.match(line) and index + 2 < len(lines)
+                and all(HEADER_LINE.match(lines[index + k]) or lines[index + k][:1] in " \t"
+                        for k in (1, 2))
+                and not re.match(r"(?:final|original)-recipient|action|status|"
+                                 r"reporting-mta|remote-mta|diagnostic-code|arrival-date",
+                                 line, re.I)):
+            return offset
+        offset += len(line) + 1
+    return None
+
+
+def report_text(message: Message) -> str:
+    """The readable text of a report, without the returned original: its plain-text parts, or
+    its HTML parts as text when it has no plain text."""
+    plain, markup = [], []
+    for part in mime.parts(message):
+        content_type = part.get_content_type()
+        if part.get_content_maintype() != "text" or content_type == "text/rfc822-headers":
+            continue
+        disposition = str(part.get("content-disposition", "")).lower()
+        if disposition.startswith("attachment") and content_type != "text/plain":
+            continue
+        text = mime.body_text(part)
+        (markup if content_type == "text/html" else plain).append(text)
+    if not plain and markup:
+        plain = [mime.html_to_text(text) for text in markup]
+    return "\n\n".join(plain)
+
+
+def looks_like_bounce(headers: mime.Fields, text: str) -> bool:
+    """Whether a message without a delivery-status part reads as a failure report."""
+    if "x-failed-recipients" in headers:
+        return True
+    sender = mime.first(headers, "from") + " " + mime.first(headers, "return-path")
+    subject = mime.first(headers, "subject")
+    if BOUNCE_SENDER.search(sender) and (BOUNCE_SUBJECT.search(subject)
+                                         or BOUNCE_WORDS.search(text)):
+        return True
+    return bool(BOUNCE_SUBJECT.search(subject) and BOUNCE_WORDS.search(text)) or \
+        bool(BOUNCE_SENDER.search(sender) and SMTP_LINE.search(text))
+
+
+def delayed(text: str, subject: str) -> bool:
+    """Whether the report only warns of a delay (the server is still trying)."""
+    return bool(DELAYED.search(subject) or DELAYED.search(text))
+
+
+def failed_addresses(text: str, ours: set[str]) -> list[Failed]:
+    """The addresses a report's text names as failed, each with the lines about it."""
+    named: list[tuple[int, str]] = []
+    seen: set[str] = set()
+    candidates = []
+    for match in ADDRESS.finditer(text):
+        found = match.group(1).strip(".")
+        lower = found.lower()
+        if lower in ours or SYSTEM_MAILBOX.match(lower.split("@")[0]) or VERP.search(found):
+            continue
+        before = text[max(0, match.start() - 40):match.start()]
+        if SENDER_CONTEXT.search(before) or re.search(r"message-id:?\s*<?$|mailto:$|/$",
+                                                       before, re.I):
+            continue
+        candidates.append((match.start(), found))
+    strong = {m.start(m.lastindex or 0) for m in NAMED.finditer(text)}
+    chosen = [c for c in candidates if c[0] in strong] or candidates
+    for position, found in chosen:
+        if found.lower() in seen:
+            continue
+        seen.add(found.lower())
+        named.append((position, found))
+    failed = []
+    lines_start = [0] + [m.end() for m in re.finditer("\n", text)]
+    for index, (position, found) in enumerate(named):
+        line_start = max(s for s in lines_start if s <= position)
+        end = named[index + 1][0] if index + 1 < len(named) else len(text)
+        next_line = max(s for s in lines_start if s <= end) if index + 1 < len(named) else end
+        segment = text[line_start:next_line if next_line > line_start else end]
+        if len(named) == 1:
+            segment = text
+        failed.append(Failed(found, segment, server_words(segment, found)))
+    return failed
+
+
+def server_words(segment: str, found: str) -> str:
+    """The lines of a segment that quote the server (an SMTP reply or status code), as one."""
+    lines = [line.strip() for line in segment.split("\n")]
+    quoted = [line for line in lines if SMTP_LINE.search(line)]
+    return mime.clean(" ".join(quoted))
