@@ -45,10 +45,11 @@ def publish(credential: Credential) -> int:
             .order_by(Recipient.id).limit(CHUNK_SIZE)).all()
         if not chunk:
             break
-        if send_email:
-            queued += len(_queue([(r.id, r.email) for r in chunk if r.due], "send"))
-        # The recipients' statuses follow the published state (and the deliveries just made).
-        ingest.refresh_and_commit([r.id for r in chunk])
+        due = [(r.id, r.email) for r in chunk if r.due] if send_email else []
+        queued += len(_queue(due, "send"))  # their statuses are refreshed with their events
+        # The others' statuses follow the published state.
+        sent_to = {recipient_id for recipient_id, _ in due}
+        ingest.refresh_and_commit([r.id for r in chunk if r.id not in sent_to])
         after = chunk[-1].id
     db.session.commit()  # a credential with no recipients is published too
     return queued

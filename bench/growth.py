@@ -1,0 +1,320 @@
+"""Costs that grow with the work, not with the history.
+
+1. Publishing: a draft credential of N recipients published through ``publishing.publish``
+   (deliveries created, queued events recorded, statuses refreshed, sends handed to a queue that
+   stores them), at several N. Baseline, timed in the same run: the driver's own
+   ``executemany`` of the same delivery rows into a table of the same shape. Goal: within 3× of
+   the baseline, and the same cost per recipient at every N.
+2. Per-event paths with more and more history stored: a tracking-pixel hit, 10 events and a
+   1,000-event batch recorded through ``ingest.record_events``. Goal: the largest history within
+   1.5× of the smallest.
+
+    python bench/growth.py [--publish 1000,10000,100000] [--stored 10000,100000,1000000]
+                           [--repeat 20] [--database-url postgresql://postgres@127.0.0.1/hd_growth]
+
+A PostgreSQL database given here is emptied first: name one of its own. SQLite runs in a
+temporary file.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import machine, percentile  # noqa: E402
+from listing import bulk_load  # noqa: E402
+
+PUBLISH_GOAL = 3.0
+GROWTH_GOAL = 1.5
+
+
+def build_app(database_url: str, workdir: Path):
+    from helpdesk import create_app
+
+    # The queue stores the send tasks and nothing consumes them: publishing alone is timed.
+    return create_app({
+        "INSTANCE_PATH": str(workdir / "instance"), "SECRET_KEY": "bench-secret",
+        "DATABASE_URL": database_url, "QUEUE_URL": str(workdir / "queue.db"),
+        "RATELIMIT_ENABLED": False, "BASE_URL": "http://localhost"})
+
+
+def complete(table, row: dict) -> dict:
+    """A row with every column of the table: the ones not given take their scalar default."""
+    out = {}
+    for column in table.columns:
+        if column.name in row:
+            out[column.name] = row[column.name]
+        elif column.default is not None and column.default.is_scalar:
+            out[column.name] = column.default.arg
+        else:
+            out[column.name] = None
+    return out
+
+
+def reset_schema() -> None:
+    from helpdesk.models import db
+
+    db.session.remove()
+    db.drop_all()
+    db.create_all()
+
+
+def fix_sequences(connection) -> None:
+    if connection.dialect.name == "postgresql":
+        for table in ("credential", "recipient", "delivery", "delivery_event"):
+            connection.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
+
+
+def analyze() -> None:
+    from helpdesk.models import db
+
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.exec_driver_sql("VACUUM ANALYZE")
+    else:
+        with db.engine.begin() as c:
+            c.exec_driver_sql("ANALYZE")
+
+
+def count_statements():
+    """A context manager counting the statements sent to the database meanwhile."""
+    from contextlib import contextmanager
+
+    from sqlalchemy import event
+
+    from helpdesk.models import db
+
+    @contextmanager
+    def counting():
+        seen = [0]
+
+        def listen(*_args):
+            seen[0] += 1
+
+        event.listen(db.engine, "before_cursor_execute", listen)
+        try:
+            yield seen
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listen)
+
+    return counting()
+
+
+# --- 1. publishing --------------------------------------------------------------------------
+
+def load_draft(size: int, first_id: int) -> int:
+    """A draft credential with ``size`` recipients, loaded in bulk. Returns its id."""
+    from helpdesk.models import Credential, CredentialState, Recipient, db, utcnow
+
+    now = utcnow()
+    credential_id = first_id
+    with db.engine.begin() as connection:
+        bulk_load(connection, Credential.__table__, [complete(Credential.__table__, {
+            "id": credential_id, "title": f"{size} certificates", "state": CredentialState.draft,
+            "send_email": True, "created_at": now})])
+        bulk_load(connection, Recipient.__table__, (complete(Recipient.__table__, {
+            "id": first_id * 1_000_000 + i, "credential_id": credential_id,
+            "name": f"Recipient {i}", "email": f"r{i}@d{i % 97}.example",
+            "email_domain": f"d{i % 97}.example", "status": "not_sent", "nudges": 0,
+            "created_at": now, "updated_at": now}) for i in range(size)))
+        fix_sequences(connection)
+    return credential_id
+
+
+def baseline_publish(size: int) -> float:
+    """The same delivery rows through the driver's executemany into a table like ``delivery``."""
+    from sqlalchemy import Column, MetaData, Table
+
+    from helpdesk.models import Delivery, db, utcnow
+
+    now = utcnow()
+    # The delivery table's columns, keys and indexes, without its foreign key.
+    table = Table("bench_delivery", MetaData(), *(
+        Column(c.name, c.type, primary_key=c.primary_key, unique=c.unique, index=c.index)
+        for c in Delivery.__table__.columns))
+    with db.engine.begin() as connection:
+        table.drop(connection, checkfirst=True)
+        table.create(connection)
+    rows = [complete(table, {"id": None, "recipient_id": i, "email": f"r{i}@d{i % 97}.example",
+                             "provider": "smtp", "correlation_id": uuid.uuid4().hex,
+                             "status": "sending", "attempts": 0, "kind": "send",
+                             "created_at": now, "send_due_at": now}) for i in range(size)]
+    names = [c.name for c in table.columns if c.name != "id"]
+    dialect = db.engine.dialect
+    processors = [table.c[n].type.bind_processor(dialect) for n in names]
+    values = [tuple(p(r[n]) if p else r[n] for n, p in zip(names, processors)) for r in rows]
+    mark = "%s" if dialect.name == "postgresql" else "?"
+    sql = (f"INSERT INTO bench_delivery ({', '.join(names)}) "
+           f"VALUES ({', '.join([mark] * len(names))})")
+    start = time.perf_counter()
+    with db.engine.begin() as connection:
+        cursor = connection.connection.dbapi_connection.cursor()
+        cursor.executemany(sql, values)
+        cursor.close()
+    elapsed = time.perf_counter() - start
+    with db.engine.begin() as connection:
+        table.drop(connection)
+    return elapsed
+
+
+def publish_section(app, sizes: list[int]) -> None:
+    from helpdesk import publishing
+    from helpdesk.models import Credential, db
+
+    print(f"  {'recipients':>10} {'publish s':>10} {'ms/recipient':>12} {'statements':>10} "
+          f"{'per recipient':>13} {'baseline s':>10} {'ratio':>6}")
+    per_recipient, worst = [], 0.0
+    with app.app_context():
+        reset_schema()
+        for number, size in enumerate(sizes, start=1):
+            credential_id = load_draft(size, number)
+            analyze()
+            with count_statements() as seen:
+                start = time.perf_counter()
+                queued = publishing.publish(db.session.get(Credential, credential_id))
+                elapsed = time.perf_counter() - start
+            if queued != size:
+                raise SystemExit(f"published {queued} of {size}")
+            baseline = baseline_publish(size)
+            ratio = elapsed / baseline
+            worst = max(worst, ratio)
+            per_recipient.append(elapsed / size)
+            print(f"  {size:10,} {elapsed:10.2f} {elapsed / size * 1000:12.3f} {seen[0]:10,} "
+                  f"{seen[0] / size:13.4f} {baseline:10.2f} {ratio:6.2f}")
+    flat = max(per_recipient) / min(per_recipient)
+    print(f"  worst ratio {worst:.2f} (goal <= {PUBLISH_GOAL:g}: "
+          f"{'met' if worst <= PUBLISH_GOAL else 'NOT met'}); cost per recipient varies "
+          f"{flat:.2f}× between sizes")
+
+
+# --- 2. per-event paths -----------------------------------------------------------------------
+
+def grow_history(have: int, want: int) -> None:
+    """Recipients ``have`` .. ``want`` - 1, each with a delivered delivery and two events."""
+    from sqlalchemy import func, select
+
+    from helpdesk.models import (Credential, CredentialState, Delivery, DeliveryEvent,
+                                 Recipient, db, utcnow)
+
+    now = utcnow()
+    per_credential = 1000
+    first_event = (db.session.scalar(select(func.max(DeliveryEvent.id))) or 0) + 1
+    db.session.remove()
+    with db.engine.begin() as connection:
+        first_credential = have // per_credential + 1
+        last_credential = (want - 1) // per_credential + 1
+        bulk_load(connection, Credential.__table__, (complete(Credential.__table__, {
+            "id": c, "title": f"History {c}", "state": CredentialState.published,
+            "send_email": True, "created_at": now, "published_at": now})
+            for c in range(first_credential, last_credential + 1)))
+        bulk_load(connection, Recipient.__table__, (complete(Recipient.__table__, {
+            "id": i + 1, "credential_id": i // per_credential + 1, "name": f"Person {i}",
+            "email": f"p{i}@c{i % 5000}.example", "email_domain": f"c{i % 5000}.example",
+            "status": "not_opened", "nudges": 0, "created_at": now, "updated_at": now})
+            for i in range(have, want)))
+        bulk_load(connection, Delivery.__table__, (complete(Delivery.__table__, {
+            "id": i + 1, "recipient_id": i + 1, "email": f"p{i}@c{i % 5000}.example",
+            "provider": "smtp", "correlation_id": f"{i:032x}", "status": "not_opened",
+            "attempts": 1, "kind": "send", "created_at": now, "send_due_at": now,
+            "sent_at": now, "provider_message_id": f"<{i}@bench.example>"})
+            for i in range(have, want)))
+        bulk_load(connection, DeliveryEvent.__table__, (complete(DeliveryEvent.__table__, {
+            "id": first_event + 2 * (i - have) + k, "delivery_id": i + 1, "provider": "smtp",
+            "provider_event_id": f"{i:032x}:{kind}", "type": kind,
+            "level": "sending" if kind == "queued" else "not_opened", "occurred_at": now,
+            "received_at": now, "correlation_id": f"{i:032x}"})
+            for i in range(have, want) for k, kind in enumerate(("queued", "accepted"))))
+        fix_sequences(connection)
+    analyze()
+
+
+def event_timings(app, stored: int, repeat: int, rng: random.Random) -> dict[str, list[float]]:
+    from helpdesk.contract import ProviderEvent
+    from helpdesk.ingest import record_events
+    from helpdesk.models import Delivery, db, utcnow
+    from helpdesk.pixel import pixel_url
+
+    out: dict[str, list[float]] = {"pixel hit": [], "10 events": [], "1,000 events": []}
+    client = app.test_client()
+    with app.app_context():
+        for _ in range(repeat):
+            delivery = db.session.get(Delivery, rng.randrange(1, stored + 1))
+            path = urlsplit(pixel_url(delivery)).path
+            db.session.remove()
+            start = time.perf_counter()
+            if client.get(path).status_code != 200:
+                raise SystemExit("the pixel did not answer 200")
+            out["pixel hit"].append(time.perf_counter() - start)
+            for label, size in (("10 events", 10), ("1,000 events", 1000)):
+                now = utcnow() + timedelta(seconds=1)
+                picked = [rng.randrange(stored) for _ in range(size)]
+                batch = [ProviderEvent(provider="smtp", type="delivered",
+                                       event_id=f"{i:032x}:{uuid.uuid4().hex}",
+                                       occurred_at=now, correlation_id=f"{i:032x}",
+                                       recipient=f"p{i}@c{i % 5000}.example") for i in picked]
+                start = time.perf_counter()
+                record_events(batch)
+                out[label].append(time.perf_counter() - start)
+    return out
+
+
+def events_section(app, sizes: list[int], repeat: int) -> None:
+    rng = random.Random(3)
+    results: dict[int, dict[str, list[float]]] = {}
+    with app.app_context():
+        reset_schema()
+    have = 0
+    for size in sizes:
+        with app.app_context():
+            start = time.perf_counter()
+            grow_history(have, size)
+            grown = time.perf_counter() - start
+        have = size
+        results[size] = event_timings(app, size, repeat, rng)
+        print(f"  stored {size:>10,} recipients (added in {grown:.1f} s): " + "; ".join(
+            f"{label} median {statistics.median(s) * 1000:.2f} ms, "
+            f"p95 {percentile(s, 0.95) * 1000:.2f} ms" for label, s in results[size].items()))
+    smallest, largest = results[sizes[0]], results[sizes[-1]]
+    for label in smallest:
+        ratio = statistics.median(largest[label]) / statistics.median(smallest[label])
+        print(f"  {label}: {sizes[-1]:,} stored / {sizes[0]:,} stored = {ratio:.2f} "
+              f"(goal <= {GROWTH_GOAL:g}: {'met' if ratio <= GROWTH_GOAL else 'NOT met'})")
+
+
+def sizes(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--publish", type=sizes, default=[1000, 10_000, 100_000])
+    parser.add_argument("--stored", type=sizes, default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--database-url", help="PostgreSQL URL (emptied first); default: a "
+                        "SQLite file in a temporary folder")
+    args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="hd-bench-growth-"))
+    database_url = args.database_url or f"sqlite:///{workdir / 'growth.db'}"
+    app = build_app(database_url, workdir)
+    backend = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
+    print(f"growth on {backend}; {machine()}")
+    print("publishing (times in seconds):")
+    publish_section(app, args.publish)
+    print(f"per-event paths ({args.repeat} repeats each, times in ms):")
+    events_section(app, args.stored, args.repeat)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
