@@ -15,8 +15,9 @@ from .models import db
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build an app. Settings come from ``helpdesk.config``, then the instance folder's
-    ``config.py``, then ``HELPDESK_*`` environment variables, then ``config``."""
+    """Build an app. Settings come from ``helpdesk.config`` and the defaults the plugins declare
+    (``helpdesk_settings``), then the instance folder's ``config.py``, then ``HELPDESK_*``
+    environment variables, then ``config``."""
     app = Flask(
         "helpdesk",  # the package's name: the instance folder is "helpdesk-instance"
         instance_relative_config=True,
@@ -26,6 +27,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config and config.get("INSTANCE_PATH"):
         app.instance_path = str(config["INSTANCE_PATH"])
     app.config.from_object("helpdesk.config")
+    plugins.init_app(app)  # the plugins' settings' defaults, before what the instance sets
     app.config.from_pyfile("config.py", silent=True)
     app.config.from_prefixed_env("HELPDESK")
     app.config.update(config or {})
@@ -35,7 +37,6 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from flask_migrate import Migrate
 
     Migrate(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
-    plugins.init_app(app)
     queue.init_app(app)
     auth.init_app(app)
     security.init_app(app)

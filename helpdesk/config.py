@@ -1,6 +1,6 @@
-"""Default settings. Each can be set as a ``HELPDESK_<NAME>`` environment variable (values are
-read as JSON where they parse, so ``HELPDESK_NUDGE_MAX=3`` is a number) or in the instance
-folder's ``config.py``."""
+"""The core's default settings. Each can be set as a ``HELPDESK_<NAME>`` environment variable
+(values are read as JSON where they parse, so ``HELPDESK_NUDGE_MAX=3`` is a number) or in the
+instance folder's ``config.py``."""
 
 PROVIDER = "smtp"
 # The From address of every credential email: the one a company's IT must allowlist.
@@ -9,22 +9,9 @@ SENDER_NAME = "Credentials"
 BASE_URL = "http://127.0.0.1:5000"
 ORGANISATION = "Your organisation"
 
-SMTP_HOST = "127.0.0.1"
-SMTP_PORT = 25
-SMTP_USERNAME = None
-SMTP_PASSWORD = None
-SMTP_STARTTLS = False
-SMTP_TIMEOUT = 30
+# A provider's own settings (SMTP_HOST, its API key…) are declared by its plugin (the
+# helpdesk_settings hook), not here.
 BOUNCE_MAILDIR = None
-
-SENDGRID_API_KEY = None
-SENDGRID_API_URL = "https://api.sendgrid.com/v3/mail/send"
-SENDGRID_WEBHOOK_PUBLIC_KEY = None
-MAILGUN_API_KEY = None
-MAILGUN_DOMAIN = None
-# The EU region's endpoint is https://api.eu.mailgun.net/v3
-MAILGUN_API_URL = "https://api.mailgun.net/v3"
-MAILGUN_WEBHOOK_SIGNING_KEY = None
 
 # A send refused for now (an SMTP 4xx, greylisting, a service that is down) is retried, the
 # delay doubling from SEND_RETRY_DELAY seconds up to SEND_RETRY_MAX_DELAY, for

@@ -2,7 +2,8 @@
 no database), so that a plugin's parser can be imported and tested on its own.
 
 - the shapes: ``Message`` (what to send), ``SendResult`` (what a send returned),
-  ``ProviderEvent`` (one normalized event);
+  ``ProviderEvent`` (one normalized event), ``Setting`` (a setting a plugin declares through the
+  ``helpdesk_settings`` hook);
 - the protocols: ``Provider`` (it sends), ``WebhookProvider`` (it also takes signed webhooks),
   ``SuppressionList`` (it can look an address up on the service's suppression list, and take it
   off);
@@ -192,7 +193,7 @@ def parse_timestamp(value: Any, *, what: str = "the event", status: int = 400) -
     datetime.
 
     :param what: names the thing in the error, e.g. ``'"event-data"'``.
-    :param status: the HTTP answer of the error (Mailgun wants 406 for "never send again").
+    :param status: the HTTP answer of the error (406 tells some services "never send this again").
     :raises WebhookError: the value is missing, not a finite number or out of range.
     """
     if isinstance(value, str):
@@ -261,6 +262,21 @@ class Suppression:
     list: str
     reason: str = ""
     since: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting a plugin reads, declared through the ``helpdesk_settings`` hook.
+
+    It is set like the core's: ``HELPDESK_<name>`` in the environment or ``<name> = …`` in the
+    instance folder's ``config.py``; ``default`` applies when neither does. A ``secret`` is never
+    shown: ``/admin/settings`` masks it and logs never carry its value.
+    """
+
+    name: str  # without the HELPDESK_ prefix, e.g. "PIGEON_LOFT"
+    default: Any
+    help: str
+    secret: bool = False
 
 
 @runtime_checkable

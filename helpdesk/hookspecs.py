@@ -3,7 +3,7 @@ the README's plugin section lists each hook (a test keeps the two in step).
 
 A plugin is a module or object with functions marked ``@hookimpl`` (``from helpdesk import
 hookimpl``), registered under the ``helpdesk`` entry-point group of its distribution. The built-in
-providers (``helpdesk_smtp``, ``helpdesk_sendgrid``, ``helpdesk_mailgun``) are found the same way.
+providers (the packages in ``plugins/``) are found the same way.
 
 A **provider** is one object of the shape ``helpdesk.contract.Provider`` (typing protocols; the
 contract module imports nothing heavy, so a plugin's parser can be tested without the app):
@@ -49,8 +49,20 @@ def helpdesk_providers(config):
     """Return the providers this plugin offers, built from the app's configuration.
 
     :param config: the app's configuration mapping (``HELPDESK_*`` settings without the prefix,
-        such as ``config["SENDGRID_API_KEY"]``).
+        such as ``config["SMTP_HOST"]``), holding the defaults of every declared setting (see
+        ``helpdesk_settings``).
     :return: an iterable of provider objects (see the module docstring for their shape).
+    """
+
+
+@hookspec
+def helpdesk_settings():
+    """Return the settings this plugin reads, with their defaults and which are secret. The app
+    applies the defaults before the instance ``config.py`` and the ``HELPDESK_*`` environment,
+    lists every one on ``/admin/settings`` (secrets masked) and keeps secrets out of its logs.
+    The core holds none of a provider's settings.
+
+    :return: an iterable of ``helpdesk.contract.Setting``.
     """
 
 

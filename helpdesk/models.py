@@ -184,7 +184,7 @@ class DeliveryEvent(db.Model):
 
 
 class WebhookNonce(db.Model):
-    """One-time tokens a provider signs (Mailgun's): a token seen before is refused."""
+    """One-time tokens a provider signs (``signs_one_time_tokens``): a token seen before is refused."""
 
     provider: Mapped[str] = mapped_column(String(50), primary_key=True)
     nonce: Mapped[str] = mapped_column(String(255), primary_key=True)

@@ -238,7 +238,7 @@ def openapi_spec() -> dict[str, Any]:
             errors=(400, 401, 404, 413), public=True,
             parameters=[{"name": "provider", "in": "path", "required": True,
                          "schema": {"type": "string"},
-                         "description": "a provider's name, e.g. sendgrid or mailgun"}])
+                         "description": "a provider's name (see `helpdesk providers`)"}])
             | {"requestBody": {"required": True, "description": "the provider's own format",
                                "content": {"*/*": {"schema": {}}}}}},
     }

@@ -9,7 +9,7 @@ import pluggy
 from flask import Flask, current_app
 
 from . import hookspecs
-from .contract import Provider
+from .contract import Provider, Setting
 
 
 def make_plugin_manager() -> pluggy.PluginManager:
@@ -20,8 +20,40 @@ def make_plugin_manager() -> pluggy.PluginManager:
 
 
 def init_app(app: Flask) -> None:
-    app.extensions["helpdesk_plugins"] = make_plugin_manager()
+    """Load the plugins and put the defaults of the settings they declare into the config
+    (call it before the instance config and the environment are read, so that those win)."""
+    pm = make_plugin_manager()
+    app.extensions["helpdesk_plugins"] = pm
     app.extensions["helpdesk_providers"] = None  # built on first use, from the final config
+    declared = declared_settings(pm)
+    app.extensions["helpdesk_settings"] = declared
+    for name, (_, setting) in declared.items():
+        app.config.setdefault(name, setting.default)
+
+
+def declared_settings(pm: pluggy.PluginManager) -> dict[str, tuple[str, Setting]]:
+    """Every setting the plugins declare (``helpdesk_settings``), by name, with the name of the
+    plugin that declared it.
+
+    :raises ValueError: two plugins declare the same name, or a name is not an upper-case
+        identifier.
+    """
+    found: dict[str, tuple[str, Setting]] = {}
+    for impl in pm.hook.helpdesk_settings.get_hookimpls():
+        for setting in impl.function() or ():
+            if not (setting.name.isidentifier() and setting.name.isupper()):
+                raise ValueError(f"plugin {impl.plugin_name} declares the setting "
+                                 f"{setting.name!r}: names are upper-case identifiers")
+            if setting.name in found:
+                raise ValueError(f"plugins {found[setting.name][0]} and {impl.plugin_name} both "
+                                 f"declare the setting {setting.name}")
+            found[setting.name] = (impl.plugin_name, setting)
+    return found
+
+
+def settings(app: Flask | None = None) -> dict[str, tuple[str, Setting]]:
+    """The settings the app's plugins declared when it was built, with their plugins' names."""
+    return (app or current_app).extensions["helpdesk_settings"]
 
 
 def plugin_manager(app: Flask | None = None) -> pluggy.PluginManager:

@@ -89,9 +89,18 @@ def _install_log_redaction() -> None:
         _factory_installed = True
 
 
+def is_secret(name: str) -> bool:
+    """Whether a setting holds a secret by its name (plugins also declare theirs: see
+    ``helpdesk.contract.Setting``)."""
+    return bool(SECRET_SETTING.search(name))
+
+
 def _remember_secrets(app: Flask) -> None:
+    declared = {name for name, (_, setting) in app.extensions["helpdesk_settings"].items()
+                if setting.secret}
     values = {str(value) for key, value in app.config.items()
-              if SECRET_SETTING.search(key) and isinstance(value, str) and len(value) >= 6}
+              if (key in declared or is_secret(key)) and isinstance(value, str)
+              and len(value) >= 6}
     with _secrets_lock:
         _secrets.update(values)
 

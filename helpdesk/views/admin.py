@@ -2,7 +2,7 @@
 and the effective settings, secrets masked. Agents get 403 here."""
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, url_for)
@@ -13,12 +13,15 @@ from wtforms import EmailField, PasswordField, SelectField
 from wtforms.validators import DataRequired, Email, Length
 
 from .. import config as defaults
+from .. import plugins
 from ..auth import admin_required, create_token, create_user
+from ..security import is_secret
 from ..models import ApiToken, Role, User, db
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
-SECRET_NAME = re.compile(r"SECRET|PASSWORD|API_KEY|SIGNING_KEY|TOKEN|PUBLIC_KEY")
+# Core settings not in helpdesk.config: derived when the app is built.
+DERIVED_SETTINGS = {"SECRET_KEY", "DATABASE_URL", "QUEUE_URL"}
 URL_SETTINGS = ("DATABASE_URL", "QUEUE_URL", "SQLALCHEMY_DATABASE_URI", "RATELIMIT_STORAGE_URI")
 
 
@@ -106,11 +109,11 @@ def revoke_token(token_id: int):
     return redirect(url_for("admin.users"), 303)
 
 
-def masked(name: str, value: object) -> object:
+def masked(name: str, value: object, secret: bool) -> object:
     """A setting as the settings page shows it: secrets hidden, passwords taken out of URLs."""
     if value in (None, ""):
         return value
-    if SECRET_NAME.search(name):
+    if secret:
         return "•••••• (set)"
     if name in URL_SETTINGS and isinstance(value, str):
         parts = urlsplit(value)
@@ -120,10 +123,21 @@ def masked(name: str, value: object) -> object:
     return value
 
 
+@dataclass(frozen=True)
+class SettingRow:
+    name: str
+    value: object  # masked when secret
+    configured: bool  # set by the instance or the environment, not the default
+    source: str  # "helpdesk", or the plugin that declared it
+
+
 @bp.route("/settings")
 def settings():
-    names = sorted({n for n in dir(defaults) if n.isupper()} | {"SECRET_KEY", "DATABASE_URL",
-                                                               "QUEUE_URL"})
     cfg = current_app.config
-    rows = [(n, masked(n, cfg.get(n)), cfg.get(n) != getattr(defaults, n, None)) for n in names]
+    core = sorted({n for n in dir(defaults) if n.isupper()} | DERIVED_SETTINGS)
+    rows = [SettingRow(n, masked(n, cfg.get(n), is_secret(n)),
+                       cfg.get(n) != getattr(defaults, n, None), "helpdesk") for n in core]
+    for name, (plugin, setting) in sorted(plugins.settings().items()):
+        rows.append(SettingRow(name, masked(name, cfg.get(name), setting.secret or is_secret(name)),
+                               cfg.get(name) != setting.default, plugin))
     return render_template("admin/settings.html", rows=rows)

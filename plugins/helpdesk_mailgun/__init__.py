@@ -25,7 +25,7 @@ import requests
 
 from helpdesk import hookimpl
 from helpdesk.provider_http import ThreadSessions, send_result
-from helpdesk.contract import CORRELATION_VARIABLE, Message, SendResult
+from helpdesk.contract import CORRELATION_VARIABLE, Message, SendResult, Setting
 
 from .webhook import parse_events, read_body, require_signing_key, signature_fields, \
     verify_signature
@@ -127,6 +127,17 @@ class MailgunProvider:
 
     def close(self) -> None:
         self._sessions.close()
+
+
+@hookimpl
+def helpdesk_settings():
+    return [
+        Setting("MAILGUN_API_KEY", None, "a sending API key", secret=True),
+        Setting("MAILGUN_DOMAIN", None, "the sending domain"),
+        Setting("MAILGUN_API_URL", US_API_URL, f"the region's API: {EU_API_URL} for the EU"),
+        Setting("MAILGUN_WEBHOOK_SIGNING_KEY", None, "the HTTP webhook signing key",
+                secret=True),
+    ]
 
 
 @hookimpl

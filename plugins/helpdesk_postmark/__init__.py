@@ -28,7 +28,7 @@ import requests
 
 from helpdesk import hookimpl
 from helpdesk.contract import (CORRELATION_VARIABLE, Message, SendResult, ServiceError,
-                               Suppression, WebhookError)
+                               Setting, Suppression, WebhookError)
 from helpdesk.provider_http import ThreadSessions, send_result
 
 from .webhook import DEFAULT_USER, parse_events, parse_time, verify_basic_auth
@@ -186,6 +186,18 @@ class PostmarkProvider:
 
     def close(self) -> None:
         self._sessions.close()
+
+
+@hookimpl
+def helpdesk_settings():
+    return [
+        Setting("POSTMARK_SERVER_TOKEN", None, "the server's API token", secret=True),
+        Setting("POSTMARK_MESSAGE_STREAM", DEFAULT_STREAM, "the message stream to send on"),
+        Setting("POSTMARK_WEBHOOK_USER", DEFAULT_USER, "the basic-auth user webhooks bring"),
+        Setting("POSTMARK_WEBHOOK_SECRET", None, "the basic-auth password webhooks bring",
+                secret=True),
+        Setting("POSTMARK_API_URL", DEFAULT_API_URL, "the email API"),
+    ]
 
 
 @hookimpl

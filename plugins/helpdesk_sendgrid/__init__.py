@@ -14,7 +14,7 @@ import requests
 
 from helpdesk import hookimpl
 from helpdesk.provider_http import ThreadSessions, send_result
-from helpdesk.contract import CORRELATION_VARIABLE, Message, SendResult
+from helpdesk.contract import CORRELATION_VARIABLE, Message, SendResult, Setting
 
 from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_events, verify_signature
 
@@ -112,6 +112,16 @@ class SendgridProvider:
 
     def close(self) -> None:
         self._sessions.close()
+
+
+@hookimpl
+def helpdesk_settings():
+    return [
+        Setting("SENDGRID_API_KEY", None, "an API key with the Mail Send permission", secret=True),
+        Setting("SENDGRID_API_URL", DEFAULT_API_URL, "the v3 mail-send endpoint"),
+        Setting("SENDGRID_WEBHOOK_PUBLIC_KEY", None, "the verification key of the Signed "
+                "Event Webhook, base64 DER as SendGrid shows it"),
+    ]
 
 
 @hookimpl

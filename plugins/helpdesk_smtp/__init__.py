@@ -13,7 +13,7 @@ from email.utils import formataddr, make_msgid
 from typing import Any, Mapping
 
 from helpdesk import hookimpl
-from helpdesk.contract import Message, SendResult
+from helpdesk.contract import Message, SendResult, Setting
 
 from .bounces import parse_bounce
 
@@ -165,6 +165,18 @@ class SmtpProvider:
                 conn.quit()
             except (smtplib.SMTPException, OSError):
                 conn.close()
+
+
+@hookimpl
+def helpdesk_settings():
+    return [
+        Setting("SMTP_HOST", "127.0.0.1", "the SMTP server"),
+        Setting("SMTP_PORT", 25, "its port"),
+        Setting("SMTP_USERNAME", None, "log in with this name (none: no login)"),
+        Setting("SMTP_PASSWORD", None, "and this password", secret=True),
+        Setting("SMTP_STARTTLS", False, "upgrade the connection with STARTTLS"),
+        Setting("SMTP_TIMEOUT", 30, "seconds to wait for the server"),
+    ]
 
 
 @hookimpl
