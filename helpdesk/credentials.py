@@ -4,9 +4,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Iterable, Mapping
 
-from . import ingest, publishing
+from sqlalchemy import delete, func, select
+
+from . import audit, ingest, publishing
 from .models import Credential, CredentialState, Recipient, db
-from .addresses import check_address, set_email
+from .addresses import check_address, email_problem, set_email
 
 
 class CredentialError(ValueError):
@@ -53,6 +55,10 @@ def create_credential(title: str, recipients: Iterable[Mapping], *, state: str =
         set_email(recipient, item.get("email"))
         credential.recipients.append(recipient)
     db.session.add(credential)
+    db.session.flush()
+    count = len(credential.recipients)
+    audit.record_credential("created", credential,
+                            f"with {count} recipient{'s' if count != 1 else ''}")
     if state_value == CredentialState.published:
         publishing.publish(credential)
     else:
@@ -60,3 +66,49 @@ def create_credential(title: str, recipients: Iterable[Mapping], *, state: str =
         db.session.flush()
         ingest.refresh_and_commit([r.id for r in credential.recipients])
     return credential
+
+
+def edit_recipient(recipient: Recipient, name: str, email: str | None) -> list[str]:
+    """Change a recipient's name and address (None or blank: no address), in any status, and
+    record it. Returns what changed, in words. Raises ValueError, changing nothing, for a name
+    that is too long or a malformed address: a person typing it can correct it now."""
+    name = (name or "").strip()
+    email = (email or "").strip() or None
+    if len(name) > Recipient.name.type.length:
+        raise ValueError(f"the name is longer than {Recipient.name.type.length} characters")
+    new_email, _, problem = email_problem(email)
+    if problem:
+        raise ValueError(f"{email} cannot be used: {problem}")
+    changes = []
+    if name != recipient.name:
+        changes.append(f"name “{recipient.name}” → “{name}”")
+        recipient.name = name
+    if new_email != recipient.email:
+        changes.append(f"address {recipient.email or '(none)'} → {new_email or '(none)'}")
+        set_email(recipient, new_email)
+    if changes:
+        audit.record_recipients("edited", [recipient], "; ".join(changes))
+        ingest.refresh_and_commit([recipient.id])
+    return changes
+
+
+def delete_recipient(recipient: Recipient) -> None:
+    """Delete a recipient with its deliveries and their events; the audit log keeps who it was."""
+    audit.record_recipients("deleted", [recipient], f"from “{recipient.credential.title}”")
+    db.session.execute(delete(Recipient).where(Recipient.id == recipient.id),
+                       execution_options={"synchronize_session": False})
+    db.session.commit()
+    db.session.expunge_all()
+
+
+def delete_credential(credential: Credential) -> None:
+    """Delete a credential with all its recipients (the database cascades to their deliveries
+    and events); the audit log keeps what it was and how many it had."""
+    count = db.session.scalar(select(func.count(Recipient.id))
+                              .where(Recipient.credential_id == credential.id))
+    audit.record_credential("deleted", credential,
+                            f"with {count} recipient{'s' if count != 1 else ''}")
+    db.session.execute(delete(Credential).where(Credential.id == credential.id),
+                       execution_options={"synchronize_session": False})
+    db.session.commit()
+    db.session.expunge_all()

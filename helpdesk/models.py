@@ -183,6 +183,26 @@ class DeliveryEvent(db.Model):
     )
 
 
+class AuditEntry(db.Model):
+    """Who did what to which credential or recipient. It holds ids, not foreign keys, and says
+    what in words, so the history outlives what it describes (a deleted recipient)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The user's email as it was; None for the system (scheduled publishing, automatic nudges).
+    actor: Mapped[Optional[str]] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(20))  # a key of ``helpdesk.audit.ACTIONS``
+    credential_id: Mapped[Optional[int]]
+    recipient_id: Mapped[Optional[int]]
+    summary: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_audit_entry_recipient", "recipient_id", "id"),
+        Index("ix_audit_entry_credential", "credential_id", "id"),
+        Index("ix_audit_entry_action", "action", "id"),
+    )
+
+
 class WebhookNonce(db.Model):
     """One-time tokens a provider signs (``signs_one_time_tokens``): a token seen before is refused."""
 

@@ -8,7 +8,7 @@ from typing import Sequence
 from flask import current_app
 from sqlalchemy import and_, exists, func, insert, select, update
 
-from . import ingest, plugins, queue
+from . import audit, ingest, plugins, queue
 from .addresses import email_problem, set_email
 from .contract import ProviderEvent
 from .models import (Credential, CredentialState, Delivery, Recipient, db,
@@ -51,6 +51,9 @@ def publish(credential: Credential) -> int:
         sent_to = {recipient_id for recipient_id, _ in due}
         ingest.refresh_and_commit([r.id for r in chunk if r.id not in sent_to])
         after = chunk[-1].id
+    audit.record_credential("published", credential,
+                            f"with {queued} email{'s' if queued != 1 else ''}"
+                            if send_email else "without email")
     db.session.commit()  # a credential with no recipients is published too
     return queued
 
@@ -114,36 +117,47 @@ def _queue(targets: Sequence[tuple[int, str]], kind: str) -> list[int]:
     return ids
 
 
+class NotPublished(ValueError):
+    """A recipient's email goes out when its credential is published, not one by one before."""
+
+    def __init__(self, credential: Credential):
+        super().__init__(f"“{credential.title}” is a {credential.state.value}: publish it to "
+                         "send its emails")
+
+
 def resend(recipient: Recipient, email: str | None = None, kind: str = "resend") -> Delivery:
-    """Send again, optionally to a corrected address (which becomes the recipient's address).
-    The earlier deliveries stay on the timeline. Raises ValueError, changing nothing, when the
-    new address is malformed or there is no usable address."""
+    """Send again (or for the first time, once published), optionally to a corrected address
+    (which becomes the recipient's address). The earlier deliveries stay on the timeline.
+    Raises ValueError, changing nothing, when the new address is malformed, there is no usable
+    address, or the credential is not published (``NotPublished``)."""
+    if not recipient.credential.published:
+        raise NotPublished(recipient.credential)
     if email and email != recipient.email:
         problem = email_problem(email)[2]
         if problem:
             raise ValueError(problem)
+        old = recipient.email
         set_email(recipient, email)
+        audit.record_recipients("fixed", [recipient], f"(was {old or 'no address'})")
     if not sendable(recipient):
         raise ValueError(recipient.email_error or "the recipient has no email address")
-    _publish_for_resend([recipient])
+    if kind == "resend" and not recipient.deliveries:
+        kind = "send"
+    audit.record_recipients(AUDIT_ACTION[kind], [recipient])
     [delivery_id] = queue_deliveries([recipient], kind=kind)
     return db.session.get(Delivery, delivery_id)
 
 
-def _publish_for_resend(recipients: Sequence[Recipient]) -> None:
-    """Sending a recipient of a draft or scheduled credential publishes the credential."""
-    for credential in {r.credential for r in recipients}:
-        if not credential.published:
-            credential.state = CredentialState.published
-            credential.published_at = utcnow()
+AUDIT_ACTION = {"send": "sent", "resend": "resent", "nudge": "nudged"}
 
 
 def resend_many(recipients: Sequence[Recipient]) -> int:
-    """Resend to each recipient with a usable address; returns how many were queued."""
-    usable = [r for r in recipients if sendable(r)]
+    """Resend to each recipient of a published credential with a usable address; returns how
+    many were queued."""
+    usable = [r for r in recipients if sendable(r) and r.credential.published]
     if not usable:
         return 0
-    _publish_for_resend(usable)
+    audit.record_recipients("resent", usable)
     queue_deliveries(usable, kind="resend")
     return len(usable)
 
@@ -192,8 +206,9 @@ def nudge_due(now: datetime | None = None) -> int:
     if not claimed:
         db.session.rollback()
         return 0
-    queue_deliveries(db.session.scalars(select(Recipient).where(Recipient.id.in_(claimed))
-                                        .order_by(Recipient.id)
-                                        .execution_options(populate_existing=True)).all(),
-                     kind="nudge")
+    nudged = db.session.scalars(select(Recipient).where(Recipient.id.in_(claimed))
+                                .order_by(Recipient.id)
+                                .execution_options(populate_existing=True)).all()
+    audit.record_recipients("nudged", nudged, "automatically")
+    queue_deliveries(nudged, kind="nudge")
     return len(claimed)

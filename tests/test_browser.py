@@ -481,3 +481,47 @@ def test_opening_a_message_in_the_outbox_loads_its_pixel_and_the_recipient_turns
     page.goto(f"/recipients/{ada}")
     expect(page.locator("#recipient-status")).to_contain_text(STATUSES["opened"].label)
     expect(page.locator("#timeline")).to_contain_text("tracking pixel")
+
+
+# --- editing, deleting, publishing (issue 13) ---------------------------------------------------
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_an_agent_corrects_an_opened_recipient_and_publishes_a_draft_on_purpose(
+        page, desk, shot, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    with desk.app.app_context():
+        create_credential("Safety Course", [{"name": "Pat Draft", "email": "pat@example.com"},
+                                            {"name": "Quinn Draft", "email": "quinn@example.com"}])
+    sign_in(page)
+    ada = desk.recipient_id("Ada Lovelace")
+    page.goto(f"/recipients/{ada}")
+    page.locator("#edit-recipient").click()
+    expect(page.locator("h1")).to_have_text("Edit the recipient")
+    page.fill("#edit-email", "ada@gmial.com")
+    shot(page, f"edit-{width}")
+    page.locator("#save-recipient").click()
+    expect(page.locator("#typo-review")).to_contain_text("Did you mean ada@gmail.com?")
+    shot(page, f"edit-typo-review-{width}")
+    page.locator("#use-suggestion").click()
+    expect(page.locator("#flashes")).to_contain_text("Sending again to ada@gmail.com.")
+    expect(page.locator("#recipient-email")).to_contain_text("ada@gmail.com")
+    expect(page.locator("#audit-trail li").first).to_contain_text(f"{AGENT} resent Ada Lovelace")
+    shot(page, f"edited-and-resent-{width}")
+
+    pat = desk.recipient_id("Pat Draft")
+    page.goto(f"/recipients/{pat}")
+    expect(page.locator("#draft-note")).to_contain_text("“Safety Course” is a draft")
+    expect(page.locator("#send-now-form")).to_have_count(0)
+    page.locator("#publish-and-send").click()
+    expect(page.locator("#confirm")).to_contain_text("Publishing it emails 2 recipients at once.")
+    shot(page, f"publish-confirm-{width}")
+    page.locator("#confirm-button").click()
+    expect(page.locator("#flashes")).to_contain_text("Published “Safety Course”; 2 emails queued.")
+
+    page.get_by_role("link", name="Quinn Draft").click()
+    page.locator("#delete-recipient").click()
+    expect(page.locator("h1")).to_have_text("Delete Quinn Draft <quinn@example.com>?")
+    page.locator("#confirm-button").click()
+    expect(page.locator("#flashes")).to_contain_text("Deleted Quinn Draft <quinn@example.com>.")
+    expect(page.get_by_role("link", name="Quinn Draft")).to_have_count(0)
+    shot(page, f"after-delete-{width}")

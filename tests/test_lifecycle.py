@@ -180,12 +180,14 @@ def test_resend_in_status_resends_only_that_status_of_that_credential(app, sink)
         publishing.resend_in_status(credential.id, "lost")
 
 
-def test_resend_in_status_sends_a_drafts_not_sent_recipients(app, sink):
+def test_resending_never_publishes_a_draft_behind_the_users_back(app, sink):
     credential = create_credential("Draft", [{"name": "Ann", "email": "ann@valley.example"}])
-    assert publishing.resend_in_status(credential.id, NOT_SENT) == 1
+    assert publishing.resend_in_status(credential.id, NOT_SENT) == 0
+    with pytest.raises(publishing.NotPublished, match="“Draft” is a draft: publish it"):
+        publishing.resend(credential.recipients[0])
     db.session.expire_all()
-    assert credential.state == CredentialState.published
-    assert credential.recipients[0].status == NOT_OPENED
+    assert credential.state == CredentialState.draft and not sink.messages
+    assert credential.recipients[0].status == NOT_SENT
 
 
 def test_resend_bounced_at_domain_after_its_it_allowlists_the_sender(app_factory):

@@ -176,7 +176,7 @@ def test_resend_all_is_offered_only_for_a_filtered_resendable_status(agent_clien
     cid = desk.course.id
     assert 'id="resend-status-form"' not in page(agent_client.get(f"/credentials/{cid}"))
     bounced = page(agent_client.get(f"/credentials/{cid}?status=bounced"))
-    assert "Resend all 4 in “Email is bounced”" in bounced
+    assert "Send again to these 4 recipients" in bounced
     assert 'id="resend-status-form"' not in page(
         agent_client.get(f"/credentials/{cid}?status=not_provided"))
 
@@ -227,13 +227,32 @@ def test_a_malformed_fixed_address_is_refused_and_changes_nothing(agent_client, 
     assert deliveries(bob) == 1 and len(sink.messages) == before
 
 
-def test_not_sent_offers_send_now_and_it_sends(agent_client, desk, sink):
+def test_a_drafts_recipient_offers_publishing_not_a_silent_send(agent_client, desk, sink):
     frank = desk.recipient("Frank Draft")
     html = page(agent_client.get(f"/recipients/{frank.id}"))
-    assert 'id="send-now-form"' in html and "Send now" in html
-    agent_client.post(f"/recipients/{frank.id}/resend")
+    assert 'id="send-now-form"' not in html and 'id="publish-and-send"' in html
+    assert "its emails go out to every recipient when it is published" in html
+    response = agent_client.post(f"/recipients/{frank.id}/resend")
+    assert response.status_code == 400
+    assert "“Leadership Badge” is a draft: publish it to send its emails" in response.text
     db.session.refresh(frank)
-    assert frank.status == "not_opened" and sink.messages[-1].recipients == ["frank@acme.example"]
+    assert frank.credential.state.value == "draft" and not frank.deliveries
+    assert not [m for m in sink.messages if "frank@acme.example" in m.recipients]
+
+
+def test_a_first_send_says_send_not_sending_again(agent_client, sink):
+    from helpdesk.credentials import create_credential
+
+    quiet = create_credential("Quiet", [{"name": "Ann", "email": "ann@valley.example"}],
+                              state="published", send_email=False)
+    ann = quiet.recipients[0]
+    html = page(agent_client.get(f"/recipients/{ann.id}"))
+    form = html[html.index('id="send-now-form"'):]
+    assert ">Send</button>" in form[:600]
+    html = page(agent_client.post(f"/recipients/{ann.id}/resend", follow_redirects=True))
+    assert "Sending to ann@valley.example." in html and "again" not in html.split("flashes")[1][:200]
+    db.session.refresh(ann)
+    assert ann.status == "not_opened" and [d.kind for d in ann.deliveries] == ["send"]
 
 
 def test_not_opened_offers_a_nudge_with_the_last_send_date(agent_client, desk, sink):
@@ -266,7 +285,7 @@ def test_recipient_live_fragment_follows_the_status(agent_client, desk):
     frank = desk.recipient("Frank Draft")
     before = page(agent_client.get(f"/recipients/{frank.id}/live"))
     assert 'id="recipient-live"' in before and 'data-status="not_sent"' in before
-    agent_client.post(f"/recipients/{frank.id}/resend")
+    agent_client.post(f"/credentials/{desk.draft.id}/publish")
     after = page(agent_client.get(f"/recipients/{frank.id}/live"))
     assert 'data-status="not_opened"' in after
     assert 'data-announce="Status: Email is not opened"' in after
@@ -379,11 +398,14 @@ def test_publishing_a_draft_from_its_page_sends_the_emails(agent_client, sink):
     draft = create_credential("Draft badge", [{"name": "Ann", "email": "ann@valley.example"},
                                               {"name": "Bob", "email": "bob@gmial.com"}])
     html = page(agent_client.get(f"/credentials/{draft.id}"))
-    assert 'id="publish-form"' in html
+    assert 'id="publish-link"' in html and "Publish and send…" in html
+    confirm = page(agent_client.get(f"/credentials/{draft.id}/publish"))
+    assert "Publishing it emails 2 recipients at once." in confirm
+    assert ">Publish and send 2 emails</button>" in confirm and not sink.messages
     response = agent_client.post(f"/credentials/{draft.id}/publish")
     assert response.status_code == 303
     html = page(agent_client.get(response.headers["Location"]))
-    assert "2 emails queued" in html and 'id="publish-form"' not in html
+    assert "2 emails queued" in html and 'id="publish-link"' not in html
     assert count_in(html, "not_opened") == 1 and count_in(html, "bounced") == 1
     assert [m.recipients for m in sink.messages] == [["ann@valley.example"]]
     again = agent_client.post(f"/credentials/{draft.id}/publish", follow_redirects=True)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Flask
 
+from ..audit import ACTIONS
 from ..status import STATUSES
 
 
@@ -27,6 +28,7 @@ def init_app(app: Flask) -> None:
     csrf.exempt(api.bp)  # Bearer tokens, never cookies
     errors.register(app)
     app.jinja_env.globals["STATUSES"] = STATUSES
+    app.jinja_env.globals["AUDIT_ACTIONS"] = ACTIONS
 
     @app.context_processor
     def _page_context():

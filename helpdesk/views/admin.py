@@ -1,18 +1,19 @@
-"""Admin pages: users (create, deactivate, reactivate), API tokens (create, shown once; revoke)
-and the effective settings, secrets masked. Agents get 403 here."""
+"""Admin pages: users (create, deactivate, reactivate), API tokens (create, shown once; revoke),
+the audit log and the effective settings, secrets masked. Agents get 403 here."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
-from flask import (Blueprint, abort, current_app, flash, redirect, render_template, url_for)
+from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
+                   url_for)
 from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import EmailField, PasswordField, SelectField
 from wtforms.validators import DataRequired, Email, Length
 
-from .. import config as defaults
+from .. import audit, config as defaults
 from .. import plugins
 from ..auth import admin_required, create_token, create_user
 from ..security import is_secret
@@ -141,3 +142,22 @@ def settings():
         rows.append(SettingRow(name, masked(name, cfg.get(name), setting.secret or is_secret(name)),
                                cfg.get(name) != setting.default, plugin))
     return render_template("admin/settings.html", rows=rows)
+
+
+AUDIT_PAGE_SIZE = 50
+
+
+@bp.route("/audit")
+def audit_log():
+    """The audit log, newest first, one action or all; ``before`` pages on by entry id."""
+    action = request.args.get("action") or None
+    if action is not None and action not in audit.ACTIONS:
+        abort(400, f"action must be one of {', '.join(audit.ACTIONS)}, not {action!r}")
+    before_text = request.args.get("before", "")
+    if before_text and not (before_text.isascii() and before_text.isdigit()):
+        abort(400, f"before must be an entry number, not {before_text!r}")
+    entries = audit.latest(db.session, action=action, before=int(before_text or 0) or None,
+                           limit=AUDIT_PAGE_SIZE + 1)
+    return render_template("admin/audit.html", entries=entries[:AUDIT_PAGE_SIZE], action=action,
+                           next_before=entries[AUDIT_PAGE_SIZE - 1].id
+                           if len(entries) > AUDIT_PAGE_SIZE else None)

@@ -14,7 +14,8 @@ from flask import (Blueprint, Response, abort, current_app, flash, redirect, ren
 from markupsafe import Markup
 from sqlalchemy import func, select
 
-from .. import publishing, queries
+from .. import audit, credentials as changes, publishing, queries
+from ..addresses import check_address
 from ..models import Credential, Delivery, Recipient, db
 from ..status import BOUNCED, NOT_OPENED, NOT_SENT, STATUSES
 from ..validation import check_email
@@ -129,16 +130,60 @@ def export_csv(credential_id: int):
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@bp.route("/credentials/<int:credential_id>/publish", methods=["POST"])
+def _confirm(heading: str, lines: list[str], button: str, cancel: str, danger: bool = False):
+    """A page that asks before a change that cannot be undone; its form posts back here."""
+    return render_template("confirm.html", heading=heading, lines=lines, button=button,
+                           cancel=cancel, danger=danger)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+@bp.route("/credentials/<int:credential_id>/publish", methods=["GET", "POST"])
 def publish(credential_id: int):
+    """Publishing asks first (GET), saying how many emails go out; the POST publishes."""
     cred = db.get_or_404(Credential, credential_id)
+    back = url_for("pages.credential", credential_id=cred.id)
     if cred.published:
         flash("This credential is already published.", "info")
-    else:
-        queued = publishing.publish(cred)
-        flash(f"Published “{cred.title}”; {queued} email{'s' if queued != 1 else ''} queued."
-              if cred.send_email else f"Published “{cred.title}” without email.", "success")
-    return redirect(url_for("pages.credential", credential_id=cred.id), 303)
+        return redirect(back, 303)
+    if request.method == "GET":
+        usable = db.session.scalar(select(func.count(Recipient.id)).where(
+            Recipient.credential_id == cred.id, Recipient.email.is_not(None),
+            Recipient.email_error.is_(None)))
+        total = len(cred.recipients)
+        lines = [f"“{cred.title}” has {_plural(total, 'recipient')}."]
+        if cred.send_email:
+            lines.append(f"Publishing it emails {_plural(usable, 'recipient')} at once"
+                         + (f"; {total - usable} without a usable address get nothing."
+                            if usable < total else "."))
+            button = f"Publish and send {_plural(usable, 'email')}"
+        else:
+            lines.append("It is published without email: nobody is emailed.")
+            button = "Publish without email"
+        return _confirm(f"Publish “{cred.title}”?", lines, button, back)
+    queued = publishing.publish(cred)
+    flash(f"Published “{cred.title}”; {_plural(queued, 'email')} queued."
+          if cred.send_email else f"Published “{cred.title}” without email.", "success")
+    return redirect(back, 303)
+
+
+@bp.route("/credentials/<int:credential_id>/delete", methods=["GET", "POST"])
+def delete_credential(credential_id: int):
+    cred = db.get_or_404(Credential, credential_id)
+    if request.method == "GET":
+        total = len(cred.recipients)
+        return _confirm(
+            f"Delete “{cred.title}”?",
+            [f"This deletes the credential, its {_plural(total, 'recipient')} and their "
+             "delivery history. It cannot be undone; the audit log keeps a record of it."],
+            "Delete the credential", url_for("pages.credential", credential_id=cred.id),
+            danger=True)
+    title = cred.title
+    changes.delete_credential(cred)
+    flash(f"Deleted “{title}”.", "success")
+    return redirect(url_for("pages.credentials"), 303)
 
 
 @bp.route("/credentials/<int:credential_id>/resend", methods=["POST"])
@@ -148,11 +193,13 @@ def resend_status(credential_id: int):
     if status not in RESENDABLE:
         abort(400, f"only recipients in {', '.join(RESENDABLE)} can be sent again in bulk, "
                    f"not {status!r}")
-    sent = publishing.resend_in_status(cred.id, status)
     label = STATUSES[status].label
+    if not cred.published:
+        flash(f"Not sent: {publishing.NotPublished(cred)}.", "error")
+        return redirect(url_for("pages.credential", credential_id=cred.id, status=status), 303)
+    sent = publishing.resend_in_status(cred.id, status)
     if sent:
-        flash(f"Sending again to {sent} recipient{'s' if sent != 1 else ''} "
-              f"who showed “{label}”.", "success")
+        flash(f"Sending again to {_plural(sent, 'recipient')} who showed “{label}”.", "success")
     else:
         flash(f"No recipient showing “{label}” has a usable address: nothing was sent.", "info")
     return redirect(url_for("pages.credential", credential_id=cred.id, status=status), 303)
@@ -172,7 +219,8 @@ def _recipient_region(rec: Recipient, typed_email: str | None = None) -> Markup:
         "_recipient_live.html", announce=f"Status: {STATUSES[rec.status].label}",
         interval_ms=3000, recipient=rec, suggestion=suggestion, typed_email=typed_email,
         bounced_here=bounced_here, alert_threshold=int(cfg["DOMAIN_BOUNCE_ALERT"]),
-        sender=cfg["SENDER"], last_sent=last_sent)
+        sender=cfg["SENDER"], last_sent=last_sent,
+        history=audit.for_recipient(db.session, rec))
 
 
 @bp.route("/recipients/<int:recipient_id>")
@@ -188,21 +236,82 @@ def recipient_live(recipient_id: int):
 
 @bp.route("/recipients/<int:recipient_id>/resend", methods=["POST"])
 def resend(recipient_id: int):
-    """Send again: to a corrected address (``email``), now, or as a nudge (``kind=nudge``)."""
+    """Send (again): to a corrected address (``email``), now, or as a nudge (``kind=nudge``)."""
     rec = db.get_or_404(Recipient, recipient_id)
     kind = request.form.get("kind", "resend")
     if kind not in ("resend", "nudge"):
         abort(400, f"kind must be resend or nudge, not {kind!r}")
     email = (request.form.get("email") or "").strip() or None
     try:
-        publishing.resend(rec, email, kind=kind)
+        delivery = publishing.resend(rec, email, kind=kind)
     except ValueError as error:
         db.session.rollback()
-        flash(f"Not sent: {error}", "error")
+        flash(f"Not sent: {error}.", "error")
         return render_template("recipient.html", recipient=rec,
                                live=_recipient_region(rec, typed_email=email)), 400
-    flash(f"{'Nudged' if kind == 'nudge' else 'Sending again to'} {rec.email}.", "success")
+    flash(f"{SENT_MESSAGE[delivery.kind]} {rec.email}.", "success")
     return redirect(url_for("pages.recipient", recipient_id=rec.id), 303)
+
+
+SENT_MESSAGE = {"send": "Sending to", "resend": "Sending again to", "nudge": "Nudged"}
+
+
+def _edit_form(rec: Recipient, code: int = 200, error: str | None = None,
+               suggestion: str | None = None):
+    form = request.form
+    values = ({"name": form.get("name", ""), "email": form.get("email", ""),
+               "send": form.get("send") == "on"} if request.method == "POST" else
+              {"name": rec.name, "email": rec.email or "", "send": True})
+    return render_template("recipient_edit.html", recipient=rec, values=values, error=error,
+                           suggestion=suggestion,
+                           can_send=rec.credential.published and rec.credential.send_email), code
+
+
+@bp.route("/recipients/<int:recipient_id>/edit", methods=["GET", "POST"])
+def edit_recipient(recipient_id: int):
+    """Change the name and address in any status; a likely typo is asked about first
+    (``checked_email`` is the address the user chose to keep); then, if asked, send."""
+    rec = db.get_or_404(Recipient, recipient_id)
+    if request.method == "GET":
+        return _edit_form(rec)
+    email = request.form.get("email", "").strip()
+    suggestion = check_address(email).suggestion if email else None
+    if suggestion and request.form.get("checked_email") != email:
+        return _edit_form(rec, suggestion=suggestion)  # a question, not an error
+    try:
+        changed = changes.edit_recipient(rec, request.form.get("name", ""), email)
+    except ValueError as error:
+        db.session.rollback()
+        return _edit_form(rec, 400, error=f"Nothing was changed: {error}.")
+    message = "Saved: " + "; ".join(changed) + "." if changed else "Nothing changed."
+    if request.form.get("send") == "on" and rec.credential.published:
+        try:
+            delivery = publishing.resend(rec)
+        except ValueError as error:
+            db.session.rollback()
+            flash(f"{message} Not sent: {error}.", "error")
+        else:
+            flash(f"{message} {SENT_MESSAGE[delivery.kind]} {rec.email}.", "success")
+    else:
+        flash(message, "success")
+    return redirect(url_for("pages.recipient", recipient_id=rec.id), 303)
+
+
+@bp.route("/recipients/<int:recipient_id>/delete", methods=["GET", "POST"])
+def delete_recipient(recipient_id: int):
+    rec = db.get_or_404(Recipient, recipient_id)
+    back = url_for("pages.credential", credential_id=rec.credential_id)
+    if request.method == "GET":
+        return _confirm(
+            f"Delete {audit.describe(rec)}?",
+            [f"This removes the recipient from “{rec.credential.title}” with its delivery "
+             "history. It cannot be undone; the audit log keeps a record of it."],
+            "Delete the recipient", url_for("pages.recipient", recipient_id=rec.id),
+            danger=True)
+    who = audit.describe(rec)
+    changes.delete_recipient(rec)
+    flash(f"Deleted {who}.", "success")
+    return redirect(back, 303)
 
 
 # --- lookup -------------------------------------------------------------------------------------
