@@ -49,7 +49,9 @@ def publish(credential: Credential) -> int:
         queued += len(_queue(due, "send"))  # their statuses are refreshed with their events
         # The others' statuses follow the published state.
         sent_to = {recipient_id for recipient_id, _ in due}
-        ingest.refresh_and_commit([r.id for r in chunk if r.id not in sent_to])
+        others = [r.id for r in chunk if r.id not in sent_to]
+        if others:
+            ingest.refresh_and_commit(others)
         after = chunk[-1].id
     audit.record_credential("published", credential,
                             f"with {queued} email{'s' if queued != 1 else ''}"
