@@ -14,8 +14,9 @@ from werkzeug.exceptions import HTTPException
 from . import plugins, publishing, queries
 from .auth import public
 from .credentials import CredentialError, create_credential, likely_typos
+from .causes import CAUSES
 from .models import Credential, Delivery, Recipient, db
-from .status import STATUSES
+from .status import STATUSES, Tip
 from .validation import EmailCheck, check_email
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -159,7 +160,8 @@ def recipient_json(recipient: Recipient) -> dict[str, Any]:
             "name": recipient.name, "email": recipient.email,
             "email_error": recipient.email_error, "status": recipient.status,
             "status_label": STATUSES[recipient.status].label,
-            "updated_at": _iso(recipient.updated_at)}
+            "cause": recipient.cause, "cause_label": CAUSES[recipient.cause].label,
+            "evidence": recipient.evidence, "updated_at": _iso(recipient.updated_at)}
 
 
 def delivery_json(sent: Delivery) -> dict[str, Any]:
@@ -196,10 +198,21 @@ def _check(address: str, known_domains: list[str]) -> EmailCheck:
 @public
 def statuses():
     return jsonify([{"key": s.key, "label": s.label, "icon": s.icon, "colour": s.colour,
-                     "meaning": s.meaning,
-                     "tips": [{"title": t.title, "text": t.text, "action": t.action}
-                              for t in s.tips]}
+                     "meaning": s.meaning, "tips": [_tip_json(t) for t in s.tips]}
                     for s in STATUSES.values()])
+
+
+@bp.route("/causes")
+@public
+def causes():
+    return jsonify([{"key": c.key, "label": c.label, "explanation": c.explanation,
+                     "actions": [_tip_json(t) for t in c.actions],
+                     "resend_helps": c.resend_helps}
+                    for c in CAUSES.values()])
+
+
+def _tip_json(tip: Tip) -> dict[str, Any]:
+    return {"title": tip.title, "text": tip.text, "action": tip.action}
 
 
 @bp.route("/credentials", methods=["POST"])

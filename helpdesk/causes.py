@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Iterable, NamedTuple, Sequence
+from typing import Callable, Iterable, NamedTuple, Sequence
 
 from .status import (BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING, DeliveryOutcome, Tip,
                      delivery_status, email_status, event_level, same_address)
@@ -392,7 +392,7 @@ def _opened(deliveries: Sequence[DeliveryFacts]) -> Diagnosis:
         "as link scanners do.")
 
 
-def _bounce(delivery: DeliveryFacts, suggestion: str | None) -> Diagnosis:
+def _bounce(delivery: DeliveryFacts, suggest: Callable[[], str | None]) -> Diagnosis:
     bounces = [(read_event(e), e) for e in delivery.events if event_level(e.type) == BOUNCED]
     deferred = any(e.type == "deferred" for e in delivery.events)
     if all(e.type == "rejected" for _, e in bounces):
@@ -408,7 +408,8 @@ def _bounce(delivery: DeliveryFacts, suggestion: str | None) -> Diagnosis:
     if reading.temporary and deferred and reason_code not in ("suppressed", "expired"):
         # A refusal "for now" that outlasted the retries was given up on, whatever it was.
         reason_code = "temporary"
-    if suggestion and reason_code in TYPO_REASONS:
+    suggestion = suggest() if reason_code in TYPO_REASONS else None
+    if suggestion:
         return Diagnosis(TYPO, reading.text or f"Mail to {delivery.email} did not go through.",
                          suggestion)
     return Diagnosis(BOUNCE_CAUSES.get(reason_code, BOUNCED_OTHER),
@@ -428,12 +429,13 @@ def _not_sent(delivery: DeliveryFacts) -> Diagnosis:
                      or "The email service refused to send it.")
 
 
-def _still_sending(delivery: DeliveryFacts, suggestion: str | None) -> Diagnosis:
+def _still_sending(delivery: DeliveryFacts, suggest: Callable[[], str | None]) -> Diagnosis:
     deferral = _one(e for e in delivery.events if e.type == "deferred")
     if deferral is None:
         return Diagnosis(ON_ITS_WAY, "Queued; the email service has not answered yet.")
     reading = read_event(deferral)
-    if suggestion and reading.reason_code == "host_unknown":
+    suggestion = suggest() if reading.reason_code == "host_unknown" else None
+    if suggestion:
         return Diagnosis(TYPO, reading.text, suggestion)
     return Diagnosis(RETRYING, reading.text or "The receiving server asked us to try later.")
 
@@ -460,15 +462,16 @@ def diagnose(
     email_error: str | None,
     published: bool,
     deliveries: Sequence[DeliveryFacts],
-    suggestion: str | None = None,
+    suggest: Callable[[str], str | None] | None = None,
 ) -> Diagnosis:
     """A recipient's cause and its evidence.
 
     :param email: the recipient's address; ``email_error`` why it cannot be used, if so.
     :param published: whether its credential is published.
     :param deliveries: its deliveries, oldest first; each one's events in any order.
-    :param suggestion: the typo suggester's corrected address for ``email``, if it has one
-        (it already knows the installation's delivered domains, which it never corrects).
+    :param suggest: the typo suggester: an address's likely correction, or None (it knows
+        the installation's delivered domains, which it never corrects). Asked only about a
+        failed delivery to the recipient's current address.
     """
     if not email:
         return Diagnosis(NO_ADDRESS, "No email address was given.")
@@ -478,6 +481,10 @@ def diagnose(
         return Diagnosis(NOT_SENT_YET, "The credential is not published yet." if not published
                          else "The credential was published without sending email.")
     latest = deliveries[-1]
+
+    def suggestion() -> str | None:
+        return suggest(email) if suggest and same_address(email, latest.email) else None
+
     listed = _listed_by_recipient([d for d in deliveries if same_address(d.email, email)])
     if listed:
         return listed

@@ -25,7 +25,7 @@ def main() -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for command in (demo, worker, users, tokens, providers, nudge, bounces, check_email,
+    for command in (demo, worker, users, tokens, providers, nudge, bounces, causes, check_email,
                     import_csv):
         app.cli.add_command(command)
 
@@ -122,6 +122,20 @@ def nudge() -> None:
     from .publishing import nudge_due
 
     click.echo(f"Nudged {nudge_due()} recipients.")
+
+
+@click.group()
+def causes() -> None:
+    """Why emails failed: each recipient's diagnosis."""
+
+
+@causes.command("refresh")
+@with_appcontext
+def causes_refresh() -> None:
+    """Diagnose every recipient again from its stored events (after an upgrade)."""
+    from .diagnosis import refresh_all
+
+    click.echo(f"Diagnosed every recipient again: {refresh_all()} changed.")
 
 
 @click.group()

@@ -16,7 +16,7 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import bindparam, func, select, update
 
-from . import plugins
+from . import diagnosis, plugins
 from .contract import ProviderEvent, capabilities
 from .models import Credential, CredentialState, Delivery, DeliveryEvent, Recipient, db, utcnow
 from .status import DeliveryOutcome, email_status, event_level, join
@@ -221,7 +221,8 @@ def refresh_statuses(delivery_ids: Sequence[int]) -> list[tuple[int, str, str]]:
 
 
 def refresh_recipients(recipient_ids) -> list[tuple[int, str, str]]:
-    """Recompute recipients' statuses from their deliveries (a list of ids or a subquery)."""
+    """Recompute recipients' statuses from their deliveries (a list of ids or a subquery), and
+    their causes from the events (``helpdesk.diagnosis``)."""
     recipients = db.session.execute(
         select(Recipient.id, Recipient.email, Recipient.status, Credential.state)
         .join(Credential).where(Recipient.id.in_(recipient_ids))).all()
@@ -233,6 +234,9 @@ def refresh_recipients(recipient_ids) -> list[tuple[int, str, str]]:
         .where(Delivery.recipient_id.in_([r.id for r in recipients])).order_by(Delivery.id)
     ):
         outcomes[recipient_id].append(DeliveryOutcome(email, status))
+    causes = diagnosis.changed_causes([r.id for r in recipients])
+    if causes:
+        _set_statuses(Recipient.__table__, causes)
     changes = []
     for r in recipients:
         new = email_status(email=r.email, published=r.state == CredentialState.published,

@@ -14,6 +14,7 @@ from sqlalchemy import (JSON, DateTime, ForeignKey, Index, MetaData, String, Tex
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from .causes import CAUSES
 from .status import NOT_SENT, SENDING, STATUSES
 
 
@@ -98,6 +99,11 @@ class Recipient(db.Model):
     # The address whose typo suggestion a user rejected: not suggested again for that address.
     typo_dismissed_for: Mapped[Optional[str]] = mapped_column(String(320))
     status: Mapped[str] = mapped_column(String(20), default=NOT_SENT)
+    # Why, a key of ``helpdesk.causes.CAUSES``, with the one line that decided it and, for a
+    # likely typo, the corrected address: materialised beside the status, like it.
+    cause: Mapped[str] = mapped_column(String(20), default=NOT_SENT)
+    evidence: Mapped[Optional[str]] = mapped_column(String(500))
+    typo_suggestion: Mapped[Optional[str]] = mapped_column(String(320))
     nudges: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -112,6 +118,8 @@ class Recipient(db.Model):
         Index("ix_recipient_credential_updated", "credential_id", "updated_at", "id"),
         Index("ix_recipient_domain_status", "email_domain", "status"),
         Index("ix_recipient_status_updated", "status", "updated_at"),
+        Index("ix_recipient_cause", "cause", "id"),
+        Index("ix_recipient_domain_cause", "email_domain", "cause"),
         Index("ix_recipient_email", "email"),
         # Addresses are looked up whatever their case: ``lower(email)`` starts with the text.
         Index("ix_recipient_email_lower", text("lower(email)")),
@@ -121,6 +129,10 @@ class Recipient(db.Model):
     @property
     def status_info(self):
         return STATUSES[self.status]
+
+    @property
+    def cause_info(self):
+        return CAUSES[self.cause]
 
     @property
     def latest_delivery(self) -> "Delivery | None":

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from .api import MAX_BATCH_CHECKS, MAX_EMAIL, MAX_ID, MAX_NAME, MAX_PAGE, MAX_PER_PAGE, MAX_TITLE
+from .causes import CAUSES
 from .status import EVENT_TYPES, STATUSES
 
 API = "/api/v1"
@@ -36,6 +37,7 @@ def _text(max_length: int, blank: bool = True) -> dict[str, Any]:
 
 
 STATUS_KEY = {"type": "string", "enum": list(STATUSES)}
+CAUSE_KEY = {"type": "string", "enum": list(CAUSES)}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _object({"error": {"type": "string"}}),
@@ -46,6 +48,12 @@ SCHEMAS: dict[str, Any] = {
         "icon": {"type": "string", "description": "id of a symbol in the icon sprite"},
         "colour": {"type": "string"}, "meaning": {"type": "string"},
         "tips": {"type": "array", "items": _ref("Tip")}}),
+    "Cause": _object({
+        "key": CAUSE_KEY, "label": {"type": "string"}, "explanation": {"type": "string"},
+        "actions": {"type": "array", "items": _ref("Tip"),
+                    "description": "what can help, the most useful first"},
+        "resend_helps": {"type": "boolean", "description":
+                         "whether sending the same email to the same address can succeed"}}),
     "Recipient": _object({
         "id": {"type": "integer"}, "credential_id": {"type": "integer"},
         "name": {"type": "string", "description": "as given: escape it where you show it"},
@@ -53,6 +61,9 @@ SCHEMAS: dict[str, Any] = {
         "email_error": _nullable({"type": "string", "description":
                                   "why the address cannot be used; never sent to"}),
         "status": STATUS_KEY, "status_label": {"type": "string"},
+        "cause": CAUSE_KEY, "cause_label": {"type": "string"},
+        "evidence": _nullable({"type": "string", "description":
+                               "the one line that decided the cause, often the server's reply"}),
         "updated_at": TIMESTAMP}),
     "DeliveryEvent": _object({
         "type": {"type": "string", "enum": list(EVENT_TYPES)},
@@ -179,6 +190,10 @@ def openapi_spec() -> dict[str, Any]:
         f"{API}/statuses": {"get": _operation(
             "The six email statuses, their meaning and quick tips",
             {200: _json({"type": "array", "items": _ref("Status")}, "Every status")},
+            errors=(), public=True)},
+        f"{API}/causes": {"get": _operation(
+            "Why an email can fail: each cause, its explanation and its actions",
+            {200: _json({"type": "array", "items": _ref("Cause")}, "Every cause")},
             errors=(), public=True)},
         f"{API}/credentials": {"post": _operation(
             "Create a credential with its recipients; published ones are sent at once",

@@ -173,7 +173,7 @@ def all_recipients(session: Session, f: RecipientFilter, chunk: int = 1000) -> I
 # --- CSV --------------------------------------------------------------------------------------
 
 CSV_HEADER = ("id", "credential_id", "name", "email", "domain", "status", "status_label",
-              "updated_at")
+              "cause", "cause_label", "evidence", "updated_at")
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -188,6 +188,7 @@ def csv_row(recipient: Recipient) -> list[str]:
     return [csv_safe(v) for v in (
         recipient.id, recipient.credential_id, recipient.name, recipient.email,
         recipient.email_domain, recipient.status, STATUSES[recipient.status].label,
+        recipient.cause, recipient.cause_info.label, recipient.evidence,
         recipient.updated_at.isoformat() if recipient.updated_at else "")]
 
 

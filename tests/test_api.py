@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import func, select
 
 from helpdesk.auth import create_token
+from helpdesk.causes import CAUSES
 from helpdesk.models import Credential, Delivery, Recipient, db
 from helpdesk.status import BOUNCED, NOT_OPENED, NOT_PROVIDED, NOT_SENT, STATUSES
 
@@ -137,6 +138,15 @@ def test_statuses_are_public_and_come_from_the_registry(client):
 
 def test_statuses_validate_against_the_spec(call):
     call("GET", "/api/v1/statuses")
+
+
+def test_causes_are_public_with_their_actions_primary_first(client, call):
+    body = call("GET", "/api/v1/causes").get_json()
+    assert [c["key"] for c in body] == list(CAUSES)
+    policy = next(c for c in body if c["key"] == "policy")
+    assert policy["actions"][0]["action"] == "allowlist"
+    assert policy["resend_helps"] is True
+    assert next(c for c in body if c["key"] == "typo")["resend_helps"] is False
 
 
 # --- creating and reading credentials ---------------------------------------------------------
@@ -291,6 +301,9 @@ def test_allow_typos_keeps_the_addresses_as_given_and_sends(call, sink):
     bob = response.get_json()["recipients"][0]
     assert bob["email"] == "bob@gmial.com"
     assert bob["status"] == BOUNCED  # the sink refuses gmial.com like a real server would
+    assert (bob["cause"], bob["cause_label"]) == ("typo", CAUSES["typo"].label)
+    assert bob["evidence"] == ("550 5.1.1 <bob@gmial.com>: Recipient address rejected: "
+                               "no such domain")
 
 
 @pytest.mark.parametrize("name", ["<script>alert(1)</script>", "Ann\r\nBcc: evil@x.example",
@@ -575,7 +588,8 @@ def test_generated_requests_never_get_a_server_error_and_answers_match_the_spec(
     tested = 0
     for operation in operations:
         if not operation.path.startswith("/api/v1/") or (
-                mode == "negative" and operation.path.endswith("/statuses")):
+                # the two registries take no input that could break the spec
+                mode == "negative" and operation.path.endswith(("/statuses", "/causes"))):
             continue
 
         @settings(max_examples=15, deadline=None, database=None,

@@ -142,6 +142,8 @@ def test_export_csv_is_the_filtered_list_with_formulas_defused(agent_client, des
     formula = next(r for r in rows if r["email"] == "formula@example.com")
     assert formula["name"] == "'=HYPERLINK(\"http://evil.example\")"
     assert {r["status_label"] for r in rows} == {STATUSES["not_opened"].label}
+    assert {(r["cause"], r["cause_label"]) for r in rows} == {("not_opened",
+                                                                "Delivered, not opened")}
     hostile = next(r for r in rows if r["email"] == "img@example.com")
     assert hostile["name"] == HOSTILE_IMG  # CSV keeps text as it is
 
