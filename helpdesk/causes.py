@@ -204,10 +204,12 @@ class EventFacts:
 
 @dataclass(frozen=True)
 class DeliveryFacts:
-    """One delivery: the address it went to and its events (in any order, with repeats)."""
+    """One delivery: the address it went to, its events (in any order, with repeats), and
+    whether its provider reports deliveries (then its acceptance is still "sending")."""
 
     email: str
     events: tuple[EventFacts, ...] = ()
+    reports_deliveries: bool = False
 
 
 @dataclass(frozen=True)
@@ -488,8 +490,8 @@ def diagnose(
     listed = _listed_by_recipient([d for d in deliveries if same_address(d.email, email)])
     if listed:
         return listed
-    outcomes = [DeliveryOutcome(d.email, delivery_status(e.type for e in d.events))
-                for d in deliveries]
+    outcomes = [DeliveryOutcome(d.email, delivery_status(
+        (e.type for e in d.events), reports_deliveries=d.reports_deliveries)) for d in deliveries]
     status = email_status(email=email, published=published, deliveries=outcomes)
     if status == OPENED:
         return _opened([d for d in deliveries if same_address(d.email, latest.email)])

@@ -8,8 +8,10 @@ from typing import Sequence
 
 from sqlalchemy import select, update
 
+from . import plugins
 from .addresses import check_address
 from .causes import DeliveryFacts, Diagnosis, EventFacts, diagnose
+from .contract import capabilities
 from .models import Credential, CredentialState, Delivery, DeliveryEvent, Recipient, db
 
 EVIDENCE_LENGTH = 500  # the column's; the whole reply stays on the event
@@ -26,11 +28,13 @@ def diagnoses(recipient_ids: Sequence[int]) -> dict[int, Diagnosis]:
     recipients = db.session.execute(
         select(Recipient.id, Recipient.email, Recipient.email_error, Credential.state)
         .join(Credential).where(Recipient.id.in_(recipient_ids))).all()
-    deliveries: dict[int, list[tuple[int, str]]] = defaultdict(list)
-    for delivery_id, recipient_id, email in db.session.execute(
-            select(Delivery.id, Delivery.recipient_id, Delivery.email)
+    reporting = {name for name, provider in plugins.providers().items()
+                 if capabilities(provider).reports_deliveries}
+    deliveries: dict[int, list[tuple[int, str, bool]]] = defaultdict(list)
+    for delivery_id, recipient_id, email, provider in db.session.execute(
+            select(Delivery.id, Delivery.recipient_id, Delivery.email, Delivery.provider)
             .where(Delivery.recipient_id.in_(recipient_ids)).order_by(Delivery.id)):
-        deliveries[recipient_id].append((delivery_id, email))
+        deliveries[recipient_id].append((delivery_id, email, provider in reporting))
     events: dict[int, list[EventFacts]] = defaultdict(list)
     for row in db.session.execute(
             select(DeliveryEvent.delivery_id, DeliveryEvent.type, DeliveryEvent.occurred_at,
@@ -40,7 +44,8 @@ def diagnoses(recipient_ids: Sequence[int]) -> dict[int, Diagnosis]:
         events[row.delivery_id].append(EventFacts.of(row))
     return {r.id: diagnose(
         email=r.email, email_error=r.email_error, published=r.state == CredentialState.published,
-        deliveries=[DeliveryFacts(email, tuple(events[d])) for d, email in deliveries[r.id]],
+        deliveries=[DeliveryFacts(email, tuple(events[d]), reports)
+                    for d, email, reports in deliveries[r.id]],
         suggest=_suggestion) for r in recipients}
 
 

@@ -37,11 +37,13 @@ def event(type_: str, seconds: float = 0, **fields) -> EventFacts:
     return EventFacts(type_, at(seconds), **fields)
 
 
-def diagnosis(*events, email=ADDRESS, suggestion=None, earlier=()) -> Diagnosis:
+def diagnosis(*events, email=ADDRESS, suggestion=None, earlier=(),
+              reports_deliveries=False) -> Diagnosis:
     """The diagnosis of a published recipient whose latest delivery had these events."""
     return diagnose(email=email, email_error=None, published=True,
                     suggest={email: suggestion}.get,
-                    deliveries=[*earlier, DeliveryFacts(email, tuple(events))])
+                    deliveries=[*earlier, DeliveryFacts(email, tuple(events),
+                                                        reports_deliveries)])
 
 
 def facts(provider_event) -> EventFacts:
@@ -212,7 +214,8 @@ def test_the_allowlist_refusal_is_the_evidence_word_for_word(company_sink):
     (doc_event("group_unsubscribe"), "unsubscribed"),
 ])
 def test_causes_from_sendgrid_webhook_events(payload, cause):
-    got = diagnosis(event("queued", -5), event("accepted", -4), facts(sendgrid_event(payload)))
+    got = diagnosis(event("queued", -5), event("accepted", -4), facts(sendgrid_event(payload)),
+                    reports_deliveries=True)
     assert got.cause == cause
 
 
@@ -239,7 +242,8 @@ def test_causes_from_sendgrid_webhook_events(payload, cause):
     (event_data("unsubscribed"), "unsubscribed"),
 ])
 def test_causes_from_mailgun_webhook_events(payload, cause):
-    got = diagnosis(event("queued", -5), event("accepted", -4), facts(mailgun_event(payload)))
+    got = diagnosis(event("queued", -5), event("accepted", -4), facts(mailgun_event(payload)),
+                    reports_deliveries=True)
     assert got.cause == cause
 
 
@@ -286,6 +290,15 @@ def test_a_complaint_outweighs_an_open_and_survives_a_resend_to_the_same_address
     got = diagnose(email="ann@new.example", email_error=None, published=True,
                    deliveries=[first, DeliveryFacts("ann@new.example", (event("accepted"),))])
     assert got.cause == "not_opened"
+
+
+def test_accepted_by_a_service_that_reports_deliveries_is_still_on_its_way():
+    assert diagnosis(event("queued"), event("accepted", 1), reports_deliveries=True).cause \
+        == "sending"
+    assert diagnosis(event("queued"), event("accepted", 1), event("delivered", 2),
+                     reports_deliveries=True).cause == "not_opened"
+    # SMTP knows no more than the next hop's 250.
+    assert diagnosis(event("queued"), event("accepted", 1)).cause == "not_opened"
 
 
 def test_a_later_resubscribe_undoes_an_unsubscribe():
