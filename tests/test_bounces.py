@@ -80,6 +80,16 @@ def test_each_format_family(name, recipient, kind, reason_code):
     assert found[recipient] == (*kind, reason_code)
 
 
+def test_amazon_ses_notifications_by_email():
+    assert outcome("lhost-amazonses-09.eml") == {
+        "bounce@simulator.amazonses.com": (*HARD, "user_unknown")}
+    assert outcome("lhost-amazonses-12.eml") == {
+        "success@simulator.amazonses.com": ("delivered", None, None)}
+    [complaint] = parse_bounce(sample("lhost-amazonses-11.eml"))
+    assert (complaint.type, complaint.recipient) == ("complained",
+                                                     "complaint@simulator.amazonses.com")
+
+
 def test_every_event_names_its_reason_from_the_closed_vocabulary():
     for path in sorted((DATA / "messages" / "sisimai").glob("lhost-*.eml"))[:200]:
         try:

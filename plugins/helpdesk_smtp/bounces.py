@@ -25,7 +25,7 @@ from email.utils import parsedate_to_datetime
 
 from helpdesk.contract import CORRELATION_HEADER, ProviderEvent
 
-from . import dsn, mime, prose, reasons
+from . import dsn, mime, prose, reasons, ses
 from .dsn import MalformedReport
 
 PROVIDER = "smtp"
@@ -59,8 +59,11 @@ def parse_bounce(raw: bytes, now: datetime | None = None) -> list[ProviderEvent]
     original = mime.returned_headers(message) or _pasted_headers(copy)
     ours = _our_addresses(headers, original)
     if status is None:
+        notice = ses.read_notification(text)
+        if notice is not None:
+            return _notice_events(notice, headers, raw, now)
         # Some MTAs mark their bounces auto-replied too: the bounce's own signs come first.
-        if not prose.looks_like_bounce(headers, text) or _is_auto_reply(message, headers) \
+        if not prose.looks_like_bounce(headers, text, bool(original)) or _is_auto_reply(message, headers) \
                 and not prose.BOUNCE_SENDER.search(mime.first(headers, "from")):
             if message.get_content_type() == "multipart/report" and \
                     str(message.get_param("report-type", "")).lower() == "delivery-status":
@@ -125,6 +128,10 @@ def _prose_recipients(headers: mime.Fields, text: str, ours: set[str],
                       original: mime.Fields) -> list[dsn.Recipient]:
     action = "delayed" if prose.delayed(text, mime.first(headers, "subject")) else "failed"
     failed = prose.failed_addresses(text, ours)
+    if not failed:
+        # Some reports name the failed address only where it equals their own To (a report
+        # forwarded, or written to the wrong party): better that than nothing.
+        failed = prose.failed_addresses(text, _our_addresses({}, original))
     if not failed:
         # Only the headers name the recipient: Exim's X-Failed-Recipients, else the original's
         # To when the report quotes it.
@@ -236,10 +243,28 @@ def _complaints(message: Message, headers: mime.Fields, raw: bytes,
     addresses = [a for value in named for a in prose.ADDRESS.findall(value)]
     if not addresses:
         raise MalformedReport("the feedback report names no recipient")
-    basis = mime.first(headers, "message-id") or "sha256:" + hashlib.sha256(raw).hexdigest()
     occurred_at = _date(mime.first(report, "arrival-date")) or \
         _date(mime.first(headers, "date")) or now
-    feedback_type = mime.first(report, "feedback-type") or "abuse"
+    return _complaint_events(addresses, mime.first(report, "feedback-type") or "abuse",
+                             mime.first(report, "user-agent"), original, headers, raw,
+                             occurred_at)
+
+
+def _notice_events(notice: ses.Notification, headers: mime.Fields, raw: bytes,
+                   now: datetime) -> list[ProviderEvent]:
+    if not notice.recipients:
+        raise MalformedReport(f"the Amazon SES {notice.kind} notification names no recipient")
+    if notice.kind == "complaint":
+        return _complaint_events([r.address for r in notice.recipients], notice.feedback_type,
+                                 "Amazon SES", notice.original, headers, raw,
+                                 _date(mime.first(headers, "date")) or now)
+    return _events(notice.recipients, headers, {}, notice.original, raw, now)
+
+
+def _complaint_events(addresses: list[str], feedback_type: str, user_agent: str,
+                      original: mime.Fields, headers: mime.Fields, raw: bytes,
+                      occurred_at: datetime) -> list[ProviderEvent]:
+    basis = mime.first(headers, "message-id") or "sha256:" + hashlib.sha256(raw).hexdigest()
     correlation_id = _correlation_id({}, {}, original)
     return [ProviderEvent(
         provider=PROVIDER, type="complained",
@@ -248,8 +273,7 @@ def _complaints(message: Message, headers: mime.Fields, raw: bytes,
         occurred_at=occurred_at, correlation_id=correlation_id,
         message_id=mime.first(original, "message-id") or None, recipient=a,
         reason=f"feedback report: {feedback_type}", reason_code="spam",
-        raw={"feedback_type": feedback_type,
-             "user_agent": mime.first(report, "user-agent") or None,
+        raw={"feedback_type": feedback_type, "user_agent": user_agent or None,
              "dsn_message_id": mime.first(headers, "message-id") or None},
     ) for a in dict.fromkeys(addresses)]
 

@@ -35,8 +35,9 @@ def read_message(raw: bytes) -> Message:
 
 
 def decode(data: bytes, charset: str | None) -> str:
-    """Bytes as text in their declared charset, else UTF-8, else Latin-1 (what servers put in
-    undeclared diagnostics in practice)."""
+    """Bytes as text in their declared charset, else UTF-8, else (what servers put in
+    undeclared diagnostics in practice) Latin-1; a declared charset that does not quite fit
+    still reads, with what it cannot decode replaced."""
     for name in (charset, "utf-8"):
         if not name:
             continue
@@ -44,6 +45,11 @@ def decode(data: bytes, charset: str | None) -> str:
             return data.decode(name)
         except (LookupError, UnicodeDecodeError):
             continue
+    if charset:
+        try:
+            return data.decode(charset, "replace")
+        except LookupError:
+            pass
     return data.decode("latin-1")
 
 

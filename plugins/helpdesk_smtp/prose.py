@@ -21,18 +21,23 @@ SYSTEM_MAILBOX = re.compile(
     r"^(?:mailer[-_]?daemon|postmaster|mail[-_]?daemon|mailerdaemon|mail[-_]?delivery|"
     r"mdaemon|mail[-_]?admin|mailadmin|abuse|noreply|no-reply|do-?not-?reply|root|"
     r"bounces?|double-bounce|nobody)$", re.I)
-# Where the copy of the original message starts in a report's text.
+# Where the copy of the original message starts in a report's text: a line that says so.
 ORIGINAL_STARTS = re.compile(
     r"^[ \t]*(?:[-=_*]{2,}[ \t]*)?(?:"
     r"below this line is a copy of the message|this is a copy of the message|"
     r"(?:the )?(?:header|headers|text|copy) of (?:the )?original message|"
-    r"original message(?: headers?)?(?: follows)?|(?:un)?sent message (?:follows|below)|"
-    r"undelivered message headers?|(?:message )?headers? (?:of the \w+ message )?follows?|"
-    r"returned message|"
-    r"the original (?:message|headers?)|original[- ]message|original e?mail|"
+    r"(?:the )?original message(?: headers?)?(?: (?:follows|is attached|below))?[ \t]*[:.-]*[ \t]*$|"
+    r"(?:un)?sent message (?:follows|below)|undelivered message headers?|"
+    r"(?:message )?headers? (?:of the \w+ message )?follows?|returned message|"
+    r"original[- ]message|original e?mail(?: headers?)?[ \t]*[:.-]*[ \t]*$|"
     r"ursprüngliche nachricht|message d'origine|mensaje original|messaggio originale|"
-    r"received: from|return-path:|content-type: message/rfc822"
+    r"content-type: message/rfc822"
     r")", re.I | re.M)
+# The fields an original message's header starts with, when it is pasted into the text.
+ORIGINAL_FIELDS = {"return-path", "received", "message-id", "from", "to", "cc", "subject",
+                   "date", "mime-version", "content-type", "content-transfer-encoding",
+                   "dkim-signature", "reply-to", "sender", "x-mailer", "delivered-to",
+                   "in-reply-to", "references", "user-agent", "authentication-results"}
 VERP = re.compile(r"\+[0-9a-f]{32}@", re.I)  # our envelope sender, quoted back
 HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
 # An address named as the failed one: on a line of its own, as "<address>:", or after a word
@@ -40,7 +45,7 @@ HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
 NAMED = re.compile((
     r"(?:^[ \t>*-]*(?:(?:to|rcpt to|recipient|original-recipient|final-recipient|address|"
     r"e-?mail|destinataire|empfänger|destinatario|адресат|宛先)[ \t]*[:=]?[ \t]*)?"
-    r"(?:rfc822;[ \t]*)?<?$ADDR>?[ \t]*(?:[:.,;]|\.\.\.|\s*$|\s+on\s|\s+\(|\s+-)|"
+    r"(?:rfc822;[ \t]*)?<?$ADDR>?[ \t]*(?:[:.,;]|\.\.\.|\s*$|\s+on\s|\s+[(\[]|\s+-)|"
     r"rcpt to:?\s*<$ADDR>|(?:delivered|deliver|delivery|sent|send|reach|reached|"
     r"addressed|failed|recipients?|to)\s+(?:to\s+)?(?:the\s+following\s+\w+:?\s*)?<?$ADDR)"
 ).replace("$ADDR", f"({ADDR})"), re.I | re.M)
@@ -56,7 +61,7 @@ DELAYED = re.compile(
     r"will be retried|will retry|(?:temporarily|temporary) (?:deferred|failure|error|problem)|"
     r"is still trying", re.I)
 BOUNCE_SENDER = re.compile(
-    r"mailer[-_ ]?daemon|postmaster|mail[-_ ]?delivery|delivery[-_ ]?(?:status|subsystem|"
+    r"mailer[-_ ]?daemon|post_?master|mail[-_ ]?delivery|delivery[-_ ]?(?:status|subsystem|"
     r"system)|mail ?administrator|system administrator|mdaemon|mail system|mailerdaemon|"
     r"mail[-_]?daemon|bounce", re.I)
 BOUNCE_SUBJECT = re.compile(
@@ -67,7 +72,8 @@ BOUNCE_SUBJECT = re.compile(
     r"warning: message|delayed mail|nicht zustellbar|unzustellbar|non remis|échec|"
     r"no entregado|no se puede entregar|non recapitato|não entregue|не доставлено|"
     r"mail could not|message (?:not|could not)|error sending|sending failed|failure|"
-    r"notification|\bNDN\b|\bDSN\b|permanent error|undeliverable", re.I)
+    r"notification|\bNDN\b|\bDSN\b|permanent error|undeliverable|エラー|不達|未達|退信|"
+    r"系统退信", re.I)
 BOUNCE_WORDS = re.compile(
     r"could ?n[o']t be delivered|could not deliver|was not delivered|wasn't delivered|"
     r"undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:fatal )?error|"
@@ -75,8 +81,9 @@ BOUNCE_WORDS = re.compile(
     r"following (?:address|recipient)|returned to you|unable to deliver|"
     r"did not reach|couldn't be delivered|message could not|delivery problem|"
     r"rejected your message|has been rejected|mail delivery failed|delivery failure|"
-    r"no se pudo entregar|nicht zugestellt|n'a pas pu être|non è stato|не удалось доставить",
-    re.I)
+    r"no se pudo entregar|nicht zugestellt|n'a pas pu être|non è stato|не удалось доставить|"
+    r"не может быть доставлено|送信できませんでした|配信できませんでした|届きませんでした|"
+    r"无法投递|退信", re.I)
 
 
 @dataclass
@@ -96,19 +103,20 @@ def split_original(text: str) -> tuple[str, str]:
 
 
 def _header_run(text: str) -> int | None:
-    """Where three header lines in a row start (a pasted-in copy of the original)."""
+    """Where three header lines of an email in a row start (a pasted-in copy of the
+    original)."""
     lines = text.split("\n")
     offset = 0
     for index, line in enumerate(lines):
-        if (HEADER_LINE.match(line) and index + 2 < len(lines)
-                and all(HEADER_LINE.match(lines[index + k]) or lines[index + k][:1] in " \t"
-                        for k in (1, 2))
-                and not re.match(r"(?:final|original)-recipient|action|status|"
-                                 r"reporting-mta|remote-mta|diagnostic-code|arrival-date",
-                                 line, re.I)):
+        if all(_field_name(lines[index + k]) in ORIGINAL_FIELDS if index + k < len(lines)
+               else False for k in (0, 1, 2)):
             return offset
         offset += len(line) + 1
     return None
+
+
+def _field_name(line: str) -> str:
+    return line.split(":", 1)[0].lower() if HEADER_LINE.match(line) else ""
 
 
 def report_text(message: Message) -> str:
@@ -129,9 +137,9 @@ def report_text(message: Message) -> str:
     return "\n\n".join(plain)
 
 
-def looks_like_bounce(headers: mime.Fields, text: str) -> bool:
+def looks_like_bounce(headers: mime.Fields, text: str, returns_original: bool) -> bool:
     """Whether a message without a delivery-status part reads as a failure report."""
-    if "x-failed-recipients" in headers:
+    if "x-failed-recipients" in headers or returns_original and BOUNCE_WORDS.search(text):
         return True
     sender = mime.first(headers, "from") + " " + mime.first(headers, "return-path")
     subject = mime.first(headers, "subject")
@@ -183,7 +191,17 @@ def failed_addresses(text: str, ours: set[str]) -> list[Failed]:
 
 
 def server_words(segment: str, found: str) -> str:
-    """The lines of a segment that quote the server (an SMTP reply or status code), as one."""
+    """What the server said in a segment, as one line: from the first line that quotes it
+    (with an SMTP reply or status code) to the end of that paragraph, and any later lines with
+    a code."""
     lines = [line.strip() for line in segment.split("\n")]
-    quoted = [line for line in lines if SMTP_LINE.search(line)]
+    quoted: list[str] = []
+    inside = False
+    for line in lines:
+        if SMTP_LINE.search(line):
+            inside = True
+        elif not line:
+            inside = False
+        if inside:
+            quoted.append(line)
     return mime.clean(" ".join(quoted))

@@ -19,6 +19,7 @@ from typing import NamedTuple
 
 # How a reason decides hard or soft.
 HARD = "hard"  # for good, unless the report is only a delay warning
+HARD_UNLESS_4XX = "hard unless 4xx"  # for good, but a 4.x.x says the lookup may succeed later
 HARD_IF_PERMANENT = "hard if permanent"  # hard with a 5.x.x / 5xx answer, soft with 4.x.x
 SOFT = "soft"
 
@@ -29,7 +30,7 @@ class Reason(NamedTuple):
 
 
 USER_UNKNOWN = Reason("user_unknown", HARD)
-HOST_UNKNOWN = Reason("host_unknown", HARD)
+HOST_UNKNOWN = Reason("host_unknown", HARD_UNLESS_4XX)
 NO_MAIL_TAKEN = Reason("host_unknown", HARD_IF_PERMANENT)  # a null MX, "does not accept mail"
 MAILBOX_FULL = Reason("mailbox_full", SOFT)
 SUSPENDED = Reason("suspended", SOFT)
@@ -49,6 +50,10 @@ def _phrases(*patterns: str) -> re.Pattern:
 # Phrases, most specific first: the first family with a match wins. Generic refusals
 # ("rejected", "denied") come last, because servers add them to specific reasons.
 PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
+    (Reason("suppressed", HARD), _phrases(r"suppression list", r"\bsuppressed\b")),
+    (TEMPORARY, _phrases(  # a sending quota is a rate limit, not a full mailbox
+        r"(?:relay|sending|send|daily|hourly|rate|message|connection|recipient) (?:quota|limit)",
+    )),
     (MAILBOX_FULL, _phrases(
         r"mail ?box (?:is |was )?(?:full|over ?quota)", r"over ?quota", r"quota (?:exceeded|full)",
         r"exceed(?:ed|s)? (?:the |their |its |his |her )?(?:storage|quota|mailbox)",
@@ -87,7 +92,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"(?:recipient|user|mailbox|address) rejected(?!\s*:|\s+(?:by|due|because|for|as))",
         r"invalid[\w ]{0,20} (?:recipient|mailbox|user ?id|user|address|account)",
         r"(?:user|mailbox|recipient)\s*(?:name)?\s*(?:is )?not (?:here|local)",
-        r"does not have an? (?:account|mailbox)", r"doesn't have an? [^ ]+ account",
+        r"does not have an? (?:account|mailbox)", r"may not exist", r"doesn't have an? [^ ]+ account",
         r"destination addresses? (?:were|was) unknown", r"address lookup failed",
         r"utilisateur inconnu", r"destinataire inconnu", r"adresse (?:inexistante|inconnue)",
         r"(?:usuario|destinatario|direcci[oó]n) (?:desconocid|no existe|inexistente)",
@@ -100,7 +105,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
     )),
     (NO_MAIL_TAKEN, _phrases(
         r"does not accept (?:e-?)?mail", r"null mx", r"not accepting (?:any )?mail",
-        r"accepts no mail", r"no mail (?:is )?accepted",
+        r"accepts no mail", r"no mail (?:is )?accepted", r"no smtp service",
     )),
     (TEMPORARY, _phrases(  # the name servers failed: the domain may well exist
         r"(?:malformed|unexpected)[\w ]{0,20}name ?server", r"servfail",
@@ -131,7 +136,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"has been (?:delayed|in the queue)", r"been undeliverable for",
     )),
     (SPAM, _phrases(
-        r"spam", r"junk ?mail", r"unsolicited", r"\buce\b", r"bulk (?:mail|e-?mail)",
+        r"spam", r"junk ?mail", r"unsolicited", r"\bu[bc]e\b", r"bulk (?:mail|e-?mail)",
         r"virus", r"malware", r"infected", r"phishing", r"mail flood",
         r"classified as", r"scored (?:too high|as)", r"content filter",
     )),
@@ -147,7 +152,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"block ?list|black ?list|\brbl\b|dnsbl|spamhaus|spamcop|barracuda|sorbs",
         r"blocked using|listed (?:at|on|in|by)|reputation",
         r"\bspf\b|\bdkim\b|\bdmarc\b", r"invalid ip|(?:your|sending|the) ip\b",
-        r"reverse (?:dns|lookup)|\bptr\b|\brdns\b", r"violation",
+        r"reverse (?:dns|lookup)|\bptr\b|\brdns\b", r"violation", r"mismatch",
     )),
     (TEMPORARY, _phrases(
         r"grey ?list|gray ?list", r"try (?:again )?later", r"temporar", r"rate ?limit",
@@ -269,6 +274,10 @@ def verdict(status: str, diagnostic: str, *, given_up: bool) -> Verdict:
         reason = STATUS_CODES.get(detail)
     if reason is None:
         reason = REPLY_CODES.get(reply, OTHER)
+    if detail.startswith("7.") and reason in (CONTENT, OTHER):
+        # A security or policy status (RFC 3463 X.7.X) with no more specific words: the
+        # server refused us by policy.
+        reason = POLICY
     if status:
         permanent = status.startswith("5")
     elif reply:
@@ -276,7 +285,9 @@ def verdict(status: str, diagnostic: str, *, given_up: bool) -> Verdict:
     else:
         permanent = given_up
     if reason.rule == HARD:
-        hard = given_up and not status.startswith("4")
+        hard = given_up
+    elif reason.rule == HARD_UNLESS_4XX:
+        hard = given_up and not (status.startswith("4") or reply.startswith("4"))
     elif reason.rule == HARD_IF_PERMANENT:
         hard = given_up and permanent
     else:
