@@ -162,6 +162,22 @@ def test_the_original_message_id_is_kept_for_matching():
 
 # --- input that must never crash -----------------------------------------------------------
 
+def test_a_multipart_whose_boundary_is_not_the_declared_one_is_still_read():
+    raw = sample("rhost-google-02.eml")  # declares one boundary, uses another
+    assert outcome("rhost-google-02.eml") == {"neko-nyaan@example.org": (*HARD, "user_unknown")}
+    assert b'boundary="AA92C1B23442.1720293561' in raw and b"\n--AA92C1B23442.1528513261" in raw
+
+
+def test_an_empty_status_part_falls_back_to_the_failed_recipients_header():
+    [event] = parse_bounce(sample("lhost-googlegroups-15.eml"))
+    assert event.recipient == "neko-nyaan-cat-meeting@google-groups.example.com"
+
+
+def test_a_final_recipient_that_is_a_pipe_names_its_address():
+    [event] = parse_bounce(sample("lhost-exim-44.eml"))  # "rfc822;|/usr/local/... ada@..."
+    assert event.recipient == "kijitora@example.com"
+
+
 def test_crlf_and_cr_only_read_the_same_as_lf():
     raw = sample("lhost-exim-02.eml")
     lf = [(e.recipient, e.type, e.reason) for e in parse_bounce(raw)]

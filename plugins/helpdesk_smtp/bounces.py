@@ -77,8 +77,6 @@ def parse_bounce(raw: bytes, now: datetime | None = None) -> list[ProviderEvent]
             raise MalformedReport("the message reads as a bounce but names no recipient "
                                   "address")
     else:
-        if not status.recipients and not status.per_message:
-            raise MalformedReport("the delivery-status part names no recipient")
         recipients = status.recipients or _prose_recipients(headers, text, ours, original)
         if not recipients:
             raise MalformedReport("the delivery-status part names no recipient")

@@ -60,7 +60,8 @@ def untyped(value: str) -> str:
 def address(value: str) -> str:
     """The address of a recipient field: ``rfc822; <Ada@Example.org>`` → ``Ada@Example.org``."""
     value = untyped(value)
-    found = re.search(r"<([^<>\s]+@[^<>\s]+)>", value)
+    found = re.search(r"<([^<>\s]+@[^<>\s]+)>", value) or \
+        re.search(r"(?<![^\s|])([^\s<>|]+@[^\s<>|]+)", value)  # e.g. "|/bin/prog ada@example.org"
     if found:
         return found.group(1)
     return value.strip().strip("<>").strip().split()[0] if value.strip() else ""

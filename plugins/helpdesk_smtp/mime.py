@@ -156,6 +156,11 @@ def parts(message: Message, *, into_returned: bool = False):
         part = stack.pop(0)
         content_type = part.get_content_type()
         payload = part.get_payload()
+        if part.get_content_maintype() == "multipart" and isinstance(payload, str):
+            found = _mislabelled_parts(payload)
+            if found:
+                stack[:0] = found
+                continue
         if part.is_multipart() and isinstance(payload, list) and \
                 content_type not in STATUS_PARTS:
             if content_type in RETURNED_PARTS or content_type == "message/rfc822":
@@ -165,6 +170,21 @@ def parts(message: Message, *, into_returned: bool = False):
             stack[:0] = [p for p in payload if isinstance(p, Message)]
             continue
         yield part
+
+
+def _mislabelled_parts(body: str) -> list[Message]:
+    """The parts of a multipart whose declared boundary is not the one its body uses (or is
+    lost): split at the first ``--token`` line that comes back later."""
+    lines = body.split("\n")
+    for line in lines:
+        token = line.rstrip()
+        if token.startswith("--") and len(token) > 3 and " " not in token and \
+                lines.count(token) + lines.count(token + "--") >= 2:
+            pieces = re.split(rf"(?m)^{re.escape(token)}(?:--)?[ \t]*$", body)[1:]
+            return [message_from_bytes(piece.lstrip("\n").encode("utf-8", "surrogateescape"),
+                                       policy=compat32)
+                    for piece in pieces if piece.strip()]
+    return []
 
 
 def returned_headers(message: Message) -> Fields:

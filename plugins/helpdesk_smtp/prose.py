@@ -67,7 +67,7 @@ BOUNCE_SENDER = re.compile(
 BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|non[- ]?deliver|not (?:be )?delivered|delivery (?:status|failure|"
     r"fail|report|problem|notification|error|incomplete)|failure notice|failed delivery|"
-    r"returned mail|returned to sender|mail delivery|mail system error|delivery has failed|"
+    r"returned mail|return(?:ed|ing) to sender|mail delivery|mail failed|\bfail(?:ed|ure)\b|mail system error|delivery has failed|"
     r"could not (?:be )?deliver|deliver(?:y)? (?:failed|failure)|bounce|rejected|"
     r"warning: message|delayed mail|nicht zustellbar|unzustellbar|non remis|échec|"
     r"no entregado|no se puede entregar|non recapitato|não entregue|не доставлено|"

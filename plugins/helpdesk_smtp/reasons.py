@@ -53,6 +53,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
     (Reason("suppressed", HARD), _phrases(r"suppression list", r"\bsuppressed\b")),
     (TEMPORARY, _phrases(  # a sending quota is a rate limit, not a full mailbox
         r"(?:relay|sending|send|daily|hourly|rate|message|connection|recipient) (?:quota|limit)",
+        r"frequency limit|too frequent|rate limited|limit exceeded for (?:sending|messages)",
     )),
     (MAILBOX_FULL, _phrases(
         r"mail ?box (?:is |was )?(?:full|over ?quota)", r"over ?quota", r"quota (?:exceeded|full)",
@@ -101,7 +102,9 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"(?:utente|destinatario|indirizzo) (?:sconosciuto|inesistente|non esiste)",
         r"(?:usu[aá]rio|destinat[aá]rio) (?:desconhecido|inexistente|n[aã]o existe)",
         r"не существует", r"нет такого", r"не найден", r"неизвестн",
-        r"存在しない", r"宛先不明", r"该用户不存在|用户不存在|收件人不存在",
+        r"存在しない", r"宛先不明", r"不存在", r"존재하지 않", r"غير موجود",
+        r"n'existe pas", r"no existe", r"n[aã]o existe", r"existiert nicht", r"non esiste",
+        r"bestaat niet", r"nie istnieje", r"bulunamad",
     )),
     (NO_MAIL_TAKEN, _phrases(
         r"does not accept (?:e-?)?mail", r"null mx", r"not accepting (?:any )?mail",
@@ -113,6 +116,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"temporary (?:dns|lookup|name) (?:failure|error)",
     )),
     (HOST_UNKNOWN, _phrases(
+        r"(?:host|domain) \S+ (?:not found|does not exist|unknown)", r"dns lookup fail",
         r"(?:host|domain)(?: name)? (?:is )?(?:unknown|not found|does not exist|not exist|"
         r"lookup failed|not resolv)", r"unknown (?:host|domain)", r"no such (?:host|domain)",
         r"host or domain name not found", r"nxdomain", r"invalid domain",

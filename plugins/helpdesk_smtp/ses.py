@@ -31,7 +31,7 @@ class Notification:
 def read_notification(text: str) -> Notification | None:
     """The SES notification in a message's text; None when the text is not one."""
     start, end = text.find("{"), text.rfind("}")
-    if start < 0 or '"notificationType"' not in text:
+    if start < 0 or "notificationType" not in text:
         return None
     body = text[start:end + 1]
     for candidate in (body, body.replace("\n", "")):  # the mail may wrap the JSON's lines
@@ -42,6 +42,12 @@ def read_notification(text: str) -> Notification | None:
             continue
     else:
         return None
+    if isinstance(notice, dict) and isinstance(notice.get("Message"), str):
+        # The whole SNS envelope (a "raw message delivery" off): SES's notice is inside.
+        try:
+            notice = json.loads(notice["Message"])
+        except ValueError:
+            return None
     if not isinstance(notice, dict):
         return None
     kind = str(notice.get("notificationType") or notice.get("eventType") or "").lower()
