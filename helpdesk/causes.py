@@ -439,6 +439,14 @@ def _still_sending(delivery: DeliveryFacts, suggest: Callable[[], str | None]) -
     suggestion = suggest() if reading.reason_code == "host_unknown" else None
     if suggestion:
         return Diagnosis(TYPO, reading.text, suggestion)
+    return _deferred(reading)
+
+
+def _deferred(reading: Reading) -> Diagnosis:
+    """A refusal for now: a full mailbox says why (many servers retry it), anything else is
+    the server asking us to come back later."""
+    if reading.reason_code == "mailbox_full":
+        return Diagnosis(MAILBOX_FULL, reading.text)
     return Diagnosis(RETRYING, reading.text or "The receiving server asked us to try later.")
 
 
@@ -512,8 +520,7 @@ def _accepted(delivery: DeliveryFacts) -> Diagnosis:
     deferral = _one(e for e in delivery.events if e.type == "deferred")
     if (accepted and deferral and deferral.occurred_at > accepted.occurred_at
             and not any(e.type == "delivered" for e in delivery.events)):
-        return Diagnosis(RETRYING, read_event(deferral).text
-                         or "The receiving server asked us to try later.")
+        return _deferred(read_event(deferral))
     delivered = _one(e for e in delivery.events if e.type in ("delivered", "accepted"))
     words = (delivered.mta_response or delivered.reason) if delivered else None
     return Diagnosis(DELIVERED_NOT_OPENED, " ".join((words or "").split())

@@ -18,7 +18,7 @@ from helpdesk.status import STATUSES
 from helpdesk_mailgun.webhook import to_event as mailgun_event
 from helpdesk_sendgrid.webhook import to_event as sendgrid_event
 from helpdesk_smtp import SmtpProvider
-from helpdesk_smtp.dsn import parse_dsn
+from helpdesk_smtp.bounces import parse_bounce
 
 from test_dsn import fixture as dsn_fixture
 from test_mailgun import event_data, failed_permanent, failed_temporary, opened, rejected
@@ -265,7 +265,7 @@ def test_a_mailgun_sandbox_rejection_is_the_services_refusal_not_the_addresses()
 ])
 def test_causes_from_delivery_status_notifications(name, causes):
     found = {diagnosis(event("queued", -86400), event("accepted", -86400), facts(e),
-                       email=e.recipient).cause for e in parse_dsn(dsn_fixture(name))}
+                       email=e.recipient).cause for e in parse_bounce(dsn_fixture(name))}
     assert found == causes
 
 
