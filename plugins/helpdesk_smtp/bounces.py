@@ -77,10 +77,10 @@ def parse_bounce(raw: bytes, now: datetime | None = None) -> list[ProviderEvent]
             raise MalformedReport("the message reads as a bounce but names no recipient "
                                   "address")
     else:
-        recipients = status.recipients or _prose_recipients(headers, text, ours, original)
+        recipients = _with_prose(status.recipients, text, ours) or \
+            _prose_recipients(headers, text, ours, original)
         if not recipients:
             raise MalformedReport("the delivery-status part names no recipient")
-        _add_prose_diagnostics(recipients, text, ours)
     return _events(recipients, headers, status.per_message if status else {}, original,
                    raw, now)
 
@@ -139,24 +139,35 @@ def _prose_recipients(headers: mime.Fields, text: str, ours: set[str],
         failed = [prose.Failed(a, text, prose.server_words(text, a)) for a in addresses]
     return [dsn.Recipient(address=f.address, action=action,
                           status=reasons.status_code(f.server_words, f.text),
-                          diagnostic=f.server_words or mime.clean(f.text)[:500])
+                          diagnostic=f.server_words or mime.clean(f.text)[:500],
+                          context=f.text)
             for f in failed]
 
 
-def _add_prose_diagnostics(recipients: list[dsn.Recipient], text: str, ours: set[str]) -> None:
-    """Where a status group gives no Diagnostic-Code, the report's text often quotes the
-    server: use its words for that recipient."""
-    if all(r.diagnostic for r in recipients):
-        return
-    about = {f.address.lower(): f for f in prose.failed_addresses(text, ours)}
+def _with_prose(recipients: list[dsn.Recipient], text: str,
+                ours: set[str]) -> list[dsn.Recipient]:
+    """Status groups completed from the report's text, which often says more: the address
+    where a group names a program or a file instead, the server's words where a group gives
+    no Diagnostic-Code, and the lines about each recipient for its reason."""
+    about = prose.failed_addresses(text, ours)
+    by_address = {f.address.lower(): f for f in about}
+    spare = [f for f in about if f.address.lower() not in
+             {r.address.lower() for r in recipients}]
+    complete = []
     for recipient in recipients:
-        if recipient.diagnostic:
-            continue
-        found = about.get(recipient.address.lower())
+        if "@" not in recipient.address:
+            if not spare:
+                continue
+            recipient.address = spare.pop(0).address
+        found = by_address.get(recipient.address.lower())
         if found is None and len(recipients) == 1:
             found = prose.Failed(recipient.address, text, prose.server_words(text, ""))
         if found is not None:
-            recipient.diagnostic = found.server_words or mime.clean(found.text)[:500]
+            recipient.context = found.text
+            if not recipient.diagnostic:
+                recipient.diagnostic = found.server_words or mime.clean(found.text)[:500]
+        complete.append(recipient)
+    return complete
 
 
 def _pasted_headers(copy: str) -> mime.Fields:
@@ -200,7 +211,8 @@ def _events(recipients: list[dsn.Recipient], headers: mime.Fields, per_message: 
             event_type, severity, code, status = "delivered", None, None, recipient.status
         else:
             verdict = reasons.verdict(recipient.status, recipient.diagnostic,
-                                      given_up=recipient.action in ("failed", "expired"))
+                                      given_up=recipient.action in ("failed", "expired"),
+                                      context=recipient.context)
             status = recipient.status or verdict.status
             code = "expired" if recipient.action == "expired" and not verdict.hard \
                 else verdict.reason_code

@@ -38,6 +38,7 @@ class Recipient:
     original: str = ""  # the Original-Recipient, where it differs
     reported_action: str = ""  # the Action field as written
     last_attempt: str = ""
+    context: str = ""  # the report's prose about this recipient, for its reason
     status: str = ""
     diagnostic: str = ""
     remote_mta: str = ""
@@ -62,9 +63,7 @@ def address(value: str) -> str:
     value = untyped(value)
     found = re.search(r"<([^<>\s]+@[^<>\s]+)>", value) or \
         re.search(r"(?<![^\s|])([^\s<>|]+@[^\s<>|]+)", value)  # e.g. "|/bin/prog ada@example.org"
-    if found:
-        return found.group(1)
-    return value.strip().strip("<>").strip().split()[0] if value.strip() else ""
+    return found.group(1) if found else ""
 
 
 def one_reply(text: str) -> str:
@@ -129,7 +128,7 @@ def read_groups(blocks: list[mime.Fields]) -> StatusFields:
             continue
         diagnostic = one_reply(untyped(" ".join(block.get("diagnostic-code", []))))
         recipients.append(Recipient(
-            address=final if "@" in final else original,
+            address=final or original,
             original=original if original.lower() != final.lower() else "",
             action=action, reported_action=mime.first(block, "action").lower(), status=status, diagnostic=diagnostic,
             remote_mta=untyped(mime.first(block, "remote-mta")),
@@ -177,8 +176,7 @@ def read_status_parts(message: Message) -> StatusFields | None:
         if found is not None:
             return found
     for part in mime.parts(message):
-        if part.get_content_maintype() != "text" or part.get_content_type() == \
-                "text/rfc822-headers":
+        if not mime.is_text(part):
             continue
         text = mime.body_text(part)
         if INLINE_FIELDS.search(text):

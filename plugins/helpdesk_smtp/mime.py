@@ -143,6 +143,15 @@ def as_text(message: Message) -> str:
     return "\n".join(lines)
 
 
+def is_text(part: Message) -> bool:
+    """A part to read as text: a text part (but not a returned header block), or a multipart
+    whose parts could not be told apart."""
+    if part.get_content_maintype() == "multipart":
+        return isinstance(part.get_payload(), str)
+    return part.get_content_maintype() == "text" and \
+        part.get_content_type() != "text/rfc822-headers"
+
+
 def html_to_text(markup: str) -> str:
     markup = HIDDEN.sub(" ", markup)
     return html.unescape(ANY_TAG.sub(" ", TAG.sub("\n", markup)))

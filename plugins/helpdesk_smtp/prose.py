@@ -15,8 +15,10 @@ from email.message import Message
 
 from . import mime
 
-ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@(?:[\w-]+\.)+[\w-]{2,}"
-ADDRESS = re.compile(rf"(?<![\w.+=/%-])({ADDR})(?![\w-])")
+# The top-level domain is ASCII (or an A-label): text in other scripts often follows an
+# address with no space between.
+ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@(?:[\w-]+\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]+)"
+ADDRESS = re.compile(rf"(?<![\w.+=/%-])({ADDR})(?![A-Za-z0-9-])")
 SYSTEM_MAILBOX = re.compile(
     r"^(?:mailer[-_]?daemon|postmaster|mail[-_]?daemon|mailerdaemon|mail[-_]?delivery|"
     r"mdaemon|mail[-_]?admin|mailadmin|abuse|noreply|no-reply|do-?not-?reply|root|"
@@ -43,7 +45,7 @@ HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
 # An address named as the failed one: on a line of its own, as "<address>:", or after a word
 # that says so.
 NAMED = re.compile((
-    r"(?:^[ \t>*-]*(?:(?:to|rcpt to|recipient|original-recipient|final-recipient|address|"
+    r"(?:^[ \t>*-]*(?:[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}[ \t]+)?)?(?:(?:to|rcpt to|recipient|original-recipient|final-recipient|address|"
     r"e-?mail|destinataire|empfänger|destinatario|адресат|宛先)[ \t]*[:=]?[ \t]*)?"
     r"(?:rfc822;[ \t]*)?<?$ADDR>?[ \t]*(?:[:.,;]|\.\.\.|\s*$|\s+on\s|\s+[(\[]|\s+-)|"
     r"rcpt to:?\s*<$ADDR>|(?:delivered|deliver|delivery|sent|send|reach|reached|"
@@ -125,7 +127,7 @@ def report_text(message: Message) -> str:
     plain, markup = [], []
     for part in mime.parts(message):
         content_type = part.get_content_type()
-        if part.get_content_maintype() != "text" or content_type == "text/rfc822-headers":
+        if not mime.is_text(part):
             continue
         disposition = str(part.get("content-disposition", "")).lower()
         if disposition.startswith("attachment") and content_type != "text/plain":

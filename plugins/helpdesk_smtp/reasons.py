@@ -165,8 +165,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"failed|closed)", r"timed out", r"deferred", r"throttl", r"resources? "
         r"(?:unavailable|exhausted)", r"insufficient system (?:storage|resources)",
         r"system (?:error|failure|busy|not available|is full)", r"local error",
-        r"server (?:busy|error|unavailable)", r"service (?:not available|unavailable|"
-        r"temporarily)", r"queue", r"sending (?:too )?(?:fast|quickly)", r"delayed",
+        r"server (?:busy|error|unavailable)", r"service (?:not available|temporarily)", r"queue", r"sending (?:too )?(?:fast|quickly)", r"delayed",
         r"mail system full", r"loop(?:s)? (?:back|detected)|routing loop|mail loop",
     )),
     (POLICY, _phrases(
@@ -255,8 +254,9 @@ def reason_from_words(text: str) -> Reason | None:
     return None
 
 
-def verdict(status: str, diagnostic: str, *, given_up: bool) -> Verdict:
-    """Read one recipient's status code (may be "") and the server's words.
+def verdict(status: str, diagnostic: str, *, given_up: bool, context: str = "") -> Verdict:
+    """Read one recipient's status code (may be "") and the server's words; ``context``, the
+    report's other lines about the recipient, is read when those words say nothing known.
 
     ``given_up``: the report says the delivery failed for good (DSN ``Action: failed``, a
     "permanent error" text); False for a delay warning, which is never hard.
@@ -268,7 +268,7 @@ def verdict(status: str, diagnostic: str, *, given_up: bool) -> Verdict:
     reason = None
     if detail and detail not in VAGUE_CODES:
         reason = STATUS_CODES.get(detail)
-    words = reason_from_words(diagnostic)
+    words = reason_from_words(diagnostic) or reason_from_words(context)
     # The words win over a code, except where the code is itself specific about the address.
     if words is not None and (reason is None or reason.code not in ("user_unknown",
                                                                      "host_unknown",
