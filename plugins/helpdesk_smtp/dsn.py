@@ -66,6 +66,11 @@ def address(value: str) -> str:
     return found.group(1) if found else ""
 
 
+def _plain(found: str) -> bool:
+    """An address as sent: not source-routed (``@relay:user@host``), with a dotted domain."""
+    return bool(found) and not found.startswith("@") and "." in found.rpartition("@")[2]
+
+
 def one_reply(text: str) -> str:
     """A multi-line SMTP reply read as one: ``550-5.1.1 a 550-5.1.1 b 550 5.1.1 c`` →
     ``550-5.1.1 a b c`` (the code repeated on each line says nothing new)."""
@@ -128,7 +133,7 @@ def read_groups(blocks: list[mime.Fields]) -> StatusFields:
             continue
         diagnostic = one_reply(untyped(" ".join(block.get("diagnostic-code", []))))
         recipients.append(Recipient(
-            address=final or original,
+            address=final if _plain(final) or not original else original,
             original=original if original.lower() != final.lower() else "",
             action=action, reported_action=mime.first(block, "action").lower(), status=status, diagnostic=diagnostic,
             remote_mta=untyped(mime.first(block, "remote-mta")),

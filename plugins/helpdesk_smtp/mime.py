@@ -55,9 +55,14 @@ def decode(data: bytes, charset: str | None) -> str:
 
 def repair(value: str) -> str:
     """Text the parser read from undeclared 8-bit bytes (kept as surrogates) decoded as UTF-8
-    or Latin-1."""
+    or Latin-1, and undeclared ISO-2022-JP (7-bit, so it passes for ASCII) decoded."""
     if any("\udc80" <= c <= "\udcff" for c in value):
-        return decode(value.encode("utf-8", "surrogateescape"), None)
+        value = decode(value.encode("utf-8", "surrogateescape"), None)
+    if "\x1b$" in value:  # ISO-2022-JP escapes left in a field that declares no charset
+        try:
+            value = value.encode("ascii").decode("iso-2022-jp")
+        except UnicodeError:
+            pass
     return value
 
 

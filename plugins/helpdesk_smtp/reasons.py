@@ -102,9 +102,12 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"(?:utente|destinatario|indirizzo) (?:sconosciuto|inesistente|non esiste)",
         r"(?:usu[aá]rio|destinat[aá]rio) (?:desconhecido|inexistente|n[aã]o existe)",
         r"не существует", r"нет такого", r"не найден", r"неизвестн",
-        r"存在しない", r"宛先不明", r"不存在", r"존재하지 않", r"غير موجود",
-        r"n'existe pas", r"no existe", r"n[aã]o existe", r"existiert nicht", r"non esiste",
-        r"bestaat niet", r"nie istnieje", r"bulunamad",
+        r"存在しない", r"存在しません", r"見つかりません", r"宛先不明", r"不存在",
+        r"존재하지 않", r"غير موجود", r"n'existe pas", r"no existe", r"n[aã]o existe",
+        r"existiert nicht", r"non esiste", r"bestaat niet", r"nie istnieje", r"bulunamad",
+        r"neexistuje", r"не існує", r"δεν υπάρχει", r"nem létezik", r"nu există",
+        r"finns inte", r"eksisterer ikke", r"ei ole olemassa", r"không tồn tại", r"tidak ada",
+        r"mevcut değil", r"לא קיים|אינה קיימת",
     )),
     (NO_MAIL_TAKEN, _phrases(
         r"does not accept (?:e-?)?mail", r"null mx", r"not accepting (?:any )?mail",
@@ -168,6 +171,10 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"server (?:busy|error|unavailable)", r"service (?:not available|temporarily)", r"queue", r"sending (?:too )?(?:fast|quickly)", r"delayed",
         r"mail system full", r"loop(?:s)? (?:back|detected)|routing loop|mail loop",
     )),
+    (OTHER, _phrases(
+        r"mailer error", r"syntax error", r"command (?:unrecognized|not recognized)",
+        r"unknown command", r"protocol error",
+    )),
     (POLICY, _phrases(
         r"block ?list|black ?list|blocked|\brbl\b|dnsbl|spamhaus|spamcop|barracuda|sorbs",
         r"reputation", r"policy", r"relay(?:ing)? (?:denied|not permitted|access|prohibited)",
@@ -179,10 +186,6 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"prohibited", r"administrative", r"filtered|filter", r"tls|encryption|starttls",
         r"security", r"banned", r"forbidden", r"listed (?:at|on|in|by)", r"rejected",
         r"rejet[ée]|abgelehnt|rechazad|rifiutat|отклонен|拒否",
-    )),
-    (OTHER, _phrases(
-        r"mailer error", r"syntax error", r"command (?:unrecognized|not recognized)",
-        r"unknown command", r"protocol error",
     )),
 )
 
@@ -269,10 +272,12 @@ def verdict(status: str, diagnostic: str, *, given_up: bool, context: str = "") 
     if detail and detail not in VAGUE_CODES:
         reason = STATUS_CODES.get(detail)
     words = reason_from_words(diagnostic) or reason_from_words(context)
-    # The words win over a code, except where the code is itself specific about the address.
-    if words is not None and (reason is None or reason.code not in ("user_unknown",
-                                                                     "host_unknown",
-                                                                     "mailbox_full")):
+    # The words win over a code, except where the code is specific about the address and the
+    # words are only a generic refusal.
+    if words is not None and not (
+            reason is not None and reason.code in ("user_unknown", "host_unknown",
+                                                   "mailbox_full")
+            and words in (POLICY, SPAM, CONTENT, OTHER)):
         reason = words
     if reason is None and detail:
         reason = STATUS_CODES.get(detail)
