@@ -162,6 +162,29 @@ def bounces_ingest(source) -> None:
                f"{result.unmatched} for no delivery of ours).")
 
 
+@bounces.command("poll")
+@with_appcontext
+def bounces_poll() -> None:
+    """Read the bounce mailboxes now, as the worker does every minute (BOUNCE_MAILDIR,
+    BOUNCE_MAILBOX_URL): to check their settings. Fails when one cannot be read."""
+    from .maintenance import poll_bounces
+
+    polls = poll_bounces()
+    if not polls:
+        raise click.ClickException("no bounce mailbox is configured: set BOUNCE_MAILDIR or "
+                                   "BOUNCE_MAILBOX_URL")
+    for poll in polls:
+        if poll.error:
+            click.echo(f"{poll.mailbox}: cannot be read: {poll.error}", err=True)
+        else:
+            c = poll.counts
+            click.echo(f"{poll.mailbox}: {c['ingested']} reports recorded and removed, "
+                       f"{c['not_reports']} not reports and {c['unreadable']} unreadable left "
+                       f"there, {c['failed']} failed (tried again next time)")
+    if any(poll.error for poll in polls):
+        sys.exit(1)
+
+
 @click.command("check-email")
 @click.argument("addresses", nargs=-1)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object a line: input, valid, "

@@ -11,7 +11,15 @@ ORGANISATION = "Your organisation"
 
 # A provider's own settings (SMTP_HOST, its API key…) are declared by its plugin (the
 # helpdesk_settings hook), not here.
+
+# Where bounce reports arrive, read by the worker every minute: a Maildir on this machine,
+# and/or a mailbox on a mail server: imaps://user@host/INBOX (TLS), imap://… (STARTTLS),
+# pop3s://user@host or pop3://… (STLS). Reports read are deleted, or moved to the IMAP folder
+# BOUNCE_MAILBOX_MOVE_TO.
 BOUNCE_MAILDIR = None
+BOUNCE_MAILBOX_URL = None
+BOUNCE_MAILBOX_PASSWORD = None
+BOUNCE_MAILBOX_MOVE_TO = None
 
 # A send refused for now (an SMTP 4xx, greylisting, a service that is down) is retried, the
 # delay doubling from SEND_RETRY_DELAY seconds up to SEND_RETRY_MAX_DELAY, for

@@ -1,17 +1,21 @@
-"""Periodic upkeep the worker runs: reading bounce reports from a Maildir, and putting back on
-the queue deliveries that a dead worker left half-done."""
+"""Periodic upkeep the worker runs: reading bounce reports from the bounce mailboxes (a
+Maildir, IMAP, POP3: ``helpdesk.mailboxes``), and putting back on the queue deliveries that a
+dead worker left half-done."""
 from __future__ import annotations
 
 import logging
-import os
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Callable
 
 from flask import current_app
-from sqlalchemy import delete, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 
 from . import plugins, queue
 from .ingest import IngestResult, record_events
-from .models import Delivery, WebhookNonce, db, utcnow
+from .mailboxes import Mailbox, MailboxError, Maildir, UnreadableMessage, from_url
+from .models import Delivery, SkippedMessage, WebhookNonce, db, utcnow
 from .status import SENDING
 
 log = logging.getLogger(__name__)
@@ -26,52 +30,105 @@ def ingest_bounce(raw: bytes) -> IngestResult | None:
     return record_events(found)
 
 
-def poll_bounce_maildir() -> dict[str, int]:
-    """Ingest the new messages of BOUNCE_MAILDIR; a report read is moved to ``cur`` (marked
-    seen), anything else is logged and left in ``new`` for a person to look at.
+# At most this many messages are read in one poll, so that a poll ends well before the next
+# one starts; a backlog is read over the following minutes.
+READ_PER_POLL = 200
 
-    Only ``new`` is listed, so a Maildir full of old reports costs nothing; a report is moved
-    by renaming its file, as the Maildir format prescribes, so its bytes stay as they came.
-    Two workers polling at once are harmless: the loser of a rename skips the file, and a
-    report ingested twice is stored once.
-    """
-    path = current_app.config.get("BOUNCE_MAILDIR")
-    counts = {"ingested": 0, "not_reports": 0, "malformed": 0}
-    if not path:
-        return counts
-    new, cur = os.path.join(path, "new"), os.path.join(path, "cur")
-    if not (os.path.isdir(new) and os.path.isdir(cur)):
-        log.error("BOUNCE_MAILDIR %s is not a Maildir (it needs new/ and cur/)", path)
-        return counts
-    for name in sorted(os.listdir(new)):
-        if name.startswith("."):
-            continue
+
+@dataclass
+class MailboxPoll:
+    """What one poll of one bounce mailbox did: counts by outcome, or why it could not read."""
+
+    mailbox: str  # the mailbox's name, or the setting naming it when it could not be opened
+    counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+
+
+def poll_bounces() -> list[MailboxPoll]:
+    """The worker's task, every minute: read each bounce mailbox configured, BOUNCE_MAILDIR
+    and BOUNCE_MAILBOX_URL. A mailbox that cannot be read is logged and tried again next
+    time; it never stops the other."""
+    cfg = current_app.config
+    polls = []
+    if cfg.get("BOUNCE_MAILDIR"):
+        polls.append(_poll("BOUNCE_MAILDIR", lambda: Maildir(cfg["BOUNCE_MAILDIR"])))
+    if cfg.get("BOUNCE_MAILBOX_URL"):
+        polls.append(_poll("BOUNCE_MAILBOX_URL", lambda: from_url(
+            cfg["BOUNCE_MAILBOX_URL"], cfg.get("BOUNCE_MAILBOX_PASSWORD"),
+            cfg.get("BOUNCE_MAILBOX_MOVE_TO"))))
+    return polls
+
+
+def _poll(setting: str, open_mailbox: Callable[[], Mailbox]) -> MailboxPoll:
+    name = setting
+    try:
+        mailbox = open_mailbox()
+        name = mailbox.name
+        with mailbox:
+            return MailboxPoll(name, read_mailbox(mailbox))
+    except MailboxError as error:
+        log.error("cannot read the bounce mailbox %s: %s", name, error)
+        return MailboxPoll(name, error=str(error))
+
+
+def read_mailbox(mailbox: Mailbox) -> dict[str, int]:
+    """Ingest the reports of an open mailbox, oldest first, removing each once its events are
+    committed. A message that is not a report, or that cannot be read, is logged, left there
+    for a person and remembered, so that it is not read again while it stays; one whose events
+    could not be recorded (the database failed) is left for the next poll. Neither stops the
+    messages after it."""
+    counts = dict.fromkeys(("ingested", "not_reports", "unreadable", "failed"), 0)
+    keys = mailbox.keys()
+    skipped = _still_skipped(mailbox.name, keys)
+    for key in [k for k in keys if k not in skipped][:READ_PER_POLL]:
         try:
-            with open(os.path.join(new, name), "rb") as file:
-                raw = file.read()
-        except FileNotFoundError:  # another worker took it
-            continue
-        except OSError as error:
-            log.error("cannot read %s in the bounce Maildir: %s", name, error)
+            raw = mailbox.read(key)
+        except UnreadableMessage as error:
+            counts["unreadable"] += 1
+            _skip(mailbox.name, key, f"cannot be read ({error})")
+            break  # the session is in doubt: the next poll goes on after this message
+        if raw is None:  # another worker took it
             continue
         try:
             result = ingest_bounce(raw)
         except ValueError as error:
-            counts["malformed"] += 1
-            log.warning("%s in the bounce Maildir is a report that cannot be read (%s); "
-                        "left there", name, error)
+            counts["unreadable"] += 1
+            _skip(mailbox.name, key, f"is a report that cannot be read ({error})")
+            continue
+        except Exception:  # whatever went wrong with one message, the others are still read
+            db.session.rollback()
+            counts["failed"] += 1
+            log.exception("message %s in the bounce mailbox %s could not be recorded; left "
+                          "there for the next poll", key, mailbox.name)
             continue
         if result is None:
             counts["not_reports"] += 1
-            log.warning("%s in the bounce Maildir is not a delivery status report; left there",
-                        name)
+            _skip(mailbox.name, key, "is not a bounce report")
             continue
-        try:
-            os.rename(os.path.join(new, name), os.path.join(cur, f"{name}:2,S"))
-        except FileNotFoundError:
-            continue
+        mailbox.remove(key)
         counts["ingested"] += 1
     return counts
+
+
+def _still_skipped(mailbox: str, keys: list[str]) -> set[str]:
+    """The messages of this mailbox remembered as left; those gone from it are forgotten."""
+    remembered = set(db.session.scalars(
+        select(SkippedMessage.key).where(SkippedMessage.mailbox == mailbox)))
+    gone = sorted(remembered - set(keys))
+    for start in range(0, len(gone), 500):
+        db.session.execute(delete(SkippedMessage).where(
+            SkippedMessage.mailbox == mailbox, SkippedMessage.key.in_(gone[start:start + 500])))
+    db.session.commit()
+    return remembered - set(gone)
+
+
+def _skip(mailbox: str, key: str, why: str) -> None:
+    log.warning("message %s in the bounce mailbox %s %s; left there", key, mailbox, why)
+    db.session.add(SkippedMessage(mailbox=mailbox, key=key))
+    try:
+        db.session.commit()
+    except IntegrityError:  # another worker remembered it first
+        db.session.rollback()
 
 
 def requeue_stalled() -> int:

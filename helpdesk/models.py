@@ -223,6 +223,16 @@ class WebhookNonce(db.Model):
     seen_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
 
 
+class SkippedMessage(db.Model):
+    """A message in a bounce mailbox that is not a report, or that cannot be read: it is left
+    where it is for a person, and remembered so that it is not read again every minute.
+    Forgotten once it is gone from the mailbox."""
+
+    mailbox: Mapped[str] = mapped_column(String(300), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    skipped_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class User(UserMixin, db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)

@@ -3,7 +3,7 @@
 
 Tasks: send a batch of deliveries (a transient failure is rescheduled with a delay that doubles),
 publish scheduled credentials when due, nudge recipients who have not opened, read the bounce
-Maildir, put back deliveries whose worker died mid-send, and forget webhook tokens too old to
+mailboxes, put back deliveries whose worker died mid-send, and forget webhook tokens too old to
 replay.
 """
 from __future__ import annotations
@@ -47,7 +47,7 @@ def init_app(app: Flask) -> None:
         nudge_due=huey.periodic_task(crontab(minute="7"), name="nudge_due")(
             in_app(publishing.nudge_due)),
         poll_bounces=huey.periodic_task(crontab(minute="*"), name="poll_bounces")(
-            in_app(maintenance.poll_bounce_maildir)),
+            in_app(maintenance.poll_bounces)),
         requeue_stalled=huey.periodic_task(crontab(minute="*/5"), name="requeue_stalled")(
             in_app(maintenance.requeue_stalled)),
         forget_old_nonces=huey.periodic_task(crontab(minute="17"), name="forget_old_nonces")(

@@ -1,11 +1,10 @@
 """Asynchronous SMTP bounce reports (RFC 3464 delivery status notifications): the parser over
-real-world shapes, `helpdesk bounces ingest FILE|-`, the Maildir the worker polls, and the whole
-path from a real send through the SMTP sink to a returned report."""
+real-world shapes, `helpdesk bounces ingest FILE|-` (the mailboxes the worker reads are in
+test_mailboxes), and the whole path from a real send through the SMTP sink to a returned
+report."""
 from __future__ import annotations
 
 import json
-import mailbox
-import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +13,6 @@ import pytest
 from sqlalchemy import func, select
 
 from helpdesk.credentials import create_credential
-from helpdesk.maintenance import poll_bounce_maildir
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
 from helpdesk.status import BOUNCED, NOT_OPENED
 from helpdesk_smtp import verp_address
@@ -215,7 +213,7 @@ def test_a_report_that_cannot_be_read_is_refused_precisely(raw, message):
         parse_dsn(raw)
 
 
-# --- through the app: the CLI and the Maildir -------------------------------------------
+# --- through the app: the CLI -------------------------------------------------------
 
 @pytest.fixture
 def sent(app, sink):
@@ -290,34 +288,6 @@ def test_ingest_keeps_a_report_for_no_delivery_of_ours(app, sent):
     unmatched = db.session.scalars(select(DeliveryEvent).where(
         DeliveryEvent.delivery_id.is_(None))).all()
     assert [e.type for e in unmatched] == ["bounced"]
-
-
-def test_the_worker_polls_the_bounce_maildir(app_factory, sink, tmp_path):
-    box_path = tmp_path / "bounces"
-    box = mailbox.Maildir(box_path, create=True)
-    app = app_factory(sink, BOUNCE_MAILDIR=str(box_path))
-    with app.app_context():
-        credential = create_credential("Badge", [{"name": "Ada", "email": "ada@example.co.uk"}],
-                                       state="published")
-        recipient = credential.recipients[0]
-        report = report_for(recipient.deliveries[0])
-        keys = {"report": box.add(report), "receipt": box.add(fixture("not-a-report-read-receipt.eml")),
-                "cut": box.add(fixture("truncated.eml"))}
-        assert poll_bounce_maildir() == {"ingested": 1, "not_reports": 1, "malformed": 1}
-        db.session.expire_all()
-        assert db.session.get(Recipient, recipient.id).status == BOUNCED
-
-        box = mailbox.Maildir(box_path, create=False)
-        assert box.get_message(keys["report"]).get_subdir() == "cur"
-        assert "S" in box.get_message(keys["report"]).get_flags()
-        assert box.get_bytes(keys["report"]) == report  # moved, not rewritten
-        assert sorted(os.listdir(box_path / "new")) == sorted([keys["receipt"], keys["cut"]])
-        # The next poll reads only what is still new: the two left for a person.
-        assert poll_bounce_maildir() == {"ingested": 0, "not_reports": 1, "malformed": 1}
-
-
-def test_no_bounce_maildir_configured_polls_nothing(app):
-    assert poll_bounce_maildir() == {"ingested": 0, "not_reports": 0, "malformed": 0}
 
 
 # --- end to end: a real send, a report built for its envelope sender ---------------------

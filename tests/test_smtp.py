@@ -4,7 +4,6 @@ connection per batch, STARTTLS and AUTH, a server that is down, header injection
 tracking pixel."""
 from __future__ import annotations
 
-import ipaddress
 import re
 import ssl
 import time
@@ -13,10 +12,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import select
 
@@ -30,6 +25,8 @@ from helpdesk.sink import SmtpSink, free_port
 from helpdesk.status import BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING
 from helpdesk.views.tracking import PIXEL
 from helpdesk_smtp import verp_address
+
+from certificates import self_signed
 
 SENDER = "credentials@issuer.example"
 
@@ -191,22 +188,7 @@ def test_a_refused_sender_is_not_sent_never_bounced(app_factory, reply):
 def certificate(tmp_path, monkeypatch):
     """A self-signed certificate for 127.0.0.1, trusted by this process's TLS clients only
     (through OpenSSL's SSL_CERT_FILE), so that the provider verifies it for real."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - timedelta(minutes=5)).not_valid_after(now + timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-                critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    cert_file, key_file = tmp_path / "sink.crt", tmp_path / "sink.key"
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
+    cert_file, key_file = self_signed(tmp_path, "sink")
     monkeypatch.setenv("SSL_CERT_FILE", str(cert_file))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_file, key_file)
