@@ -27,7 +27,8 @@ no database), so that a plugin's parser can be imported and tested on its own.
       (or lacks it) and ``POST /webhooks/<name>`` answers 404.
 
 - shared helpers for webhook parsers: ``read_json``, ``content_id``, ``text_of``,
-  ``parse_timestamp`` and ``check_fresh`` (the freshness window of a signature's timestamp).
+  ``parse_timestamp`` (unix times), ``parse_iso_timestamp`` (ISO 8601) and ``check_fresh``
+  (the freshness window of a signature's timestamp).
 """
 from __future__ import annotations
 
@@ -207,6 +208,27 @@ def parse_timestamp(value: Any, *, what: str = "the event", status: int = 400) -
         return datetime.fromtimestamp(value, tz=timezone.utc)
     except (OverflowError, OSError, ValueError):
         raise WebhookError(f"the event timestamp {value!r} is out of range", status) from None
+
+
+def parse_iso_timestamp(value: Any, *, what: str = "the event's time",
+                        status: int = 400) -> datetime:
+    """An ISO 8601 time with its UTC offset, as providers write it (``2019-11-05T16:33:54.907Z``,
+    any number of decimals, or ``…-05:00``), as an aware UTC datetime.
+
+    :param what: names the field in the error, e.g. ``"DeliveredAt"``.
+    :raises WebhookError: the value is missing, not ISO 8601, or has no offset (its instant is
+        unknown).
+    """
+    text = text_of(value)
+    if not text:
+        raise WebhookError(f"{what} is missing", status)
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise WebhookError(f"{what} is not an ISO 8601 time: {text[:40]!r}", status) from None
+    if moment.tzinfo is None:
+        raise WebhookError(f"{what} has no UTC offset: {text[:40]!r}", status)
+    return moment.astimezone(timezone.utc)
 
 
 def check_fresh(signed_at: str | float, *, tolerance: float, now: float | None = None,

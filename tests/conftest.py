@@ -19,6 +19,25 @@ TYPO_DOMAINS = ("gmial.com", "hotmial.com")
 PASSWORD = "correct horse battery"
 
 
+# The AWS SDK's credential chain, pinned to a made-up key: no test reads a developer's real AWS
+# credentials, files or instance role, and the SES fakes know this key.
+AWS_ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
+AWS_SECRET_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+
+
+@pytest.fixture(autouse=True)
+def aws_chain(monkeypatch, tmp_path_factory):
+    nowhere = str(tmp_path_factory.getbasetemp() / "no-aws-files")
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION",
+                 "AWS_ROLE_ARN", "AWS_WEB_IDENTITY_TOKEN_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", AWS_ACCESS_KEY)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", AWS_SECRET_KEY)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", nowhere)
+    monkeypatch.setenv("AWS_CONFIG_FILE", nowhere)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+
+
 @pytest.fixture
 def sink():
     with SmtpSink(refuse_domains=TYPO_DOMAINS, defer_domains=("greylist.example",)) as s:

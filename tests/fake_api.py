@@ -14,8 +14,8 @@ HANG = "hang"
 
 class FakeApi:
     """Subclasses set ``path`` and ``default_answer`` and define ``post(request, body)``, which
-    answers one POST with ``request.reply`` (and ``get``/``put`` alike for the APIs that take
-    them)."""
+    answers one POST with ``request.reply`` (and ``get``/``put``/``delete`` alike for the APIs
+    that take them)."""
 
     path = ""  # the API's base path, part of ``url``
     default_answer: int | str = 200
@@ -88,8 +88,12 @@ class _Handler(BaseHTTPRequestHandler):
     def do_PUT(self):
         self._other("put")
 
+    def do_DELETE(self):
+        self._other("delete")
+
     def _other(self, method: str) -> None:
-        """A fake answers GET or PUT when it defines ``get``/``put(request, body)``."""
+        """A fake answers GET, PUT or DELETE when it defines ``get``/``put``/``delete(request,
+        body)``."""
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         handler = getattr(self.fake, method, None)
         if handler is None:

@@ -16,7 +16,8 @@ from helpdesk.status import NOT_OPENED, SENDING, event_level
 
 
 @pytest.mark.parametrize("module", ["helpdesk.contract", "helpdesk_sendgrid.webhook",
-                                    "helpdesk_mailgun.webhook", "helpdesk_smtp.dsn"])
+                                    "helpdesk_mailgun.webhook", "helpdesk_smtp.dsn",
+                                    "helpdesk_postmark.webhook", "helpdesk_ses.webhook"])
 def test_a_plugins_parser_imports_without_the_app(module):
     heavy = ["flask", "sqlalchemy", "huey", "flask_limiter", "jinja2"]
     code = (f"import sys, {module}; "

@@ -15,7 +15,7 @@ from helpdesk.sink import free_port
 from helpdesk.status import NOT_OPENED, NOT_SENT
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-BUILT_IN = {"smtp", "sendgrid", "mailgun", "postmark"}
+BUILT_IN = {"smtp", "sendgrid", "mailgun", "postmark", "ses"}
 
 
 class CarrierPigeon:
@@ -87,7 +87,8 @@ def unreachable_config() -> dict:
             "SENDGRID_API_KEY": "SG.test", "SENDGRID_API_URL": f"http://127.0.0.1:{port}/v3/mail/send",
             "MAILGUN_API_KEY": "key-test", "MAILGUN_DOMAIN": "mg.issuer.example",
             "MAILGUN_API_URL": f"http://127.0.0.1:{port}/v3",
-            "POSTMARK_SERVER_TOKEN": "pm-test", "POSTMARK_API_URL": f"http://127.0.0.1:{port}"}
+            "POSTMARK_SERVER_TOKEN": "pm-test", "POSTMARK_API_URL": f"http://127.0.0.1:{port}",
+            "SES_REGION": "us-east-1", "SES_ENDPOINT_URL": f"http://127.0.0.1:{port}"}
 
 
 def registered_provider_names() -> list[str]:

@@ -152,7 +152,7 @@ def test_a_click_keeps_its_link():
     (b"[]", "must be a JSON object"),
     (json.dumps({"RecordType": "Teleport"}).encode(), "unknown Postmark RecordType"),
     (json.dumps({"FromFull": {"Email": "a@example.com"}}).encode(), "inbound-message webhook"),
-    (json.dumps({"RecordType": "Delivery", "MessageID": "x"}).encode(), "no DeliveredAt"),
+    (json.dumps({"RecordType": "Delivery", "MessageID": "x"}).encode(), "DeliveredAt is missing"),
     (json.dumps({"RecordType": "Open", "ReceivedAt": "yesterday"}).encode(),
      "not an ISO 8601 time"),
     (json.dumps({"RecordType": "Open", "ReceivedAt": "2019-11-05T16:33:54"}).encode(),

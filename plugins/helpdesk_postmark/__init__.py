@@ -28,10 +28,10 @@ import requests
 
 from helpdesk import hookimpl
 from helpdesk.contract import (CORRELATION_VARIABLE, Message, SendResult, ServiceError,
-                               Setting, Suppression, WebhookError)
+                               Setting, Suppression, WebhookError, parse_iso_timestamp)
 from helpdesk.provider_http import ThreadSessions, send_result
 
-from .webhook import DEFAULT_USER, parse_events, parse_time, verify_basic_auth
+from .webhook import DEFAULT_USER, parse_events, verify_basic_auth
 
 DEFAULT_API_URL = "https://api.postmarkapp.com"
 DEFAULT_STREAM = "outbound"
@@ -129,7 +129,7 @@ class PostmarkProvider:
             return None
         latest = bounces[0]  # the bounce API lists the newest first
         try:
-            since = parse_time(latest.get("BouncedAt"), "BouncedAt")
+            since = parse_iso_timestamp(latest.get("BouncedAt"), what="BouncedAt")
         except WebhookError:
             since = None
         words = [w for w in (latest.get("Name"), latest.get("Details")) if isinstance(w, str)]

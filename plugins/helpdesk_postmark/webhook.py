@@ -12,11 +12,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
-from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from helpdesk.contract import (CORRELATION_VARIABLE, NotConfigured, ProviderEvent, SignatureError,
-                               WebhookError, content_id, read_json, text_of)
+                               WebhookError, content_id, parse_iso_timestamp, read_json, text_of)
 
 PROVIDER = "postmark"
 SECRET_SETTING = "HELPDESK_POSTMARK_WEBHOOK_SECRET"
@@ -118,7 +117,8 @@ def to_event(record: Any) -> ProviderEvent:
         provider=PROVIDER,
         type=outcome.type,
         event_id=_event_id(kind, record),
-        occurred_at=parse_time(record.get(RECORD_TIMES[kind]), RECORD_TIMES[kind]),
+        occurred_at=parse_iso_timestamp(record.get(RECORD_TIMES[kind]),
+                                        what=RECORD_TIMES[kind]),
         correlation_id=_metadata(record).get(CORRELATION_VARIABLE),
         message_id=text_of(record.get("MessageID")),
         recipient=text_of(record.get("Recipient")) or text_of(record.get("Email")),
@@ -182,21 +182,3 @@ def _reason(kind: str, record: dict) -> str | None:
             return f"sending suppressed ({because}), by {origin}"
         return f"sending reactivated, by {origin}"
     return None
-
-
-def parse_time(value: Any, field: str) -> datetime:
-    """An ISO 8601 time as Postmark writes it (``2019-11-05T16:33:54.9070259Z``, or with an
-    offset), in UTC.
-
-    :raises WebhookError: it is missing, not ISO 8601, or has no offset.
-    """
-    text = text_of(value)
-    if not text:
-        raise WebhookError(f"the record has no {field}")
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise WebhookError(f"{field} is not an ISO 8601 time: {text[:40]!r}") from None
-    if moment.tzinfo is None:
-        raise WebhookError(f"{field} has no UTC offset: {text[:40]!r}")
-    return moment.astimezone(timezone.utc)
