@@ -36,7 +36,9 @@ def test_the_wheel_carries_everything_the_app_reads(wheel):
     shipped = {"templates": "helpdesk/templates", "helpdesk": "helpdesk",
                "plugins/helpdesk_smtp": "helpdesk_smtp",
                "plugins/helpdesk_sendgrid": "helpdesk_sendgrid",
-               "plugins/helpdesk_mailgun": "helpdesk_mailgun"}
+               "plugins/helpdesk_mailgun": "helpdesk_mailgun",
+               "plugins/helpdesk_postmark": "helpdesk_postmark",
+               "plugins/helpdesk_ses": "helpdesk_ses"}
     missing = [f"{inside}{path[len(folder):]}" for folder, inside in shipped.items()
                for path in _tracked_files(folder)
                if f"{inside}{path[len(folder):]}" not in names]
@@ -44,7 +46,8 @@ def test_the_wheel_carries_everything_the_app_reads(wheel):
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     for line in ("smtp = helpdesk_smtp", "sendgrid = helpdesk_sendgrid",
-                 "mailgun = helpdesk_mailgun", "helpdesk = helpdesk.cli:main"):
+                 "mailgun = helpdesk_mailgun", "postmark = helpdesk_postmark",
+                 "ses = helpdesk_ses", "helpdesk = helpdesk.cli:main"):
         assert line in text
 
 
@@ -53,13 +56,14 @@ import sys, helpdesk
 from helpdesk import create_app, plugins
 for name, module in list(sys.modules.items()):
     if name.split(".")[0] in ("helpdesk", "helpdesk_smtp", "helpdesk_sendgrid",
-                              "helpdesk_mailgun") and getattr(module, "__file__", None):
+                              "helpdesk_mailgun", "helpdesk_postmark", "helpdesk_ses") \
+            and getattr(module, "__file__", None):
         assert module.__file__.startswith(sys.argv[1]), module.__file__
 from flask_migrate import upgrade
 app = create_app({"INSTANCE_PATH": sys.argv[2], "QUEUE_URL": "immediate"})
 with app.app_context():
     upgrade()
-    assert {"smtp", "sendgrid", "mailgun"} <= set(plugins.providers())
+    assert set(plugins.providers()) == {"smtp", "sendgrid", "mailgun", "postmark", "ses"}
 client = app.test_client()
 assert b"Email is bounced" in client.get("/help").data
 assert client.get("/help/statuses").status_code == 200
