@@ -89,6 +89,9 @@ def from_url(url: str, password: str | None, move_to: str | None = None) -> Mail
             raise MailboxError("POP3 cannot move messages: leave BOUNCE_MAILBOX_MOVE_TO unset "
                                "(reports read are deleted)")
         return Pop3Mailbox(**server)
+    for name in (folder, move_to or ""):
+        if not name.isascii():  # IMAP spells other names in a modified UTF-7 we do not write
+            raise MailboxError(f"the IMAP folder {name!r} has letters outside ASCII: rename it")
     return ImapMailbox(**server, folder=folder or "INBOX", move_to=move_to or None)
 
 

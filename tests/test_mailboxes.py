@@ -14,13 +14,13 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from helpdesk import maintenance
 from helpdesk.auth import create_user
 from helpdesk.credentials import create_credential
-from helpdesk.mailboxes import MailboxError, from_url
+from helpdesk.mailboxes import ImapMailbox, MailboxError, from_url
 from helpdesk.maintenance import poll_bounces
 from helpdesk.models import DeliveryEvent, Recipient, SkippedMessage, db
 from helpdesk.queue import huey_of
@@ -179,6 +179,45 @@ def test_imap_moves_reports_to_a_folder_when_asked(app_factory, sink, dovecot, a
         assert [body for _, body in dovecot.messages(account, '"Bounces read"')] == reports
 
 
+def test_a_server_without_move_or_uidplus_gets_copy_then_expunge(app_factory, sink, dovecot,
+                                                                  account, monkeypatch):
+    open_folder = ImapMailbox._open_folder
+
+    def as_an_older_server(self):
+        open_folder(self)
+        self._capabilities -= {"MOVE", "UIDPLUS"}
+
+    monkeypatch.setattr(ImapMailbox, "_open_folder", as_an_older_server)
+    app = mailbox_app(app_factory, sink, dovecot, account, "imaps", BOUNCE_MAILBOX_MOVE_TO="Read")
+    with app.app_context():
+        recipients, reports = send_two(sink)
+        dovecot.deliver(account, reports[0], THANKS, reports[1])
+        assert poll_once(app) == {**NOTHING, "ingested": 2, "not_reports": 1}
+        assert statuses(recipients) == [BOUNCED, BOUNCED]
+    assert [body for _, body in dovecot.messages(account)] == [THANKS]
+    assert [body for _, body in dovecot.messages(account, "Read")] == reports
+
+
+def test_a_message_pop3_cannot_hand_over_is_left_and_the_next_poll_goes_on(
+        app_factory, sink, dovecot, account, caplog):
+    # poplib refuses lines over 2048 bytes; RFC 5322 allows 998, but real mail breaks rules.
+    long_line = THANKS.replace(b"lovely!", b"lovely" + b"!" * 3000)
+    app = mailbox_app(app_factory, sink, dovecot, account, "pop3s")
+    with app.app_context():
+        recipients, reports = send_two(sink)
+        dovecot.deliver(account, reports[0], long_line, reports[1])
+        with caplog.at_level(logging.WARNING, logger="helpdesk.maintenance"):
+            assert poll_once(app) == {**NOTHING, "ingested": 1, "unreadable": 1}
+        assert "cannot be read (the server's copy cannot be read: line too long)" in caplog.text
+        # The session was given up mid-message without QUIT, so the first report is still
+        # there too: read again, it is stored once.
+        assert poll_once(app) == {**NOTHING, "ingested": 2}
+        assert statuses(recipients) == [BOUNCED, BOUNCED]
+        assert db.session.scalar(select(func.count()).select_from(DeliveryEvent).where(
+            DeliveryEvent.type == "bounced")) == 2
+    assert [body for _, body in dovecot.messages(account)] == [long_line]
+
+
 def test_a_report_whose_events_fail_to_commit_stays_for_the_next_poll(
         app_factory, sink, dovecot, account, caplog):
     app = mailbox_app(app_factory, sink, dovecot, account, "imaps")
@@ -257,6 +296,7 @@ def test_bounces_poll_on_the_command_line(app_factory, sink, dovecot, account):
     ("imaps://bounces@mail.example/INBOX", None, None, "BOUNCE_MAILBOX_PASSWORD is not set"),
     ("pop3s://bounces@mail.example/INBOX", PASSWORD, None, "a POP3 mailbox has no folders"),
     ("pop3s://bounces@mail.example", PASSWORD, "Done", "POP3 cannot move messages"),
+    ("imaps://bounces@mail.example/Bo%C3%AEte", PASSWORD, None, "letters outside ASCII"),
 ])
 def test_bad_mailbox_settings_are_refused_precisely(url, password, move_to, message):
     with pytest.raises(MailboxError, match=message):

@@ -50,6 +50,8 @@ def test_levels_of_single_events():
 def test_deferrals_and_soft_trouble_never_bounce():
     assert delivery_status(["queued", "deferred", "deferred"]) == SENDING
     assert delivery_status(["accepted", "deferred", "complained", "unknown"]) == NOT_OPENED
+    # Refused for now until the retry window ran out: given up, not sent, never bounced.
+    assert delivery_status(["queued", "deferred", "deferred", "expired"]) == NOT_SENT
 
 
 def test_an_open_after_a_bounce_report_wins():
