@@ -198,6 +198,27 @@ def test_a_message_cut_short_anywhere_reads_or_is_refused_never_crashes(name):
             assert str(error)
 
 
+PROSE = b"\n\nYour message could not be delivered to <ada@example.org>: 550 5.1.1 no such user\n"
+
+
+@pytest.mark.parametrize("raw", [
+    b"From: MAILER-DAEMON@mx.example\nSubject: =?utf-8?b?x?=" + PROSE,  # bad base64 word
+    b"From: =?x-nope?q?Mail?= <MAILER-DAEMON@mx.example>\nSubject: Undelivered" + PROSE,
+], ids=["undecodable encoded word", "unknown charset in an encoded word"])
+def test_broken_encoded_words_are_read_around(raw):
+    [event] = parse_bounce(raw)
+    assert (event.recipient, event.type) == ("ada@example.org", "bounced")
+
+
+def test_a_status_that_is_not_a_status_code_is_read_from_the_words():
+    raw = (b"Content-Type: multipart/report; report-type=delivery-status; boundary=B\n\n"
+           b"--B\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; x\n\n"
+           b"Final-Recipient: rfc822; ada@example.org\nAction: failed\nStatus: 5\n"
+           b"Diagnostic-Code: smtp; 550 mailbox full\n\n--B--\n")
+    [event] = parse_bounce(raw)
+    assert (event.type, event.reason_code) == ("deferred", "mailbox_full")
+
+
 @settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=600), st.sampled_from([
     b"", b"Content-Type: multipart/report; report-type=delivery-status; boundary=B\n\n--B\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import re
 from email import message_from_bytes
+from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import Message
 from email.policy import compat32
@@ -79,7 +80,7 @@ def header_text(value: object) -> str:
     if "=?" in value:
         try:
             value = str(make_header(decode_header(value)))
-        except (ValueError, LookupError, UnicodeError, AssertionError):
+        except (ValueError, LookupError, UnicodeError, AssertionError, MessageError):
             pass
     return clean(value)
 
@@ -127,13 +128,13 @@ def body_text(part: Message) -> str:
         return "\n\n".join(as_text(sub) for sub in payload if isinstance(sub, Message))
     try:
         data = part.get_payload(decode=True)
-    except (ValueError, LookupError, AssertionError):
+    except (ValueError, LookupError, AssertionError, MessageError):
         data = None
     if not isinstance(data, bytes):
         data = str(payload).encode("utf-8", "surrogateescape")
     try:
         charset = part.get_content_charset()
-    except (ValueError, LookupError):
+    except (ValueError, LookupError, MessageError):
         charset = None
     return decode(data, charset)
 

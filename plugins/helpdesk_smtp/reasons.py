@@ -265,7 +265,7 @@ def verdict(status: str, diagnostic: str, *, given_up: bool, context: str = "") 
     "permanent error" text); False for a delay warning, which is never hard.
     """
     # The server's own code, quoted in its reply, says more than the reporting MTA's reading.
-    status = status_code(diagnostic) or status
+    status = status_code(diagnostic) or status_code(status)
     reply = reply_code(diagnostic)
     detail = status.split(".", 1)[1] if status else ""
     reason = None
