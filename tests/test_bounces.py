@@ -242,17 +242,21 @@ def load_bench():
     return module
 
 
-@pytest.mark.parametrize("split", ["develop", "holdout"])
-def test_the_whole_set_reads_without_a_crash_and_above_the_floor(split):
+def test_the_whole_set_reads_without_a_crash_and_meets_the_targets():
     bench = load_bench()
-    figures = bench.score(bench.ours, bench.rows_of(DATA, split), DATA)
+    figures = bench.score(bench.ours, bench.rows_of(DATA, "all"), DATA)
     assert figures["crashes"] == 0
-    for name, floor in FLOORS.items():
-        assert figures[name] >= floor, (name, figures)
+    for name, target in bench.TARGETS.items():
+        assert figures[name] >= target, (name, figures)
 
 
-# Measured floors (bench/README.md has the figures); bench.TARGETS is where they are headed.
-FLOORS = {"recipient found": 0.90, "class correct": 0.80, "soft never bounced": 0.85}
+def test_the_held_out_part_stays_above_its_floor():
+    """The 30% never looked at while the reader was written (bench/bounces.py --split): how
+    it does on bounces it has not seen. Its figures are in bench/README.md."""
+    bench = load_bench()
+    figures = bench.score(bench.ours, bench.rows_of(DATA, "holdout"), DATA)
+    assert figures["crashes"] == 0
+    assert figures["recipient found"] >= 0.95 and figures["class correct"] >= 0.87, figures
 
 
 # --- matching a report that names no delivery back to one -----------------------------------

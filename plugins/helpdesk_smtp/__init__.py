@@ -1,5 +1,6 @@
 """The SMTP provider: sends through any SMTP server, reports synchronous refusals at once and
-asynchronous ones from the bounce reports that come back (``helpdesk_smtp.bounces``); opens come from the
+asynchronous ones from the bounce reports that come back (``helpdesk_smtp.bounces``); opens come
+from the
 app's tracking pixel."""
 from __future__ import annotations
 

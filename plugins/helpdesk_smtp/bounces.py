@@ -58,31 +58,27 @@ def parse_bounce(raw: bytes, now: datetime | None = None) -> list[ProviderEvent]
     text, copy = prose.split_original(prose.report_text(message))
     original = mime.returned_headers(message) or _pasted_headers(copy)
     ours = _our_addresses(headers, original)
-    if status is None:
-        notice = ses.read_notification(text)
-        if notice is not None:
-            return _notice_events(notice, headers, raw, now)
-        # Some MTAs mark their bounces auto-replied too: the bounce's own signs come first.
-        if not prose.looks_like_bounce(headers, text, bool(original)) or _is_auto_reply(message, headers) \
-                and not prose.BOUNCE_SENDER.search(mime.first(headers, "from")):
-            if message.get_content_type() == "multipart/report" and \
-                    str(message.get_param("report-type", "")).lower() == "delivery-status":
-                raise MalformedReport("the report has no message/delivery-status part"
-                                      if message.is_multipart() else
-                                      "the multipart/report has no parts: it is cut short or "
-                                      "its boundary is wrong")
-            return None
-        recipients = _prose_recipients(headers, text, ours, original)
-        if not recipients:
-            raise MalformedReport("the message reads as a bounce but names no recipient "
-                                  "address")
-    else:
+    if status is not None:
         recipients = _with_prose(status.recipients, text, ours) or \
             _prose_recipients(headers, text, ours, original)
         if not recipients:
             raise MalformedReport("the delivery-status part names no recipient")
-    return _events(recipients, headers, status.per_message if status else {}, original,
-                   raw, now)
+        return _events(recipients, headers, status.per_message, original, raw, now)
+    notice = ses.read_notification(text)
+    if notice is not None:
+        return _notice_events(notice, headers, raw, now)
+    if not _is_bounce(headers, text, original):
+        if message.get_content_type() == "multipart/report" and \
+                str(message.get_param("report-type", "")).lower() == "delivery-status":
+            raise MalformedReport("the report has no message/delivery-status part"
+                                  if message.is_multipart() else
+                                  "the multipart/report has no parts: it is cut short or its "
+                                  "boundary is wrong")
+        return None
+    recipients = _prose_recipients(headers, text, ours, original)
+    if not recipients:
+        raise MalformedReport("the message reads as a bounce but names no recipient address")
+    return _events(recipients, headers, {}, original, raw, now)
 
 
 # --- kinds of message -------------------------------------------------------------------------
@@ -94,7 +90,16 @@ def _is_feedback(message: Message) -> bool:
     return any(p.get_content_type() == "message/feedback-report" for p in mime.parts(message))
 
 
-def _is_auto_reply(message: Message, headers: mime.Fields) -> bool:
+def _is_bounce(headers: mime.Fields, text: str, original: mime.Fields) -> bool:
+    """Whether a message with no status part is a bounce: it reads as one and is not an
+    auto-reply (some MTAs mark their bounces auto-replied too: a bounce's sender tells)."""
+    if not prose.looks_like_bounce(headers, text, bool(original)):
+        return False
+    return not _is_auto_reply(headers) or \
+        bool(prose.BOUNCE_SENDER.search(mime.first(headers, "from")))
+
+
+def _is_auto_reply(headers: mime.Fields) -> bool:
     """RFC 3834's Auto-Submitted: auto-replied, the older vacation headers, or an
     out-of-office subject."""
     submitted = mime.first(headers, "auto-submitted").lower()
@@ -136,7 +141,7 @@ def _prose_recipients(headers: mime.Fields, text: str, ours: set[str],
         named = headers.get("x-failed-recipients", []) or original.get("to", [])
         addresses = [a for value in named for a in prose.ADDRESS.findall(value)
                      if a.lower() not in ours]
-        failed = [prose.Failed(a, text, prose.server_words(text, a)) for a in addresses]
+        failed = [prose.Failed(a, text, prose.server_words(text)) for a in addresses]
     return [dsn.Recipient(address=f.address, action=action,
                           status=reasons.status_code(f.server_words, f.text),
                           diagnostic=f.server_words or mime.clean(f.text)[:500],
@@ -161,7 +166,7 @@ def _with_prose(recipients: list[dsn.Recipient], text: str,
             recipient.address = spare.pop(0).address
         found = by_address.get(recipient.address.lower())
         if found is None and len(recipients) == 1:
-            found = prose.Failed(recipient.address, text, prose.server_words(text, ""))
+            found = prose.Failed(recipient.address, text, prose.server_words(text))
         if found is not None:
             recipient.context = found.text
             if not recipient.diagnostic:
@@ -225,7 +230,8 @@ def _events(recipients: list[dsn.Recipient], headers: mime.Fields, per_message: 
             event_id=f"dsn:{recipient.action}:"
                      f"{hashlib.sha256(identity.encode('utf-8', 'surrogatepass')).hexdigest()}",
             occurred_at=_date(recipient.last_attempt) or reported_at,
-            correlation_id=correlation_id, message_id=message_id, recipient=recipient.address, severity=severity, reason_code=code,
+            correlation_id=correlation_id, message_id=message_id, recipient=recipient.address,
+            severity=severity, reason_code=code,
             reason=diagnostic or None,
             mta_response=" ".join(v for v in (status, diagnostic) if v) or None,
             raw={"action": recipient.reported_action or recipient.action, "status": status or None,

@@ -20,6 +20,8 @@ ACTIONS = {
     "delivered": "delivered", "relayed": "delivered", "expanded": "delivered",
     "success": "delivered", "deliverable": "delivered",
 }
+PER_MESSAGE_FIELDS = {"reporting-mta", "arrival-date", "received-from-mta",
+                      "original-envelope-id", "x-postfix-queue-id"}
 STATUS_CLASSES = {"5": "failed", "4": "delayed", "2": "delivered"}
 INLINE_FIELDS = re.compile(r"^(?:final|original)-recipient[ \t]*:", re.I | re.M)
 
@@ -90,34 +92,29 @@ def _action(group: mime.Fields, status: str) -> str | None:
     word = value.split()[0] if value else ""
     if word in ACTIONS:
         return ACTIONS[word]
-    if not value or word not in ACTIONS:
-        # No Action, or one nobody defined: the status code's class still says what happened,
-        # but only a failure or delay code is worth reading that way.
-        klass = status[:1]
-        if klass in ("4", "5") or (not value and klass == "2"):
-            return STATUS_CLASSES[klass]
+    # No Action, or one nobody defined: the status code's class still says what happened, but
+    # beside an unknown Action only a failure or delay code is worth reading that way.
+    klass = status[:1]
+    if klass in ("4", "5") or (not value and klass == "2"):
+        return STATUS_CLASSES[klass]
     return None
 
 
 def read_groups(blocks: list[mime.Fields]) -> StatusFields:
     """The per-message fields and each recipient's report, from the field blocks of a status
-    part. Raises ``MalformedReport`` for a group that names a recipient and nothing else."""
+    part. Raises ``MalformedReport`` for a group cut short: an Action without a recipient, or a
+    recipient with neither Action nor Status."""
     per_message: mime.Fields = {}
     recipients: list[Recipient] = []
     number = 0
     for block in blocks:
         named = mime.first(block, "final-recipient") or mime.first(block, "original-recipient")
         if not named:
-            if not recipients and not per_message and (
-                    "reporting-mta" in block or "arrival-date" in block
-                    or "received-from-mta" in block or "x-postfix-queue-id" in block):
+            if "action" in block or (recipients and "status" in block):
+                raise MalformedReport(f"recipient group {number + 1} has no Final-Recipient "
+                                      "field")
+            if not recipients and not per_message and PER_MESSAGE_FIELDS & block.keys():
                 per_message = block
-            elif recipients and ("action" in block or "status" in block):
-                raise MalformedReport(f"recipient group {number + 1} has no Final-Recipient "
-                                      "field")
-            elif "action" in block:
-                raise MalformedReport(f"recipient group {number + 1} has no Final-Recipient "
-                                      "field")
             continue
         number += 1
         # The address that failed is the Final-Recipient; beside a rewritten one (an alias, a
@@ -135,7 +132,8 @@ def read_groups(blocks: list[mime.Fields]) -> StatusFields:
         recipients.append(Recipient(
             address=final if _plain(final) or not original else original,
             original=original if original.lower() != final.lower() else "",
-            action=action, reported_action=mime.first(block, "action").lower(), status=status, diagnostic=diagnostic,
+            action=action, reported_action=mime.first(block, "action").lower(), status=status,
+            diagnostic=diagnostic,
             remote_mta=untyped(mime.first(block, "remote-mta")),
             last_attempt=mime.first(block, "last-attempt-date")))
     return StatusFields(per_message, recipients)

@@ -9,6 +9,7 @@ mail system's (postmaster, MAILER-DAEMON) are never taken for a recipient.
 """
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from email.message import Message
@@ -28,7 +29,8 @@ ORIGINAL_STARTS = re.compile(
     r"^[ \t]*(?:[-=_*]{2,}[ \t]*)?(?:"
     r"below this line is a copy of the message|this is a copy of the message|"
     r"(?:the )?(?:header|headers|text|copy) of (?:the )?original message|"
-    r"(?:the )?original message(?: headers?)?(?: (?:follows|is attached|below))?[ \t]*[:.-]*[ \t]*$|"
+    r"(?:the )?original message(?: headers?)?(?: (?:follows|is attached|below))?"
+    r"[ \t]*[:.-]*[ \t]*$|"
     r"(?:un)?sent message (?:follows|below)|undelivered message headers?|"
     r"(?:message )?headers? (?:of the \w+ message )?follows?|returned message|"
     r"original[- ]message|original e?mail(?: headers?)?[ \t]*[:.-]*[ \t]*$|"
@@ -45,7 +47,8 @@ HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
 # An address named as the failed one: on a line of its own, as "<address>:", or after a word
 # that says so.
 NAMED = re.compile((
-    r"(?:^[ \t>*-]*(?:[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}[ \t]+)?)?(?:(?:to|rcpt to|recipient|original-recipient|final-recipient|address|"
+    r"(?:^[ \t>*-]*(?:[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}[ \t]+)?)?"
+    r"(?:(?:to|rcpt to|recipient|original-recipient|final-recipient|address|"
     r"e-?mail|destinataire|empfänger|destinatario|адресат|宛先)[ \t]*[:=]?[ \t]*)?"
     r"(?:rfc822;[ \t]*)?<?$ADDR>?[ \t]*(?:[:.,;]|\.\.\.|\s*$|\s+on\s|\s+[(\[]|\s+-)|"
     r"rcpt to:?\s*<$ADDR>|(?:delivered|deliver|delivery|sent|send|reach|reached|"
@@ -54,6 +57,7 @@ NAMED = re.compile((
 SENDER_CONTEXT = re.compile(
     r"(?:mail from|from|sender|envelope-from|return-path|reply-to|sent by|by)[ \t]*:?[ \t]*<?$",
     re.I)
+NOT_A_RECIPIENT = re.compile(r"message-id:?\s*<?$|mailto:$|/$", re.I)
 SMTP_LINE = re.compile(r"(?<![\d.])(?:[245]\d\d[ -]|[245]\.\d{1,3}\.\d{1,3}\b|#[245]\.\d)")
 DELAYED = re.compile(
     r"delivery (?:is |has been )?delayed|still (?:being )?(?:tried|trying|retried|attempting)|"
@@ -69,7 +73,8 @@ BOUNCE_SENDER = re.compile(
 BOUNCE_SUBJECT = re.compile(
     r"undeliver|undelivered|non[- ]?deliver|not (?:be )?delivered|delivery (?:status|failure|"
     r"fail|report|problem|notification|error|incomplete)|failure notice|failed delivery|"
-    r"returned mail|return(?:ed|ing) to sender|mail delivery|mail failed|\bfail(?:ed|ure)\b|mail system error|delivery has failed|"
+    r"returned mail|return(?:ed|ing) to sender|mail delivery|mail failed|\bfail(?:ed|ure)\b|"
+    r"mail system error|delivery has failed|"
     r"could not (?:be )?deliver|deliver(?:y)? (?:failed|failure)|bounce|rejected|"
     r"warning: message|delayed mail|nicht zustellbar|unzustellbar|non remis|échec|"
     r"no entregado|no se puede entregar|non recapitato|não entregue|не доставлено|"
@@ -92,7 +97,7 @@ BOUNCE_WORDS = re.compile(
 class Failed:
     address: str
     text: str  # the lines of the report about this address
-    server_words: str  # of those, what the server said (lines with an SMTP code)
+    server_words: str  # of those, what the server said (see ``server_words``)
 
 
 def split_original(text: str) -> tuple[str, str]:
@@ -107,11 +112,11 @@ def split_original(text: str) -> tuple[str, str]:
 def _header_run(text: str) -> int | None:
     """Where three header lines of an email in a row start (a pasted-in copy of the
     original)."""
-    lines = text.split("\n")
+    names = [_field_name(line) for line in text.split("\n")]
     offset = 0
-    for index, line in enumerate(lines):
-        if all(_field_name(lines[index + k]) in ORIGINAL_FIELDS if index + k < len(lines)
-               else False for k in (0, 1, 2)):
+    for index, line in enumerate(text.split("\n")):
+        if all(name in ORIGINAL_FIELDS for name in names[index:index + 3]) and \
+                len(names[index:index + 3]) == 3:
             return offset
         offset += len(line) + 1
     return None
@@ -158,48 +163,54 @@ def delayed(text: str, subject: str) -> bool:
 
 
 def failed_addresses(text: str, ours: set[str]) -> list[Failed]:
-    """The addresses a report's text names as failed, each with the lines about it."""
+    """The addresses a report's text names as failed, each with the lines about it: those
+    named as failed where some are, else every address that is not ours."""
+    candidates = list(_candidates(text, ours))
+    strong = {m.start(m.lastindex) for m in NAMED.finditer(text) if m.lastindex}
     named: list[tuple[int, str]] = []
     seen: set[str] = set()
-    candidates = []
+    for position, found in [c for c in candidates if c[0] in strong] or candidates:
+        if found.lower() not in seen:
+            seen.add(found.lower())
+            named.append((position, found))
+    if len(named) == 1:
+        return [Failed(named[0][1], text, server_words(text))]
+    # Several: each gets the lines from its own to the next one's.
+    starts = [0] + [m.end() for m in re.finditer("\n", text)]
+
+    def line_of(position: int) -> int:
+        return starts[bisect.bisect_right(starts, position) - 1]
+
+    failed = []
+    for index, (position, found) in enumerate(named):
+        start = line_of(position)
+        following = named[index + 1][0] if index + 1 < len(named) else len(text)
+        end = line_of(following) if line_of(following) > start else following
+        segment = text[start:end]
+        failed.append(Failed(found, segment, server_words(segment)))
+    return failed
+
+
+def _candidates(text: str, ours: set[str]):
+    """(position, address) of every address in a text that may be a recipient: not ours, not
+    the mail system's, not a sender's or a Message-ID's."""
     for match in ADDRESS.finditer(text):
         found = match.group(1).strip(".")
         lower = found.lower()
         if lower in ours or SYSTEM_MAILBOX.match(lower.split("@")[0]) or VERP.search(found):
             continue
         before = text[max(0, match.start() - 40):match.start()]
-        if SENDER_CONTEXT.search(before) or re.search(r"message-id:?\s*<?$|mailto:$|/$",
-                                                       before, re.I):
+        if SENDER_CONTEXT.search(before) or NOT_A_RECIPIENT.search(before):
             continue
-        candidates.append((match.start(), found))
-    strong = {m.start(m.lastindex or 0) for m in NAMED.finditer(text)}
-    chosen = [c for c in candidates if c[0] in strong] or candidates
-    for position, found in chosen:
-        if found.lower() in seen:
-            continue
-        seen.add(found.lower())
-        named.append((position, found))
-    failed = []
-    lines_start = [0] + [m.end() for m in re.finditer("\n", text)]
-    for index, (position, found) in enumerate(named):
-        line_start = max(s for s in lines_start if s <= position)
-        end = named[index + 1][0] if index + 1 < len(named) else len(text)
-        next_line = max(s for s in lines_start if s <= end) if index + 1 < len(named) else end
-        segment = text[line_start:next_line if next_line > line_start else end]
-        if len(named) == 1:
-            segment = text
-        failed.append(Failed(found, segment, server_words(segment, found)))
-    return failed
+        yield match.start(), found
 
 
-def server_words(segment: str, found: str) -> str:
-    """What the server said in a segment, as one line: from the first line that quotes it
-    (with an SMTP reply or status code) to the end of that paragraph, and any later lines with
-    a code."""
-    lines = [line.strip() for line in segment.split("\n")]
+def server_words(segment: str) -> str:
+    """What the server said in a segment, as one line: each paragraph from its first line that
+    quotes the server (with an SMTP reply or status code) on."""
     quoted: list[str] = []
     inside = False
-    for line in lines:
+    for line in (line.strip() for line in segment.split("\n")):
         if SMTP_LINE.search(line):
             inside = True
         elif not line:

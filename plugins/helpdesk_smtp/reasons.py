@@ -93,7 +93,8 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"(?:recipient|user|mailbox|address) rejected(?!\s*:|\s+(?:by|due|because|for|as))",
         r"invalid[\w ]{0,20} (?:recipient|mailbox|user ?id|user|address|account)",
         r"(?:user|mailbox|recipient)\s*(?:name)?\s*(?:is )?not (?:here|local)",
-        r"does not have an? (?:account|mailbox)", r"may not exist", r"doesn't have an? [^ ]+ account",
+        r"does not have an? (?:account|mailbox)", r"may not exist",
+        r"doesn't have an? [^ ]+ account",
         r"destination addresses? (?:were|was) unknown", r"address lookup failed",
         r"utilisateur inconnu", r"destinataire inconnu", r"adresse (?:inexistante|inconnue)",
         r"(?:usuario|destinatario|direcci[oó]n) (?:desconocid|no existe|inexistente)",
@@ -148,7 +149,8 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"classified as", r"scored (?:too high|as)", r"content filter",
     )),
     (CONTENT, _phrases(
-        r"media (?:error|type)", r"(?:content|attachment|file type|header|body|mime|character set|encoding|format)s?"
+        r"media (?:error|type)",
+        r"(?:content|attachment|file type|header|body|mime|character set|encoding|format)s?"
         r"[^.\n]{0,30}(?:not allowed|rejected|refused|prohibited|error|invalid|illegal|"
         r"forbidden|blocked)", r"(?:rejected|refused|blocked) (?:due to|because of) "
         r"(?:its )?(?:content|attachment)", r"not (?:rfc|rfc ?5322|rfc ?2822) compliant",
@@ -168,7 +170,8 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"failed|closed)", r"timed out", r"deferred", r"throttl", r"resources? "
         r"(?:unavailable|exhausted)", r"insufficient system (?:storage|resources)",
         r"system (?:error|failure|busy|not available|is full)", r"local error",
-        r"server (?:busy|error|unavailable)", r"service (?:not available|temporarily)", r"queue", r"sending (?:too )?(?:fast|quickly)", r"delayed",
+        r"server (?:busy|error|unavailable)", r"service (?:not available|temporarily)",
+        r"queue", r"sending (?:too )?(?:fast|quickly)", r"delayed",
         r"mail system full", r"loop(?:s)? (?:back|detected)|routing loop|mail loop",
     )),
     (OTHER, _phrases(
