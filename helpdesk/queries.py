@@ -116,6 +116,12 @@ def status_counts(session: Session, *where) -> dict[str, int]:
     return counts
 
 
+def cause_counts(session: Session, *where) -> dict[str, int]:
+    """Recipients per cause, the causes present only, in one GROUP BY."""
+    return dict(session.execute(select(Recipient.cause, func.count()).where(*where)
+                                .group_by(Recipient.cause)).all())
+
+
 @dataclass(frozen=True)
 class Page:
     items: list

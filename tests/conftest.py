@@ -16,6 +16,9 @@ from helpdesk.sink import SmtpSink
 PG_URL = os.environ.get("HELPDESK_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("HELPDESK_TEST_REDIS_URL")
 TYPO_DOMAINS = ("gmial.com", "hotmial.com")
+# A company whose mail server refuses senders not on its allowlist.
+POLICY_DOMAIN = "globex.example"
+POLICY_REFUSAL = "550 5.7.1 Message rejected: the sender is not on this organisation's allowlist"
 PASSWORD = "correct horse battery"
 
 
@@ -40,7 +43,8 @@ def aws_chain(monkeypatch, tmp_path_factory):
 
 @pytest.fixture
 def sink():
-    with SmtpSink(refuse_domains=TYPO_DOMAINS, defer_domains=("greylist.example",)) as s:
+    with SmtpSink(refuse_domains={**dict.fromkeys(TYPO_DOMAINS), POLICY_DOMAIN: POLICY_REFUSAL},
+                  defer_domains=("greylist.example",)) as s:
         yield s
 
 

@@ -9,7 +9,10 @@ import pytest
 from markupsafe import escape
 from sqlalchemy import func, select
 
+from conftest import POLICY_REFUSAL
 from desk_data import HOSTILE_IMG, HOSTILE_SCRIPT, page
+from helpdesk.causes import CAUSES
+from helpdesk.credentials import create_credential
 from helpdesk.models import Delivery, db
 from helpdesk.status import STATUSES
 
@@ -51,7 +54,10 @@ def test_dashboard_lists_recent_problems_with_a_way_to_act(agent_client, desk):
         assert name in problems
     assert "Ada Lovelace" not in problems  # not opened is not a problem yet
     assert "Frank Draft" not in problems  # a draft is not a problem
-    assert "Fix the address and resend" in problems
+    # Each problem's button is its cause's primary action: a typo's fix, not a generic one.
+    bob = problems[problems.index("Bob Typo"):]
+    assert 'data-cause="typo"' in bob[:1500]
+    assert 'data-action="fix_address"' in bob[:2000] and CAUSES["typo"].primary.title in bob
 
 
 def test_dashboard_empty_state(agent_client):
@@ -273,14 +279,24 @@ def test_a_recipient_without_address_is_asked_for_one(agent_client, desk):
     assert 'id="fix-address-form"' in html and "No email has been sent" in html
 
 
-def test_allowlist_tip_shows_when_a_domain_has_enough_bounces(app, agent_client, desk):
-    dan = desk.recipient("Dan Blocked")
+def test_a_refusal_by_policy_leads_with_the_allowlist_request(app, agent_client, sink):
+    homer = create_credential("Safety Badge", [{"name": "Homer", "email": "homer@globex.example"}],
+                              state="published").recipients[0]
+    html = page(agent_client.get(f"/recipients/{homer.id}"))
+    assert 'data-cause="policy"' in html and str(escape(POLICY_REFUSAL)) in html
+    tips = html[html.index('id="actions"'):]
+    assert tips.index('id="allowlist-tip"') < tips.index('id="resend-form"')
+    assert 'id="fix-address-form"' not in tips  # the address is right: fixing it bounces again
+    assert "credentials@issuer.example" in tips  # the real SENDER
+    assert 'href="/domains/globex.example#allowlist"' in tips
+
+
+def test_a_typo_domain_leads_with_the_fix_never_the_allowlist(app, agent_client, desk):
+    dan = desk.recipient("Dan Blocked")  # three bounces at gmial.com: a typo, not a company
     html = page(agent_client.get(f"/recipients/{dan.id}"))
-    assert 'id="allowlist-tip"' in html
-    assert "credentials@issuer.example" in html  # the real SENDER
-    assert 'href="/domains/gmial.com#allowlist"' in html
-    hal = desk.recipient("Hal Hotmial")  # one bounce at hotmial.com: no allowlist tip
-    assert 'id="allowlist-tip"' not in page(agent_client.get(f"/recipients/{hal.id}"))
+    assert 'data-cause="typo"' in html
+    assert 'id="allowlist-tip"' not in html
+    assert 'value="dan@gmail.com"' in html[html.index('id="fix-address-form"'):]
 
 
 def test_recipient_live_fragment_follows_the_status(agent_client, desk):
@@ -319,11 +335,12 @@ def test_lookup_finds_by_credential_id(agent_client, desk):
     assert 'id="lookup-credential"' in html
 
 
-def test_lookup_shows_the_legend_entry_and_tips(agent_client, desk):
+def test_lookup_shows_the_status_the_cause_and_its_tips_primary_first(agent_client, desk):
     html = page(agent_client.get("/lookup?q=bob@gmial.com"))
     assert escape(STATUSES["bounced"].meaning) in html
-    for tip in STATUSES["bounced"].tips:
-        assert tip.title in html
+    assert CAUSES["typo"].label in html
+    titles = [tip.title for tip in CAUSES["typo"].actions]
+    assert [html.index(t) for t in titles] == sorted(html.index(t) for t in titles)
 
 
 def test_lookup_suggests_a_likely_typo(agent_client, desk):

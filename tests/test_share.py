@@ -5,8 +5,11 @@ import re
 
 import pytest
 from itsdangerous import TimestampSigner
+from markupsafe import escape
 
+from conftest import POLICY_DOMAIN, POLICY_REFUSAL
 from helpdesk import sharing
+from helpdesk.credentials import create_credential
 from helpdesk.status import STATUSES
 
 
@@ -84,3 +87,13 @@ def test_a_link_expires_after_share_link_days(monkeypatch):
     with pytest.raises(sharing.ShareLinkExpired):
         sharing.read_share_token("k", token, 14)
     assert sharing.read_share_token("k", token, 16) == "gmial.com"
+
+
+def test_each_row_says_when_and_why_in_the_servers_words(app, client, sink):
+    create_credential("Safety Badge", [{"name": "Homer", "email": f"homer@{POLICY_DOMAIN}"}],
+                      state="published")
+    html = client.get(share_path(app, POLICY_DOMAIN)).get_data(as_text=True)
+    row = html[html.index('data-cause="policy"'):html.index("</tr>", html.index("Homer"))]
+    assert "Blocked by the company&#39;s mail policy" in row
+    assert str(escape(POLICY_REFUSAL)) in row
+    assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT', row)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Flask
 
 from ..audit import ACTIONS
+from ..causes import CAUSES
 from ..status import STATUSES
 
 
@@ -28,6 +29,7 @@ def init_app(app: Flask) -> None:
     csrf.exempt(api.bp)  # Bearer tokens, never cookies
     errors.register(app)
     app.jinja_env.globals["STATUSES"] = STATUSES
+    app.jinja_env.globals["CAUSES"] = CAUSES
     app.jinja_env.globals["AUDIT_ACTIONS"] = ACTIONS
 
     @app.context_processor

@@ -10,6 +10,7 @@ from flask import (Blueprint, abort, current_app, flash, redirect, render_templa
 from sqlalchemy import select
 
 from .. import publishing, queries, sharing
+from ..addresses import check_address
 from ..models import DeliveryEvent, Delivery, Recipient, db
 from ..status import BOUNCED
 from .pages import recipient_filter
@@ -26,6 +27,7 @@ def index():
     size = current_app.config["PAGE_SIZE"]
     stats, total = queries.domain_page(db.session, int(page_text), size, q)
     return render_template("domains.html", stats=stats, q=q,
+                           typos={s.domain: typo_of(s.domain) for s in stats if s.bounced},
                            page=queries.Page(stats, int(page_text), size, total),
                            alert_threshold=int(current_app.config["DOMAIN_BOUNCE_ALERT"]))
 
@@ -65,6 +67,13 @@ def allowlist_request(domain: str, bounced: int, reply: str | None, share_url: s
     return f"Please allowlist {sender} for our credential emails", "\n".join(lines)
 
 
+def typo_of(domain: str) -> str | None:
+    """The mailbox domain this one is likely a slip for (``gmial.com`` → ``gmail.com``): then
+    it is no company, its IT cannot be asked anything and the fix is each address."""
+    suggestion = check_address(f"postmaster@{domain}").suggestion
+    return suggestion.rpartition("@")[2] if suggestion else None
+
+
 def _domain_or_404(domain: str) -> tuple[str, queries.DomainStats]:
     domain = domain.strip().lower()
     stats = queries.domain_stats(db.session, [domain])[0]
@@ -78,13 +87,18 @@ def _render_domain(domain: str, stats: queries.DomainStats, share_url: str | Non
     cfg = current_app.config
     f = recipient_filter(domain=domain)
     page, counts = queries.recipient_page(db.session, f, cfg["PAGE_SIZE"])
-    alert = stats.bounced >= int(cfg["DOMAIN_BOUNCE_ALERT"])
+    causes = queries.cause_counts(db.session, Recipient.email_domain == domain)
+    typo = typo_of(domain)
+    # A refusal by policy is the server saying it blocks the sender; many bounces suggest it.
+    alert = not typo and (causes.get("policy", 0) > 0
+                          or stats.bounced >= int(cfg["DOMAIN_BOUNCE_ALERT"]))
     subject, body = allowlist_request(domain, stats.bounced, _latest_bounce_reply(domain),
                                       share_url, expires)
     mailto = f"mailto:postmaster@{quote(domain)}?subject={quote(subject)}&body={quote(body)}"
     return render_template("domain.html", domain=domain, stats=stats, alert=alert, f=f,
                            page=page, counts=counts, sender=cfg["SENDER"], subject=subject,
                            message=body, mailto=mailto, share_url=share_url, expires=expires,
+                           typo=typo, causes=causes,
                            alert_threshold=int(cfg["DOMAIN_BOUNCE_ALERT"]))
 
 
@@ -98,6 +112,10 @@ def detail(domain: str):
 def share(domain: str):
     """Make a share link; it is shown once here and is not stored (the signature is the proof)."""
     domain, stats = _domain_or_404(domain)
+    typo = typo_of(domain)
+    if typo:
+        abort(400, f"{domain} looks like a typo for {typo}: no company's IT reads mail there, so "
+                   "there is no one to share its statuses with. Fix the addresses instead.")
     days = float(current_app.config["SHARE_LINK_DAYS"])
     token = sharing.make_share_token(current_app.config["SECRET_KEY"], domain)
     base = current_app.config["BASE_URL"].rstrip("/")

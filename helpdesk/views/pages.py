@@ -209,7 +209,7 @@ def resend_status(credential_id: int):
 
 def _recipient_region(rec: Recipient, typed_email: str | None = None) -> Markup:
     cfg = current_app.config
-    suggestion = check_email(rec.email).suggestion if rec.email else None
+    suggestion = rec.typo_suggestion or (check_email(rec.email).suggestion if rec.email else None)
     bounced_here = (queries.bounced_at_domain(db.session, rec.email_domain)
                     if rec.email_domain else 0)
     last_sent = db.session.scalar(select(func.max(Delivery.created_at))
