@@ -27,17 +27,24 @@ def known_domains() -> frozenset[str]:
     delivered = db.session.scalars(
         select(Recipient.email_domain).distinct()
         .where(Recipient.status.in_((NOT_OPENED, OPENED)), Recipient.email_domain.is_not(None)))
-    offered = (d for domains in plugins.hook().helpdesk_known_domains() for d in domains or ())
     # One frozenset object per minute: the suggester is cached by it.
-    domains = frozenset(d.strip().lower() for d in (*delivered, *offered) if d and d.strip())
+    domains = frozenset(d.strip().lower() for d in delivered if d and d.strip()) | offered_domains()
     app.extensions["helpdesk_known_domains"] = (now, domains)
     return domains
 
 
-def check_address(address: str) -> EmailCheck:
-    """``check_email`` with this installation's known domains, without a DNS lookup: for
-    showing "did you mean …?"."""
-    return check_email(address, known_domains=known_domains())
+def offered_domains() -> frozenset[str]:
+    """The domains plugins declare real (``helpdesk_known_domains``)."""
+    return frozenset(d.strip().lower() for domains in plugins.hook().helpdesk_known_domains()
+                     for d in domains or () if d and d.strip())
+
+
+def check_address(address: str, *, check_deliverability: bool = False) -> EmailCheck:
+    """The one "did you mean …?": ``check_email`` with this installation's known domains, so that
+    a domain a plugin declares real or one delivered to before is never "corrected". Every page,
+    the API and the command line ask here."""
+    return check_email(address, known_domains=known_domains(),
+                       check_deliverability=check_deliverability)
 
 
 def email_problem(address: str | None) -> tuple[str | None, str | None, str | None]:

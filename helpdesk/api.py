@@ -11,13 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from . import plugins, publishing, queries
+from . import publishing, queries
+from .addresses import check_address
 from .auth import public
 from .credentials import CredentialError, create_credential, likely_typos
 from .causes import CAUSES
 from .models import Credential, Delivery, Recipient, db
 from .status import STATUSES, Tip
-from .validation import EmailCheck, check_email
+from .validation import EmailCheck
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -183,13 +184,9 @@ def email_check_json(check: EmailCheck) -> dict[str, Any]:
             "confidence": check.confidence}
 
 
-def _known_domains() -> list[str]:
-    return [domain for offered in plugins.hook().helpdesk_known_domains() for domain in offered]
-
-
-def _check(address: str, known_domains: list[str]) -> EmailCheck:
-    return check_email(address, known_domains=known_domains,
-                       check_deliverability=bool(current_app.config["CHECK_DELIVERABILITY"]))
+def _check(address: str) -> EmailCheck:
+    return check_address(address,
+                         check_deliverability=bool(current_app.config["CHECK_DELIVERABILITY"]))
 
 
 # --- routes -----------------------------------------------------------------------------------
@@ -356,30 +353,16 @@ def email_check():
     """Check one address (``{"email": ...}``) or several (``{"emails": [...]}``, a list back)."""
     body = _json_object()
     _refuse_unknown_fields(body, {"email", "emails"}, "")
-    known = _known_domains()
     if ("email" in body) == ("emails" in body):
         abort(400, "send either email (one address) or emails (an array of addresses)")
     if "email" in body:
         return jsonify(email_check_json(_check(_text(body["email"], "email", MAX_EMAIL,
-                                                     required=False), known)))
+                                                     required=False))))
     emails = body["emails"]
     if not isinstance(emails, list):
         abort(400, f"emails must be an array, not {_json_type(emails)}")
     if len(emails) > MAX_BATCH_CHECKS:
         abort(400, f"at most {MAX_BATCH_CHECKS} addresses per request")
     return jsonify([email_check_json(_check(
-        _text(address, f"emails[{index}]", MAX_EMAIL, required=False), known))
+        _text(address, f"emails[{index}]", MAX_EMAIL, required=False)))
         for index, address in enumerate(emails)])
-
-
-@public
-def openapi_document():
-    from .openapi import openapi_spec
-
-    return jsonify(openapi_spec())
-
-
-@bp.record_once
-def _serve_spec(state) -> None:
-    # The spec lives at the top, beside the API it describes rather than under its prefix.
-    state.app.add_url_rule("/openapi.json", "openapi", openapi_document)

@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from flask import Flask
+from flask_migrate import Migrate
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
-from . import auth, plugins, queue, security
+from . import auth, plugins, queue, security, tasks, views
+from .cli import register_commands
 from .models import db
 
 
@@ -34,18 +36,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _derive_settings(app)
 
     db.init_app(app)
-    from flask_migrate import Migrate
-
     Migrate(app, db, directory=str(Path(__file__).parent / "migrations"), render_as_batch=True)
     queue.init_app(app)
+    tasks.init_app(app)
     auth.init_app(app)
     security.init_app(app)
 
-    from . import views
-
     views.init_app(app)
-    from .cli import register_commands
-
     register_commands(app)
     return app
 

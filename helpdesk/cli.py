@@ -1,19 +1,33 @@
 """The ``helpdesk`` command (Flask's CLI group: ``flask --app helpdesk`` works too)."""
 from __future__ import annotations
 
+import json
 import sys
+from contextlib import ExitStack
+from dataclasses import asdict
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
-from . import plugins
+from . import importer, plugins
+from .addresses import known_domains, offered_domains
+from .auth import create_token, create_user
 from .contract import capabilities
+from .demo import run_demo
+from .maintenance import ingest_bounce
+from .models import Credential, User, db
+from .publishing import nudge_due
+from .queue import huey_of
+from .validation import check_email as check
 
 
 def _create_app(*_args) -> Flask:
-    from . import create_app
+    # The factory imports this module (to register the commands): asked for when run, it is
+    # no import cycle.
+    from .app import create_app
 
     return create_app()
 
@@ -38,8 +52,6 @@ def register_commands(app: Flask) -> None:
 def demo(host: str, port: int, smtp_port: int | None) -> None:
     """Run the whole thing on this machine: an embedded SMTP sink, a worker and the web app,
     on SQLite (or HELPDESK_DATABASE_URL), with demo data."""
-    from .demo import run_demo
-
     run_demo(host=host, port=port, smtp_port=smtp_port)
 
 
@@ -48,8 +60,6 @@ def demo(host: str, port: int, smtp_port: int | None) -> None:
 @with_appcontext
 def worker(workers: int) -> None:
     """Consume the task queue: send emails, publish scheduled credentials, nudge, read bounces."""
-    from .queue import huey_of
-
     consumer = huey_of().create_consumer(workers=workers, worker_type="thread",
                                          periodic=True, check_worker_health=True)
     consumer.run()
@@ -69,8 +79,6 @@ def users() -> None:
 @with_appcontext
 def users_create(email: str, role: str, password: str | None) -> None:
     """Create a user who can sign in."""
-    from .auth import create_user
-
     if password is None:
         if sys.stdin.isatty():
             password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
@@ -93,9 +101,6 @@ def tokens() -> None:
 @with_appcontext
 def tokens_create(email: str) -> None:
     """Create an API token for a user and print it (only its hash is stored)."""
-    from .auth import create_token
-    from .models import User, db
-
     user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
     if user is None:
         raise click.ClickException(f"no user {email}; create one with `helpdesk users create`")
@@ -119,8 +124,6 @@ def providers() -> None:
 @with_appcontext
 def nudge() -> None:
     """Resend now to recipients who have not opened for NUDGE_AFTER_DAYS."""
-    from .publishing import nudge_due
-
     click.echo(f"Nudged {nudge_due()} recipients.")
 
 
@@ -149,8 +152,6 @@ def bounces() -> None:
 def bounces_ingest(source) -> None:
     """Read one bounce report (an RFC 3464 delivery status notification) from FILE or - (an
     MTA can pipe to it). A message that is not a report is reported and changes nothing."""
-    from .maintenance import ingest_bounce
-
     try:
         result = ingest_bounce(source.read())
     except ValueError as error:
@@ -198,15 +199,6 @@ def check_email(addresses: tuple[str, ...], as_json: bool) -> None:
 
     Exit code: 0 when every address is valid and has no suggestion, 1 otherwise.
     """
-    import json
-    from dataclasses import asdict
-
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from .models import db
-    from .addresses import known_domains
-    from .validation import check_email as check
-
     if not addresses:
         raise click.UsageError("give one or more addresses, or - to read them from standard "
                                "input")
@@ -214,9 +206,9 @@ def check_email(addresses: tuple[str, ...], as_json: bool) -> None:
         known = known_domains()
     except SQLAlchemyError:
         db.session.rollback()
-        known = frozenset()
+        known = offered_domains()
         click.echo("The database is not set up (helpdesk db upgrade): checking against the "
-                   "built-in mailbox domains only.", err=True)
+                   "built-in and plugins' mailbox domains only.", err=True)
     all_good = True
     for address in _addresses(addresses):
         result = check(address, known_domains=known)
@@ -268,12 +260,6 @@ def import_csv(file, credential_id: int, refused_csv) -> None:
     Exit code: 0 when every non-empty row was imported, 1 when some row or the whole file was
     refused.
     """
-    from contextlib import ExitStack
-
-    from . import importer
-    from .models import Credential, db
-    from .addresses import known_domains
-
     credential = db.session.get(Credential, credential_id)
     if credential is None:
         raise click.ClickException(f"no credential {credential_id}")

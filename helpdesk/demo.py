@@ -13,8 +13,12 @@ from datetime import timedelta
 
 import click
 from flask import Flask
+from flask_migrate import upgrade
 from sqlalchemy import func, select
+from werkzeug.serving import make_server
 
+from .credentials import create_credential
+from .queue import huey_of
 from .plugins import reset_providers
 from .models import Delivery, Role, User, db, utcnow
 from .sink import SmtpSink, free_port
@@ -47,8 +51,6 @@ GLOBEX = [("Homer Simpson", "homer@globex.example"), ("Lenny Leonard", "lenny@gl
 
 def seed(app: Flask) -> None:
     """Create the demo organisation's credentials; publishing queues real sends."""
-    from .credentials import create_credential
-
     create_credential("Data Science Certificate — Spring cohort",
                       [{"name": n, "email": e} for n, e in RECIPIENTS], state="published")
     create_credential("Safety Training Badge — Globex plant",
@@ -95,11 +97,9 @@ def open_some_messages(app: Flask, sink: SmtpSink, timeout: float = 60) -> None:
 
 
 def run_demo(host: str, port: int, smtp_port: int | None) -> None:
-    from flask_migrate import upgrade
-    from werkzeug.serving import make_server
-
-    from . import create_app
-    from .queue import huey_of
+    # The factory imports the commands, which import this module: asked for when the demo
+    # runs, it is no import cycle.
+    from .app import create_app
 
     sink = SmtpSink(port=smtp_port or free_port(),
                     refuse_domains={**{d: None for d in TYPO_DOMAINS},

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Flask, jsonify
+
+from .auth import public
 from .api import MAX_BATCH_CHECKS, MAX_EMAIL, MAX_ID, MAX_NAME, MAX_PAGE, MAX_PER_PAGE, MAX_TITLE
 from .causes import CAUSES
 from .status import EVENT_TYPES, STATUSES
@@ -272,3 +275,13 @@ def openapi_spec() -> dict[str, Any]:
                 "description": "a token from `helpdesk tokens create EMAIL`"}},
         },
     }
+
+
+@public
+def openapi_document():
+    return jsonify(openapi_spec())
+
+
+def init_app(app: Flask) -> None:
+    # The spec lives at the top, beside the API it describes rather than under its prefix.
+    app.add_url_rule("/openapi.json", "openapi", openapi_document)

@@ -3,17 +3,16 @@ from __future__ import annotations
 
 from flask import Flask
 
+from .. import api, openapi
 from ..audit import ACTIONS
+from ..auth import csrf
 from ..causes import CAUSES
 from ..status import STATUSES
+from . import (admin, compose, domains, errors, help, imports, pages, share, tracking, typos,
+               webhooks)
 
 
 def init_app(app: Flask) -> None:
-    from ..auth import csrf
-    from .. import api
-    from . import (admin, compose, domains, errors, help, imports, pages, share, tracking,
-                   typos, webhooks)
-
     app.register_blueprint(pages.bp)
     app.register_blueprint(compose.bp)
     app.register_blueprint(domains.bp)
@@ -27,6 +26,7 @@ def init_app(app: Flask) -> None:
     csrf.exempt(webhooks.bp)  # signed by the provider instead
     app.register_blueprint(api.bp)
     csrf.exempt(api.bp)  # Bearer tokens, never cookies
+    openapi.init_app(app)
     errors.register(app)
     app.jinja_env.globals["STATUSES"] = STATUSES
     app.jinja_env.globals["CAUSES"] = CAUSES

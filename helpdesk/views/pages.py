@@ -18,7 +18,6 @@ from .. import audit, credentials as changes, publishing, queries
 from ..addresses import check_address
 from ..models import Credential, Delivery, Recipient, db
 from ..status import BOUNCED, NOT_OPENED, NOT_SENT, STATUSES
-from ..validation import check_email
 
 bp = Blueprint("pages", __name__)
 
@@ -209,7 +208,8 @@ def resend_status(credential_id: int):
 
 def _recipient_region(rec: Recipient, typed_email: str | None = None) -> Markup:
     cfg = current_app.config
-    suggestion = rec.typo_suggestion or (check_email(rec.email).suggestion if rec.email else None)
+    suggestion = rec.typo_suggestion or (check_address(rec.email).suggestion if rec.email
+                                         else None)
     bounced_here = (queries.bounced_at_domain(db.session, rec.email_domain)
                     if rec.email_domain else 0)
     last_sent = db.session.scalar(select(func.max(Delivery.created_at))
@@ -322,8 +322,8 @@ def lookup():
     if len(q) > queries.MAX_QUERY_LENGTH:
         abort(400, f"the search is too long (at most {queries.MAX_QUERY_LENGTH} characters)")
     results = queries.lookup(db.session, q) if q else []
-    did_you_mean = check_email(q).suggestion if "@" in q else None
-    suggestions = {r.id: check_email(r.email).suggestion for r in results
+    did_you_mean = check_address(q).suggestion if "@" in q else None
+    suggestions = {r.id: check_address(r.email).suggestion for r in results
                    if r.email and (r.status in (BOUNCED, NOT_SENT) or r.email_error)}
     credential = db.session.get(Credential, int(q)) if q.isdigit() and len(q) < 12 else None
     return render_template("lookup.html", q=q, results=results, did_you_mean=did_you_mean,

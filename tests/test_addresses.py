@@ -1,0 +1,60 @@
+"""One "did you mean": every place that suggests a correction asks ``addresses.check_address``,
+so a domain a plugin declares real is left alone everywhere, and a typo is corrected
+everywhere."""
+from __future__ import annotations
+
+import pytest
+
+from helpdesk import hookimpl, plugins
+from helpdesk.contract import ProviderEvent
+from helpdesk.credentials import create_credential
+from helpdesk.ingest import record_events
+from helpdesk.models import utcnow
+from helpdesk.validation import check_email
+
+
+class RegionalMail:
+    @hookimpl
+    def helpdesk_known_domains(self):
+        return ["gmx.co"]
+
+
+@pytest.fixture
+def regional(app):
+    plugins.plugin_manager().register(RegionalMail(), name="regional")
+    app.extensions.pop("helpdesk_known_domains", None)
+
+
+def bounce(correlation_id: str) -> None:
+    record_events([ProviderEvent(provider="smtp", type="bounced", event_id=f"{correlation_id}:b",
+                                 occurred_at=utcnow(), correlation_id=correlation_id,
+                                 severity="permanent", reason="550 5.1.2 no such domain")])
+
+
+def places(api, agent_client, address: str) -> dict[str, bool]:
+    """Whether each place offers gmx.com for ``address``."""
+    credential = create_credential("Course", [{"name": "Ann", "email": address}],
+                                   state="published")
+    recipient = credential.recipients[0]
+    bounce(recipient.latest_delivery.correlation_id)  # the recipient page offers a fix then
+    checked = api.post("/api/v1/email/check", json={"email": address}).json
+    created = api.post("/api/v1/credentials", json={
+        "title": "Again", "state": "draft", "send_email": False,
+        "recipients": [{"name": "Bo", "email": address}]})
+    page = agent_client.get(f"/recipients/{recipient.id}").get_data(as_text=True)
+    lookup = agent_client.get("/lookup", query_string={"q": address}).get_data(as_text=True)
+    return {"email check": checked["suggestion"] == "ann@gmx.com",
+            "create": created.status_code == 422 and "ann@gmx.com" in created.get_data(True),
+            "recipient page": "Did you mean <strong>ann@gmx.com" in page,
+            "lookup": "ann@gmx.com" in lookup}
+
+
+def test_without_the_plugin_gmx_co_is_read_as_a_typo_everywhere(app, api, agent_client):
+    assert check_email("ann@gmx.co").suggestion == "ann@gmx.com"
+    assert places(api, agent_client, "ann@gmx.co") == dict.fromkeys(
+        ("email check", "create", "recipient page", "lookup"), True)
+
+
+def test_a_domain_a_plugin_declares_real_is_corrected_nowhere(app, regional, api, agent_client):
+    assert places(api, agent_client, "ann@gmx.co") == dict.fromkeys(
+        ("email check", "create", "recipient page", "lookup"), False)
