@@ -17,7 +17,8 @@ from .addresses import known_domains, offered_domains
 from .auth import create_token, create_user
 from .contract import capabilities
 from .demo import run_demo
-from .maintenance import ingest_bounce
+from .diagnosis import refresh_all
+from .maintenance import ingest_bounce, poll_bounces
 from .models import Credential, User, db
 from .publishing import nudge_due
 from .queue import huey_of
@@ -136,8 +137,6 @@ def causes() -> None:
 @with_appcontext
 def causes_refresh() -> None:
     """Diagnose every recipient again from its stored events (after an upgrade)."""
-    from .diagnosis import refresh_all
-
     click.echo(f"Diagnosed every recipient again: {refresh_all()} changed.")
 
 
@@ -168,8 +167,6 @@ def bounces_ingest(source) -> None:
 def bounces_poll() -> None:
     """Read the bounce mailboxes now, as the worker does every minute (BOUNCE_MAILDIR,
     BOUNCE_MAILBOX_URL): to check their settings. Fails when one cannot be read."""
-    from .maintenance import poll_bounces
-
     polls = poll_bounces()
     if not polls:
         raise click.ClickException("no bounce mailbox is configured: set BOUNCE_MAILDIR or "

@@ -4,6 +4,7 @@ everywhere."""
 from __future__ import annotations
 
 import pytest
+from flask import current_app
 
 from helpdesk import hookimpl, plugins
 from helpdesk.contract import ProviderEvent
@@ -37,6 +38,8 @@ def places(api, agent_client, address: str) -> dict[str, bool]:
                                    state="published")
     recipient = credential.recipients[0]
     bounce(recipient.latest_delivery.correlation_id)  # the recipient page offers a fix then
+    # Accepted a moment before, gmx.co was read as a domain delivered to: read them again.
+    current_app.extensions.pop("helpdesk_known_domains", None)
     checked = api.post("/api/v1/email/check", json={"email": address}).json
     created = api.post("/api/v1/credentials", json={
         "title": "Again", "state": "draft", "send_email": False,
