@@ -20,6 +20,7 @@ PUBLIC_ENDPOINTS = {
     "tracking.pixel",
     "webhooks.receive",
     "api.statuses",
+    "api.causes",
     "openapi",
 }
 ARGUMENT_SAMPLES = {"int": 1, "default": "x.example", "path": "style.css"}
@@ -234,7 +235,8 @@ def test_a_token_speaks_for_an_api_change_even_beside_a_session_cookie(app, agen
                                                                        token):
     from helpdesk.credentials import create_credential
 
-    credential = create_credential("Both", [{"name": "Ann", "email": "ann@valley.example"}])
+    credential = create_credential("Both", [{"name": "Ann", "email": "ann@valley.example"}],
+                                   state="published")
     recipient_id = credential.recipients[0].id
     cookie_only = agent_client.post(f"/api/v1/recipients/{recipient_id}/resend", json={})
     assert cookie_only.status_code == 401
