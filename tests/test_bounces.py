@@ -150,6 +150,13 @@ def test_a_feedback_report_is_a_complaint_not_a_bounce():
     assert event.raw["feedback_type"] == "abuse"
 
 
+def test_a_feedback_report_names_its_recipients_in_original_rcpt_to():
+    events = parse_bounce(sample("arf-16.eml"))
+    assert {e.type for e in events} == {"complained"}
+    assert [e.recipient for e in events][:2] == ["kijitora@example.com", "sironeko@example.com"]
+    assert len(events) == 7
+
+
 def test_a_delivered_notice_bounces_nobody():
     events = parse_bounce(sample("rfc3464-28.eml"))
     assert events and {e.type for e in events} <= {"delivered", "deferred"}

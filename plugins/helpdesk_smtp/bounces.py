@@ -36,9 +36,11 @@ VERP = re.compile(r"\+([0-9a-f]{32})@", re.IGNORECASE)
 CORRELATION_ID = re.compile(r"[0-9a-f]{32}", re.IGNORECASE)
 AUTO_REPLY_SUBJECT = re.compile(
     r"^\s*(?:auto(?:matic)?[ -]?(?:reply|response|answer|antwort)|autoreply|auto:|"
-    r"out of (?:the )?office|vacation|away from|abwesenheit|r[ée]ponse automatique|"
-    r"absence|risposta automatica|respuesta autom[aá]tica|resposta autom[aá]tica|"
-    r"automatisch|autorespond|i am (?:out|away))", re.I)
+    r"out of (?:the )?office|\booo\b|vacation|away from|on leave|abwesenheit|"
+    r"r[ée]ponse automatique|absence|risposta automatica|respuesta autom[aá]tica|"
+    r"resposta autom[aá]tica|automatisch|autorespond|autosvar|automaattinen vastaus|"
+    r"odpowied[zź] automatyczna|automatick[aá] odpov[eě]d|автоматический ответ|"
+    r"自動応答|自動返信|自动回复|자동 회신|i am (?:out|away))", re.I)
 AUTO_REPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-vacation")
 
 

@@ -20,6 +20,8 @@ Fields = dict[str, list[str]]
 RETURNED_PARTS = ("message/rfc822", "message/global", "text/rfc822-headers",
                   "message/global-headers", "message/partial")
 STATUS_PARTS = ("message/delivery-status", "message/global-delivery-status")
+# Parts made of header-like fields: the parser reads them as enclosed messages, we as fields.
+FIELD_PARTS = STATUS_PARTS + ("message/feedback-report", "message/disposition-notification")
 FIELD = re.compile(r"^([!-9;-~]+)[ \t]*:[ \t]*(.*)$")
 TAG = re.compile(r"<(?:br|p|div|tr|li|h\d)\b[^>]*>|</(?:p|div|tr|li|h\d|table)>", re.I)
 ANY_TAG = re.compile(r"<[^>]*>")
@@ -177,7 +179,7 @@ def parts(message: Message, *, into_returned: bool = False):
                 stack[:0] = found
                 continue
         if part.is_multipart() and isinstance(payload, list) and \
-                content_type not in STATUS_PARTS:
+                content_type not in FIELD_PARTS:
             if content_type in RETURNED_PARTS or content_type == "message/rfc822":
                 yield part
                 if not into_returned:

@@ -58,7 +58,7 @@ SENDER_CONTEXT = re.compile(
     r"(?:mail from|from|sender|envelope-from|return-path|reply-to|sent by|by)[ \t]*:?[ \t]*<?$",
     re.I)
 NOT_A_RECIPIENT = re.compile(r"message-id:?\s*<?$|mailto:$|/$", re.I)
-SMTP_LINE = re.compile(r"(?<![\d.])(?:[245]\d\d[ -]|[245]\.\d{1,3}\.\d{1,3}\b|#[245]\.\d)")
+SMTP_LINE = re.compile(r"(?<![\d.:])(?:[245]\d\d(?:[ -]|: )|[245]\.\d{1,3}\.\d{1,3}\b|#[245]\.\d)")
 DELAYED = re.compile(
     r"delivery (?:is |has been )?delayed|still (?:being )?(?:tried|trying|retried|attempting)|"
     r"will (?:continue|keep)? ?(?:to )?(?:try|retry|attempt)|not yet been delivered|"
@@ -66,6 +66,9 @@ DELAYED = re.compile(
     r"delivery (?:status notification )?\(delay\)|delayed mail|has been delayed|"
     r"will be retried|will retry|(?:temporarily|temporary) (?:deferred|failure|error|problem)|"
     r"is still trying", re.I)
+GIVEN_UP = re.compile(
+    r"permanent(?:ly)? (?:fatal )?(?:error|failure)|i'?ve given up|giving up|gave up|"
+    r"will not (?:be )?(?:retried|try again)|not going to try again|fatal errors?", re.I)
 BOUNCE_SENDER = re.compile(
     r"mailer[-_ ]?daemon|post_?master|mail[-_ ]?delivery|delivery[-_ ]?(?:status|subsystem|"
     r"system)|mail ?administrator|system administrator|mdaemon|mail system|mailerdaemon|"
@@ -158,8 +161,10 @@ def looks_like_bounce(headers: mime.Fields, text: str, returns_original: bool) -
 
 
 def delayed(text: str, subject: str) -> bool:
-    """Whether the report only warns of a delay (the server is still trying)."""
-    return bool(DELAYED.search(subject) or DELAYED.search(text))
+    """Whether the report only warns of a delay (the server is still trying): it says so, and
+    does not also say it has given up."""
+    return bool(DELAYED.search(subject) or DELAYED.search(text)) and \
+        not GIVEN_UP.search(text)
 
 
 def failed_addresses(text: str, ours: set[str]) -> list[Failed]:
