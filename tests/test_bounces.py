@@ -144,6 +144,15 @@ def test_auto_replies_and_ordinary_mail_are_not_bounces(name):
     assert parse_bounce(sample(name)) is None
 
 
+def test_a_persons_reply_about_a_failed_delivery_is_not_a_bounce():
+    reply = (b"From: Ada Lovelace <ada@example.co.uk>\nTo: credentials@issuer.example\n"
+             b"Subject: RE: Your credential\n\nThe email to grace@example.co.uk could not be "
+             b"delivered, she left.\n\n-----Original Message-----\n"
+             b"From: credentials@issuer.example\nTo: ada@example.co.uk\n"
+             b"Subject: Your credential\n")
+    assert parse_bounce(reply) is None
+
+
 def test_a_feedback_report_is_a_complaint_not_a_bounce():
     [event] = parse_bounce(sample("arf-01.eml"))
     assert (event.type, event.recipient) == ("complained", "redacted@example.net")

@@ -84,6 +84,7 @@ BOUNCE_SUBJECT = re.compile(
     r"mail could not|message (?:not|could not)|error sending|sending failed|failure|"
     r"notification|\bNDN\b|\bDSN\b|permanent error|undeliverable|エラー|不達|未達|退信|"
     r"系统退信", re.I)
+PERSONAL_SUBJECT = re.compile(r"\s*(?:re|fwd?|aw|wg|tr|rv|sv|vs|antw)\s*:", re.I)
 BOUNCE_WORDS = re.compile(
     r"could ?n[o']t be delivered|could not deliver|was not delivered|wasn't delivered|"
     r"undeliverable|delivery (?:has )?failed|permanent(?:ly)? (?:fatal )?error|"
@@ -149,10 +150,13 @@ def report_text(message: Message) -> str:
 
 def looks_like_bounce(headers: mime.Fields, text: str, returns_original: bool) -> bool:
     """Whether a message without a delivery-status part reads as a failure report."""
-    if "x-failed-recipients" in headers or returns_original and BOUNCE_WORDS.search(text):
-        return True
     sender = mime.first(headers, "from") + " " + mime.first(headers, "return-path")
     subject = mime.first(headers, "subject")
+    if "x-failed-recipients" in headers:
+        return True
+    # The original returned with words of failure, unless a person is replying or forwarding.
+    if returns_original and BOUNCE_WORDS.search(text) and not PERSONAL_SUBJECT.match(subject):
+        return True
     if BOUNCE_SENDER.search(sender) and (BOUNCE_SUBJECT.search(subject)
                                          or BOUNCE_WORDS.search(text)):
         return True
