@@ -119,6 +119,25 @@ def test_refused_by_policy_is_hard_with_a_5xx_and_soft_with_a_4xx():
     assert outcome("rhost-yahooinc-02.eml")["kijitora@y.example.ca"][:2] == SOFT
 
 
+def test_our_sender_refused_is_a_policy_refusal_not_an_unknown_recipient():
+    # "Domain of sender address ... does not exist": the words are about us, not them.
+    assert outcome("lhost-sendmail-04.eml")["kijitora@example.com"] == (*HARD, "policy")
+    assert outcome("lhost-exim-36.eml")["kijitora@example.edu"] == (*HARD, "policy")
+
+
+def test_several_recipients_in_one_text_each_get_their_own_reason():
+    assert outcome("lhost-mailru-03.eml") == {
+        "mikeneko@example.jp": (*SOFT, "mailbox_full"),
+        "sabineko@example.jp": (*HARD, "user_unknown")}
+
+
+def test_status_fields_in_a_report_whose_boundary_is_lost_are_read():
+    # No boundary line at all: the status groups, Action first, are read from the text.
+    assert outcome("lhost-messagingserver-03.eml") == {
+        "sabineko@example.org": (*HARD, "user_unknown"),
+        "mikeneko@example.org": (*HARD, "user_unknown")}
+
+
 def test_a_delay_warning_is_soft():
     [event] = parse_bounce(sample("rfc3464-07.eml"))
     assert (event.type, event.severity) == SOFT

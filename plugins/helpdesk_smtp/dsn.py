@@ -182,8 +182,10 @@ def read_status_parts(message: Message) -> StatusFields | None:
         if not mime.is_text(part):
             continue
         text = mime.body_text(part)
-        if INLINE_FIELDS.search(text):
-            start = INLINE_FIELDS.search(text).start()
+        found = INLINE_FIELDS.search(text)
+        if found:
+            # The group starts at its paragraph, which may put Action and Status first.
+            start = text.rfind("\n\n", 0, found.start()) + 1
             read = read_groups(mime.field_blocks(split_groups(text[start:])))
             if read.recipients:
                 return read

@@ -42,6 +42,8 @@ ORIGINAL_FIELDS = {"return-path", "received", "message-id", "from", "to", "cc", 
                    "date", "mime-version", "content-type", "content-transfer-encoding",
                    "dkim-signature", "reply-to", "sender", "x-mailer", "delivered-to",
                    "in-reply-to", "references", "user-agent", "authentication-results"}
+# Fields a report lists to say which message it is about, not a pasted header on their own.
+SUMMARY_FIELDS = {"from", "to", "cc", "subject", "date", "sent"}
 VERP = re.compile(r"\+[0-9a-f]{32}@", re.I)  # our envelope sender, quoted back
 HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
 # An address named as the failed one: on a line of its own, as "<address>:", or after a word
@@ -119,8 +121,9 @@ def _header_run(text: str) -> int | None:
     names = [_field_name(line) for line in text.split("\n")]
     offset = 0
     for index, line in enumerate(text.split("\n")):
-        if all(name in ORIGINAL_FIELDS for name in names[index:index + 3]) and \
-                len(names[index:index + 3]) == 3:
+        run = names[index:index + 3]
+        if len(run) == 3 and all(name in ORIGINAL_FIELDS for name in run) and \
+                not set(run) <= SUMMARY_FIELDS:
             return offset
         offset += len(line) + 1
     return None
@@ -191,12 +194,15 @@ def failed_addresses(text: str, ours: set[str]) -> list[Failed]:
         return starts[bisect.bisect_right(starts, position) - 1]
 
     failed = []
-    for index, (position, found) in enumerate(named):
+    for position, found in named:
         start = line_of(position)
-        following = named[index + 1][0] if index + 1 < len(named) else len(text)
+        # Up to where the text next names another of them.
+        following = min((p for p, other in candidates if p > position
+                         and other.lower() != found.lower() and other.lower() in seen),
+                        default=len(text))
         end = line_of(following) if line_of(following) > start else following
         segment = text[start:end]
-        failed.append(Failed(found, segment, server_words(segment)))
+        failed.append(Failed(found, segment, server_words(segment, found)))
     return failed
 
 
@@ -214,16 +220,20 @@ def _candidates(text: str, ours: set[str]):
         yield match.start(), found
 
 
-def server_words(segment: str) -> str:
+def server_words(segment: str, about: str = "") -> str:
     """What the server said in a segment, as one line: each paragraph from its first line that
-    quotes the server (with an SMTP reply or status code) on."""
-    quoted: list[str] = []
+    quotes the server (with an SMTP reply or status code) on; only those that name ``about``
+    when some do (a report's lines about several recipients run together)."""
+    paragraphs: list[list[str]] = []
     inside = False
     for line in (line.strip() for line in segment.split("\n")):
         if SMTP_LINE.search(line):
+            if not inside:
+                paragraphs.append([])
             inside = True
         elif not line:
             inside = False
         if inside:
-            quoted.append(line)
-    return mime.clean(" ".join(quoted))
+            paragraphs[-1].append(line)
+    naming = [p for p in paragraphs if about and about.lower() in " ".join(p).lower()]
+    return mime.clean(" ".join(line for p in naming or paragraphs for line in p))

@@ -50,6 +50,11 @@ def _phrases(*patterns: str) -> re.Pattern:
 # Phrases, most specific first: the first family with a match wins. Generic refusals
 # ("rejected", "denied") come last, because servers add them to specific reasons.
 PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
+    (POLICY, _phrases(  # our sender address refused: never a word about the recipient
+        r"sender (?:address|domain)", r"domain of sender", r"(?:unroutable|invalid|unknown|"
+        r"unverified|bad) sender", r"sender verif", r"from:? (?:header )?(?:domain|address) "
+        r"(?:is )?invalid", r"insecure mail relay",
+    )),
     (Reason("suppressed", HARD), _phrases(r"suppression list", r"\bsuppressed\b")),
     (TEMPORARY, _phrases(  # a sending quota is a rate limit, not a full mailbox
         r"(?:relay|sending|send|daily|hourly|rate|message|connection|recipient) (?:quota|limit)",
@@ -103,7 +108,8 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"(?:utente|destinatario|indirizzo) (?:sconosciuto|inesistente|non esiste)",
         r"(?:usu[aá]rio|destinat[aá]rio) (?:desconhecido|inexistente|n[aã]o existe)",
         r"не существует", r"нет такого", r"не найден", r"неизвестн",
-        r"存在しない", r"存在しません", r"見つかりません", r"宛先不明", r"不存在",
+        r"存在しない", r"存在しません", r"見つかりません", r"リストにありません",
+        r"登録されていません", r"宛先不明", r"不存在",
         r"존재하지 않", r"غير موجود", r"n'existe pas", r"no existe", r"n[aã]o existe",
         r"existiert nicht", r"non esiste", r"bestaat niet", r"nie istnieje", r"bulunamad",
         r"neexistuje", r"не існує", r"δεν υπάρχει", r"nem létezik", r"nu există",
@@ -121,6 +127,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
     )),
     (HOST_UNKNOWN, _phrases(
         r"(?:host|domain) \S+ (?:not found|does not exist|unknown)", r"dns lookup fail",
+        r"domain[^.\n]{0,20}not reachable",
         r"(?:host|domain)(?: name)? (?:is )?(?:unknown|not found|does not exist|not exist|"
         r"lookup failed|not resolv)", r"unknown (?:host|domain)", r"no such (?:host|domain)",
         r"host or domain name not found", r"nxdomain", r"invalid domain",
@@ -138,7 +145,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
     )),
     (EXPIRED, _phrases(
         r"retry (?:timeout|time) (?:exceeded|expired)", r"(?:delivery|message|queue)[^.\n]{0,40}"
-        r"(?:expired|too long)", r"expired", r"gave up", r"giving up", r"could not be delivered "
+        r"(?:expired|too long)", r"expired", r"gave up after", r"could not be delivered "
         r"(?:with)?in \d+", r"not (?:been )?delivered (?:for|in|within) \d+",
         r"lifetime exceeded", r"time ?out (?:exceeded|reached)", r"in the queue for",
         r"has been (?:delayed|in the queue)", r"been undeliverable for",
