@@ -285,13 +285,14 @@ def test_the_whole_set_reads_without_a_crash_and_meets_the_targets():
         assert figures[name] >= target, (name, figures)
 
 
-def test_the_held_out_part_stays_above_its_floor():
-    """The 30% never looked at while the reader was written (bench/bounces.py --split): how
-    it does on bounces it has not seen. Its figures are in bench/README.md."""
+def test_the_held_out_part_meets_the_targets_too():
+    """The 30% kept aside while the reader was written (bench/bounces.py --split): bench/README.md
+    has its figures from before it was read and since."""
     bench = load_bench()
     figures = bench.score(bench.ours, bench.rows_of(DATA, "holdout"), DATA)
     assert figures["crashes"] == 0
-    assert figures["recipient found"] >= 0.95 and figures["class correct"] >= 0.87, figures
+    for name, target in bench.TARGETS.items():
+        assert figures[name] >= target, (name, figures)
 
 
 # --- matching a report that names no delivery back to one -----------------------------------

@@ -59,6 +59,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
     (TEMPORARY, _phrases(  # a sending quota is a rate limit, not a full mailbox
         r"(?:relay|sending|send|daily|hourly|rate|message|connection|recipient) (?:quota|limit)",
         r"frequency limit|too frequent|rate limited|limit exceeded for (?:sending|messages)",
+        r"\bon hold\b",
     )),
     (MAILBOX_FULL, _phrases(
         r"mail ?box (?:is |was )?(?:full|over ?quota)", r"over ?quota", r"quota (?:exceeded|full)",
@@ -114,7 +115,8 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"existiert nicht", r"non esiste", r"bestaat niet", r"nie istnieje", r"bulunamad",
         r"neexistuje", r"не існує", r"δεν υπάρχει", r"nem létezik", r"nu există",
         r"finns inte", r"eksisterer ikke", r"ei ole olemassa", r"không tồn tại", r"tidak ada",
-        r"mevcut değil", r"לא קיים|אינה קיימת",
+        r"mevcut değil", r"לא קיים|אינה קיימת", r"no exista", r"nicht vorhanden",
+        r"μην υπάρχει", r"موجود نباشد|وجود ندارد", r"मौजूद नहीं",
     )),
     (NO_MAIL_TAKEN, _phrases(
         r"does not accept (?:e-?)?mail", r"null mx", r"not accepting (?:any )?mail",
