@@ -3,6 +3,7 @@ any shape, a spam complaint, or something that is not a bounce at all.
 
 - RFC 3464 delivery status notifications, in all their real-world variants (``dsn``);
 - bounces written as prose, with no status part (``prose``);
+- Amazon SES notifications by email (``ses``);
 - ARF feedback reports (RFC 5965): a ``complained`` event for the recipient;
 - auto-replies (RFC 3834, out-of-office) and anything else that is not a bounce: None.
 
@@ -10,8 +11,9 @@ Each failed recipient becomes one event: ``bounced`` (severity ``permanent``) wh
 was refused for good, ``deferred`` (``temporary``) otherwise, with a reason code from
 ``helpdesk.contract.REASON_CODES`` (see ``reasons``) and the server's words. The report is
 matched to our delivery by the VERP address it came back to (``local+<correlation id>@domain``),
-our ``X-Helpdesk-Delivery`` header in the returned original, or the original's Message-ID; a
-report naming no delivery of ours still gives its events (the core keeps them as unmatched).
+our ``X-Helpdesk-Delivery`` header in the returned original, or (by the core) the original's
+Message-ID or the recipient's address; a report naming no delivery of ours still gives its
+events (the core keeps them as unmatched).
 
 Pure: the standard library's ``email`` package and our event shape, no Flask.
 """
