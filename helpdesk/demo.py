@@ -17,9 +17,10 @@ from flask_migrate import upgrade
 from sqlalchemy import func, select
 from werkzeug.serving import make_server
 
+from . import plugins
 from .credentials import create_credential
 from .queue import huey_of
-from .plugins import reset_providers
+from .plugins import make_plugin_manager, reset_providers
 from .models import Delivery, Role, User, db, utcnow
 from .sink import SmtpSink, free_port
 from .status import SENDING
@@ -96,7 +97,7 @@ def open_some_messages(app: Flask, sink: SmtpSink, timeout: float = 60) -> None:
                 urllib.request.urlopen(found.group(1), timeout=10).read()
 
 
-def run_demo(host: str, port: int, smtp_port: int | None) -> None:
+def run_demo(host: str, port: int, smtp_port: int | None, provider: str = "smtp") -> None:
     # The factory imports the commands, which import this module: asked for when the demo
     # runs, it is no import cycle.
     from .app import create_app
@@ -107,18 +108,25 @@ def run_demo(host: str, port: int, smtp_port: int | None) -> None:
                                                      "not on this organisation's allowlist"},
                     defer_domains=(GREYLISTING_DOMAIN,))
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
-    app = create_app({"PROVIDER": "smtp", "SMTP_HOST": sink.host, "SMTP_PORT": sink.port,
-                      "SMTP_STARTTLS": False, "SMTP_USERNAME": None, "BASE_URL": base_url,
-                      "SEND_RETRY_DELAY": 20, "ORGANISATION": "Example Academy",
-                      "SENDER_NAME": "Example Academy credentials"})
+    # The provider's plugin stands in for its email service, in front of the sink.
+    service = make_plugin_manager().hook.helpdesk_demo_service(
+        name=provider, sink=sink, webhook_url=f"{base_url}/webhooks/{provider}")
+    if service is None:
+        raise click.ClickException(f"no plugin offers a demo stand-in for the provider "
+                                   f"{provider!r}")
+    app = create_app({"PROVIDER": provider, "BASE_URL": base_url, "SEND_RETRY_DELAY": 20,
+                      "ORGANISATION": "Example Academy",
+                      "SENDER_NAME": "Example Academy credentials", **service.settings})
     try:
         server = make_server(host, port, app, threaded=True)
     except OSError as error:
         raise click.ClickException(f"cannot serve on {host}:{port} ({error}); "
                                    "try --port with another number") from None
     sink.start()
+    service.start()
     app.extensions["helpdesk_sink"] = sink
     with app.app_context():
+        service.attach(plugins.provider())
         upgrade()
         fresh = db.session.scalar(select(func.count()).select_from(Delivery)) == 0
         password = reset_demo_user()
@@ -133,6 +141,7 @@ helpdesk demo
   Open      {base_url}/
   Sign in   {DEMO_USER}  /  {password}
   Database  {app.config['SQLALCHEMY_DATABASE_URI']}
+  Provider  {provider}
   SMTP sink {sink.host}:{sink.port} (refuses {', '.join(TYPO_DOMAINS)} and {BLOCKING_DOMAIN})
 Press Ctrl+C to stop.
 """)
@@ -141,5 +150,6 @@ Press Ctrl+C to stop.
         consumer.run()  # in the main thread: it owns the signal handlers for a clean stop
     finally:
         server.shutdown()
+        service.stop()
         sink.stop()
         reset_providers(app)

@@ -66,6 +66,22 @@ def helpdesk_settings():
     """
 
 
+@hookspec(firstresult=True)
+def helpdesk_demo_service(name, sink, webhook_url):
+    """Stand in for provider ``name``'s email service in ``helpdesk demo --provider NAME``.
+
+    :param name: the provider's name.
+    :param sink: the demo's running SMTP sink (``helpdesk.sink.SmtpSink``): the stand-in hands
+        every email it is sent to it over SMTP, so that the sink's refusals and deferrals are
+        real SMTP answers.
+    :param webhook_url: where the stand-in posts the service's events about those answers
+        (``…/webhooks/<name>``), shaped and authenticated as the real service does.
+    :return: a ``helpdesk.demo_service.DemoService`` (its ``settings`` point the provider at
+        it; ``start``, ``stop`` and ``attach(provider)``), or None when this plugin has none
+        for that name. The first answer wins.
+    """
+
+
 @hookspec
 def helpdesk_status_changed(recipient, old, new):
     """Called once for every real change of a recipient's status, after it is committed; never

@@ -1,5 +1,6 @@
 """`helpdesk demo` on a fresh instance: one command serves the app with demo data whose bounces,
-not-opened and opened recipients come from real SMTP traffic."""
+not-opened and opened recipients come from real SMTP traffic, sent directly or through a
+provider's local stand-in for its email service, whose events come back as its webhooks."""
 from __future__ import annotations
 
 import os
@@ -16,15 +17,15 @@ from helpdesk.sink import free_port
 from processes import stop
 
 
-@pytest.fixture
-def demo(tmp_path):
+@pytest.fixture(params=["smtp", "postmark", "ses"])
+def demo(tmp_path, request):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}
     env["HELPDESK_DATABASE_URL"] = f"sqlite:///{tmp_path / 'demo.db'}"
     env["HELPDESK_QUEUE_URL"] = str(tmp_path / "queue.db")
     proc = subprocess.Popen([str(Path(sys.executable).parent / "helpdesk"), "demo", "--port",
-                             str(port)], env=env, cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                             str(port), "--provider", request.param], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

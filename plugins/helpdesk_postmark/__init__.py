@@ -31,6 +31,7 @@ from helpdesk.contract import (CORRELATION_VARIABLE, Message, SendResult, Servic
                                Setting, Suppression, WebhookError, parse_iso_timestamp)
 from helpdesk.provider_http import ThreadSessions, send_result
 
+from .demo import PostmarkStandIn
 from .webhook import DEFAULT_USER, parse_events, verify_basic_auth
 
 DEFAULT_API_URL = "https://api.postmarkapp.com"
@@ -203,3 +204,9 @@ def helpdesk_settings():
 @hookimpl
 def helpdesk_providers(config):
     return [PostmarkProvider(config)]
+
+
+@hookimpl
+def helpdesk_demo_service(name, sink, webhook_url):
+    if name == PostmarkProvider.name:
+        return PostmarkStandIn(sink.host, sink.port, webhook_url)

@@ -35,6 +35,7 @@ from helpdesk.contract import (CORRELATION_VARIABLE, Message, SendResult, Servic
                                Setting, Suppression, WebhookError)
 
 from .certificates import SnsFetcher
+from .demo import SesStandIn
 from .webhook import (allowed_topics, check_timestamp, parse_notification, read_envelope,
                       verify_signature)
 
@@ -218,3 +219,9 @@ def helpdesk_settings():
 @hookimpl
 def helpdesk_providers(config):
     return [SesProvider(config)]
+
+
+@hookimpl
+def helpdesk_demo_service(name, sink, webhook_url):
+    if name == SesProvider.name:
+        return SesStandIn(sink.host, sink.port, webhook_url)

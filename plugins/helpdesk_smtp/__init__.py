@@ -15,6 +15,7 @@ from typing import Any, Mapping
 
 from helpdesk import hookimpl
 from helpdesk.contract import Message, SendResult, Setting
+from helpdesk.demo_service import DemoService
 
 from .bounces import parse_bounce
 
@@ -168,6 +169,14 @@ class SmtpProvider:
                 conn.close()
 
 
+class SinkService(DemoService):
+    """The demo's SMTP sink, sent to directly: the SMTP provider needs no stand-in between."""
+
+    def __init__(self, sink):
+        self.settings = {"SMTP_HOST": sink.host, "SMTP_PORT": sink.port, "SMTP_STARTTLS": False,
+                         "SMTP_USERNAME": None}
+
+
 @hookimpl
 def helpdesk_settings():
     return [
@@ -183,6 +192,12 @@ def helpdesk_settings():
 @hookimpl
 def helpdesk_providers(config):
     return [SmtpProvider(config)]
+
+
+@hookimpl
+def helpdesk_demo_service(name, sink, webhook_url):
+    if name == SmtpProvider.name:  # the demo's sink is the receiving server itself
+        return SinkService(sink)
 
 
 @hookimpl
