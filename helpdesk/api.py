@@ -11,11 +11,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from . import publishing, queries
-from .addresses import check_address
+from . import intake, publishing, queries
+from .addresses import check_address, known_domains
 from .auth import public
-from .credentials import CredentialError, create_credential, likely_typos
 from .causes import CAUSES
+from .credentials import CredentialError, create_credential
+from .intake import MAX_EMAIL, MAX_NAME, MAX_TITLE
 from .models import Credential, Delivery, Recipient, db
 from .status import STATUSES, Tip
 from .validation import EmailCheck
@@ -24,10 +25,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_PER_PAGE = 200
 MAX_BATCH_CHECKS = 1000
-# The model's column sizes: longer input is refused, never cut short.
-MAX_TITLE = 300
-MAX_NAME = 300
-MAX_EMAIL = 320
 MAX_ID = 2**31 - 1  # the largest integer key; beyond it a database errors instead of not finding
 MAX_PAGE = 10**7
 CREDENTIAL_FIELDS = {"title", "state", "scheduled_at", "send_email", "recipients", "allow_typos"}
@@ -214,25 +211,40 @@ def _tip_json(tip: Tip) -> dict[str, Any]:
 
 @bp.route("/credentials", methods=["POST"])
 def create():
-    """Create a credential; likely typos in addresses are answered 422 before anything is
-    written or sent, unless the request says ``allow_typos``."""
+    """Create a credential. Its recipients get the verdicts the form and the CSV import give;
+    likely typos and repeated addresses are answered 422 before anything is written or sent,
+    unless the request says ``allow_typos`` (typos kept as given, repeats left out and listed
+    under ``left_out``). A malformed address is kept and reported, never sent to."""
     body = _json_object()
     arguments = _credential_input(body)
-    if not _boolean(body, "allow_typos", False):
-        typos = [{"index": index, "email": email, "suggestion": suggestion}
-                 for index, email, suggestion in likely_typos(arguments["recipients"])]
-        if typos:
-            return _error(f"{len(typos)} address(es) look mistyped; fix them, or send "
-                          "\"allow_typos\": true to keep them as they are", 422, typos=typos)
+    reviewed = _boolean(body, "allow_typos", False)
+    known = known_domains()
+    verdicts = intake.judge(intake.entries_from(arguments["recipients"]), known)
+    questions = [v for v in verdicts if v.kind in (intake.TYPO, intake.DUPLICATE)]
+    if questions and not reviewed:
+        typos = [{"index": v.line, "email": v.email, "suggestion": v.suggestion}
+                 for v in questions if v.kind == intake.TYPO]
+        return _error(f"{len(questions)} recipient(s) to review ({len(typos)} address(es) look "
+                      "mistyped, the others repeat an earlier one); fix them, or send "
+                      "\"allow_typos\": true to keep the typos as they are and leave the "
+                      "repeats out", 422, typos=typos, rows=[verdict_json(v) for v in questions])
+    verdicts = intake.apply_choices(verdicts, (), known)
     try:
-        credential = create_credential(**arguments)
+        credential = create_credential(**{**arguments,
+                                           "recipients": intake.to_create(verdicts)})
     except CredentialError as error:
         db.session.rollback()
         abort(400, str(error))
-    response = jsonify(credential_json(credential))
+    response = jsonify({**credential_json(credential), "left_out": [
+        verdict_json(v) for v in verdicts if v.kind not in intake.CREATED]})
     response.status_code = 201
     response.headers["Location"] = url_for(".credential", credential_id=credential.id)
     return response
+
+
+def verdict_json(verdict: intake.Verdict) -> dict:
+    return {"index": verdict.line, "verdict": verdict.kind, "email": verdict.email,
+            "reason": verdict.reason, "suggestion": verdict.suggestion}
 
 
 def _get(model, object_id: int, what: str):

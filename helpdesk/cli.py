@@ -12,7 +12,7 @@ from flask.cli import FlaskGroup, with_appcontext
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import importer, plugins
+from . import importer, intake, plugins
 from .addresses import known_domains, offered_domains
 from .auth import create_token, create_user
 from .contract import capabilities
@@ -246,19 +246,26 @@ def _describe_check(result) -> str:
 @click.argument("file", type=click.File("rb"))
 @click.option("--credential", "credential_id", type=int, required=True,
               help="The id of the credential the recipients join.")
+@click.option("--typos", type=click.Choice(["ask", "suggest", "keep"]), default="ask",
+              show_default=True,
+              help="Likely typos: ask (list them and import nothing), take the suggestions, "
+                   "or keep them as typed.")
 @click.option("--refused-csv", type=click.File("w", encoding="utf-8-sig"),
-              help="Also write the refused rows here (line, reason and the original cells).")
+              help="Also write the rows not imported here (line, reason and the original "
+                   "cells).")
 @with_appcontext
-def import_csv(file, credential_id: int, refused_csv) -> None:
+def import_csv(file, credential_id: int, typos: str, refused_csv) -> None:
     """Import recipients from a CSV file (- for standard input): columns name and email, found
     by their header; UTF-8; comma or semicolon separated.
 
-    Every row is imported, imported with a typo warning, refused (line and reason printed) or
-    skipped when empty. A file that cannot be read imports nothing. When the credential is
+    Every row gets the verdict the web import and the form give it: accepted, kept without an
+    address, likely typo, not a usable address (kept, never emailed), duplicate (left out),
+    unreadable (left out, with the line and why) or empty. Likely typos are a question: with
+    --typos ask (the default) they are listed and nothing is imported. When the credential is
     published and sends email, the new recipients are emailed.
 
-    Exit code: 0 when every non-empty row was imported, 1 when some row or the whole file was
-    refused.
+    Exit code: 0 when every non-empty row was imported, 1 when some row was left out or the
+    whole file was refused, 2 when typos wait for an answer.
     """
     credential = db.session.get(Credential, credential_id)
     if credential is None:
@@ -267,19 +274,29 @@ def import_csv(file, credential_id: int, refused_csv) -> None:
         with ExitStack() as bars:
             parsed = importer.read_rows(file.read(importer.MAX_FILE_BYTES + 1), known_domains(),
                                         progress=_progress_bar(bars, "Checking rows"))
-            summary = importer.import_rows(credential, parsed,
-                                           progress=_progress_bar(bars, "Importing"))
+            flagged = [row for row in parsed.rows if row.kind == intake.TYPO]
+            if flagged and typos == "ask":
+                for row in flagged:
+                    click.echo(f"line {row.line}: {_printable(row.email or '')}: "
+                               f"{_printable(row.reason or '')}")
+                click.echo(f"{len(flagged)} likely typo(s): nothing was imported; run again "
+                           "with --typos suggest or --typos keep.")
+                click.get_current_context().exit(2)
+            summary = importer.import_rows(
+                credential, parsed, {row.line for row in flagged} if typos == "suggest" else (),
+                known_domains(), progress=_progress_bar(bars, "Importing"))
     except importer.BrokenFile as error:
         raise click.ClickException(f"nothing was imported: {error}") from None
     for row in summary.rows:
-        if row.outcome != importer.IMPORTED:
+        if row.kind != intake.ACCEPTED:
             detail = _printable(row.reason or "")
-            click.echo(f"line {row.line}: {row.outcome}: {detail}")
+            click.echo(f"line {row.line}: {row.words}" + (f": {detail}" if detail else ""))
     click.echo(f"Credential {credential.id} ({_printable(credential.title)}): "
                f"{summary.describe()}")
     if refused_csv is not None:
-        refused_csv.write(importer.refused_rows_csv(summary.header, summary.rows))
-    click.get_current_context().exit(1 if summary.count(importer.REFUSED) else 0)
+        refused_csv.write(importer.left_out_csv(summary.header, summary.rows))
+    left_out = summary.rows_with(*importer.LEFT_OUT)
+    click.get_current_context().exit(1 if left_out else 0)
 
 
 def _progress_bar(bars, label: str):

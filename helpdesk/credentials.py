@@ -8,24 +8,12 @@ from sqlalchemy import delete, func, select
 
 from . import audit, ingest, publishing
 from .models import Credential, CredentialState, Recipient, db
-from .addresses import check_address, email_problem, set_email
+from .addresses import email_problem, set_email
+from .intake import MAX_NAME, MAX_TITLE
 
 
 class CredentialError(ValueError):
     """A credential that cannot be created as asked; nothing was written."""
-
-
-def likely_typos(recipients: Iterable[Mapping]) -> list[tuple[int, str, str]]:
-    """(index, address as given, suggested address) for each recipient whose address looks
-    mistyped: the question the API and the web form ask before a credential is created."""
-    found = []
-    for index, item in enumerate(recipients):
-        address = item.get("email")
-        if address and address.strip():
-            suggestion = check_address(address).suggestion
-            if suggestion:
-                found.append((index, address, suggestion))
-    return found
 
 
 def create_credential(title: str, recipients: Iterable[Mapping], *, state: str = "draft",
@@ -38,6 +26,8 @@ def create_credential(title: str, recipients: Iterable[Mapping], *, state: str =
     title = (title or "").strip()
     if not title:
         raise CredentialError("a credential needs a title")
+    if len(title) > MAX_TITLE:
+        raise CredentialError(f"the title is longer than {MAX_TITLE} characters")
     try:
         state_value = CredentialState(state)
     except ValueError:
@@ -48,10 +38,13 @@ def create_credential(title: str, recipients: Iterable[Mapping], *, state: str =
             raise CredentialError("a scheduled credential needs scheduled_at")
         if scheduled_at.tzinfo is None:
             raise CredentialError("scheduled_at needs a time zone (e.g. 2026-12-01T09:00:00Z)")
-    credential = Credential(title=title[:300], state=CredentialState.draft,
+    credential = Credential(title=title, state=CredentialState.draft,
                             scheduled_at=scheduled_at, send_email=bool(send_email))
     for item in recipients:
-        recipient = Recipient(name=str(item.get("name") or "")[:300])
+        name = str(item.get("name") or "")
+        if len(name) > MAX_NAME:
+            raise CredentialError(f"a name is longer than {MAX_NAME} characters")
+        recipient = Recipient(name=name)
         set_email(recipient, item.get("email"))
         credential.recipients.append(recipient)
     db.session.add(credential)
@@ -74,8 +67,8 @@ def edit_recipient(recipient: Recipient, name: str, email: str | None) -> list[s
     that is too long or a malformed address: a person typing it can correct it now."""
     name = (name or "").strip()
     email = (email or "").strip() or None
-    if len(name) > Recipient.name.type.length:
-        raise ValueError(f"the name is longer than {Recipient.name.type.length} characters")
+    if len(name) > MAX_NAME:
+        raise ValueError(f"the name is longer than {MAX_NAME} characters")
     new_email, _, problem = email_problem(email)
     if problem:
         raise ValueError(f"{email} cannot be used: {problem}")

@@ -1,10 +1,11 @@
 """Importing recipients from a CSV file: columns name and email, found by their header.
 
-Reading is pure (``read_rows``: decode, find the delimiter and the columns, judge every row);
-writing (``import_rows``) adds the rows that can be imported to a credential, all or nothing.
-Every row is accounted for: imported, imported with a typo warning, refused with its line and
-reason, or skipped as empty. A file that cannot be read as a whole (not UTF-8, no usable header,
-a quote never closed) raises ``BrokenFile`` and nothing is imported.
+Reading is pure (``read_rows``: decode, find the delimiter and the columns, give every row its
+``intake`` verdict, the same the form and the API give); writing (``import_rows``) adds the rows
+the review kept to a credential, all or nothing. A row that cannot be read (a stray quote, too
+many cells) is named with its line and the reason, and the rest of the file is still read. Only
+a file that cannot be read as a whole (not UTF-8, no usable header, too large) raises
+``BrokenFile``.
 """
 from __future__ import annotations
 
@@ -12,22 +13,18 @@ import csv
 import io
 import re
 import unicodedata
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass, replace
 
-from .validation import check_email
+from . import intake
+from .intake import EMPTY, UNREADABLE, Entry, Verdict
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 MAX_ROWS = 100_000
-MAX_NAME_LENGTH = 300  # the Recipient.name column
 DELIMITERS = (",", ";")
 PROGRESS_EVERY = 500  # rows between two progress reports
-
-# What a row becomes.
-IMPORTED = "imported"
-WARNED = "imported with a typo warning"
-REFUSED = "refused"
-SKIPPED = "skipped"
+# A quoted cell may hold line breaks; one still open after this many lines is a stray quote.
+MAX_RECORD_LINES = 20
 
 # Header names, compared without case, accents, spaces or punctuation ("E-mail address").
 _EMAIL_HEADER = re.compile(
@@ -47,55 +44,35 @@ class BrokenFile(ValueError):
 
 
 @dataclass(frozen=True)
-class Row:
-    """One record of the file and what importing does with it."""
-
-    line: int  # where the record starts in the file, counting from 1
-    cells: tuple[str, ...]
-    outcome: str
-    name: str = ""
-    email: str | None = None  # normalised
-    reason: str | None = None  # why it is refused or skipped, or the typo warning
-    suggestion: str | None = None
-
-
-@dataclass(frozen=True)
 class ParsedFile:
     delimiter: str
     header: tuple[str, ...]
-    rows: tuple[Row, ...]
-
-    def count(self, *outcomes: str) -> int:
-        return sum(1 for row in self.rows if row.outcome in outcomes)
+    rows: tuple[Verdict, ...]
 
 
 @dataclass(frozen=True)
 class ImportSummary:
     credential_id: int
     header: tuple[str, ...]
-    rows: tuple[Row, ...]
+    rows: tuple[Verdict, ...]
     queued: int = 0  # deliveries queued for the new recipients
 
-    def count(self, *outcomes: str) -> int:
-        return sum(1 for row in self.rows if row.outcome in outcomes)
+    @property
+    def counts(self) -> dict[str, int]:
+        return intake.counts(self.rows)
 
     @property
     def imported(self) -> int:
-        return self.count(IMPORTED, WARNED)
+        return sum(n for kind, n in self.counts.items() if kind in intake.CREATED)
 
-    def rows_with(self, *outcomes: str) -> list[Row]:
-        return [row for row in self.rows if row.outcome in outcomes]
+    def rows_with(self, *kinds: str) -> list[Verdict]:
+        return [row for row in self.rows if row.kind in kinds]
 
     def describe(self) -> str:
-        """One sentence for people: what was imported, refused and skipped."""
-        parts = [f"{self.imported} imported"]
-        if self.count(WARNED):
-            parts[0] += f" ({self.count(WARNED)} with a typo warning)"
-        parts.append(f"{self.count(REFUSED)} refused")
-        parts.append(f"{self.count(SKIPPED)} empty skipped")
-        sentence = ", ".join(parts) + f" of {len(self.rows)} rows."
+        """One sentence for people: every row accounted for, and the emails queued."""
+        sentence = f"{self.imported} imported of {intake.summary(self.rows)}."
         if self.queued:
-            sentence += f" {self.queued} emails queued."
+            sentence += f" {self.queued} email{'s' if self.queued != 1 else ''} queued."
         return sentence
 
 
@@ -165,22 +142,52 @@ def _columns(header: Sequence[str], line: int) -> _Columns:
     return _Columns(email=email, name=name, first_last=(first, last))
 
 
-def _records(text: str, delimiter: str) -> Iterable[tuple[int, list[str]]]:
-    """(line where the record starts, cells), raising BrokenFile where the csv module finds the
-    structure broken (a quote never closed, text after a closing quote)."""
+_PHYSICAL_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def _records(text: str, delimiter: str,
+             width: int | None = None) -> Iterable[tuple[int, list[str] | str]]:
+    """(line where the record starts, its cells, or why it cannot be read). A record the csv
+    module finds broken (a stray quote) is reported and reading goes on at the next line; a
+    quoted cell spanning lines is taken only when its record has ``width`` cells."""
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
-    start = 1
-    while True:
+    try:  # the usual, well-formed file, read in one pass
+        records, start = [], 1
+        for cells in reader:
+            records.append((start, cells))
+            start = reader.line_num + 1
+        yield from records
+        return
+    except csv.Error:
+        pass
+    lines = _PHYSICAL_LINE.findall(text)
+    index = 0
+    while index < len(lines):
+        cells, used = _record_at(lines, index, delimiter, width)
+        yield index + 1, cells
+        index += used
+
+
+def _record_at(lines: list[str], index: int, delimiter: str,
+               width: int | None) -> tuple[list[str] | str, int]:
+    """The record starting at ``lines[index]`` and how many lines it takes; a broken one is
+    its reason, taking its own line only."""
+    for end in range(index + 1, min(index + MAX_RECORD_LINES, len(lines)) + 1):
         try:
-            cells = next(reader)
-        except StopIteration:
-            return
+            found = list(csv.reader(io.StringIO("".join(lines[index:end]), newline=""),
+                                    delimiter=delimiter, strict=True))
         except csv.Error as error:
             if "unexpected end of data" in str(error):
-                raise BrokenFile(f"line {start}: a quote opened here is never closed") from None
-            raise BrokenFile(f"line {reader.line_num}: {error}") from None
-        yield start, cells
-        start = reader.line_num + 1
+                continue  # a quoted cell with a line break, or a quote never closed
+            if end == index + 1:
+                return ("a quote in the middle of a cell: put the whole cell in quotes and "
+                        "double the quote inside it (\"Ann \"\"Nan\"\" Lee\")"), 1
+            break
+        cells = found[0] if found else []
+        if end == index + 1 or width is None or len(cells) == width:
+            return cells, end - index
+        break
+    return "a quote opens a cell here and never closes: remove it or close it", 1
 
 
 def _is_blank(cells: Sequence[str]) -> bool:
@@ -193,8 +200,10 @@ def _sniff(text: str) -> tuple[str, int, list[str], _Columns]:
     failures = []
     for delimiter in sorted(DELIMITERS, key=lambda d: -_first_line(text).count(d)):
         try:
-            line, header = next(((n, c) for n, c in _records(text, delimiter) if not _is_blank(c)),
-                                (0, []))
+            line, header = next(((n, c) for n, c in _records(text, delimiter)
+                                 if isinstance(c, str) or not _is_blank(c)), (0, []))
+            if isinstance(header, str):
+                raise BrokenFile(f"line {line}: the header cannot be read: {header}")
             if not header:
                 raise BrokenFile("the file has no rows")
             return delimiter, line, header, _columns(header, line)
@@ -214,66 +223,48 @@ def _line_count(text: str) -> int:
 
 def read_rows(data: bytes, known_domains: Iterable[str] = (),
               progress: ProgressCallback | None = None) -> ParsedFile:
-    """Read a CSV file and judge each row; raises BrokenFile when the file as a whole cannot be
-    imported. ``known_domains`` are real domains for the typo check; ``progress`` is called now
-    and then with (lines done, lines in all)."""
+    """Read a CSV file and give each row its verdict; raises BrokenFile when the file as a whole
+    cannot be imported. ``known_domains`` are real domains for the typo check; ``progress`` is
+    called now and then with (lines done, lines in all)."""
     if len(data) > MAX_FILE_BYTES:
         raise BrokenFile(f"the file is {len(data) / 1024 / 1024:.1f} MB; the limit is "
                          f"{MAX_FILE_BYTES // 1024 // 1024} MB: split it")
     text = decode(data)
     delimiter, header_line, header, columns = _sniff(text)
-    known = frozenset(known_domains)
     total_lines = _line_count(text)
-    rows: list[Row] = []
-    first_line_of: dict[str, int] = {}  # address (lower case) → the line that has it
-    for line, cells in _records(text, delimiter):
+    rows: list[Entry | Verdict] = []
+    cells_of: dict[int, tuple[str, ...]] = {}
+    for line, cells in _records(text, delimiter, len(header)):
         if line == header_line:
             continue
         if len(rows) >= MAX_ROWS:
             raise BrokenFile(f"line {line}: the file has more than {MAX_ROWS:,} rows: split it")
-        row = _judge(line, cells, len(header), columns, known, first_line_of)
-        rows.append(row)
-        if row.outcome in (IMPORTED, WARNED):
-            first_line_of[row.email.lower()] = line
+        rows.append(_row(line, cells, len(header), columns))
+        cells_of[line] = tuple(cells) if isinstance(cells, list) else ()
         if progress and len(rows) % PROGRESS_EVERY == 0:
             progress(line, total_lines)
     if progress:
         progress(total_lines, total_lines)
-    return ParsedFile(delimiter=delimiter, header=tuple(header), rows=tuple(rows))
+    verdicts = [replace(v, cells=cells_of.get(v.line, ()))
+                for v in intake.judge(rows, frozenset(known_domains))]
+    return ParsedFile(delimiter=delimiter, header=tuple(header), rows=tuple(verdicts))
 
 
-def _judge(line: int, cells: list[str], header_size: int, columns: _Columns,
-           known: frozenset[str], first_line_of: dict[str, int]) -> Row:
-    def refused(reason: str, **extra) -> Row:
-        return Row(line, tuple(cells), REFUSED, reason=reason, **extra)
-
+def _row(line: int, cells: list[str] | str, header_size: int,
+         columns: _Columns) -> Entry | Verdict:
+    """The row as an entry to judge, or the verdict of a row that cannot be judged."""
+    if isinstance(cells, str):
+        return intake.unreadable(line, cells)
     if _is_blank(cells):
-        return Row(line, tuple(cells), SKIPPED, reason="empty row")
+        return Verdict(line, EMPTY, reason="empty row")
     if len(cells) > header_size and not _is_blank(cells[header_size:]):
-        return refused(f"{_cells(len(cells))} but the header has {header_size}: a comma or "
-                       "semicolon inside a name needs quotes around the name")
+        return intake.unreadable(line, f"{_cells(len(cells))} but the header has "
+                                       f"{header_size}: a comma or semicolon inside a name "
+                                       "needs quotes around the name")
     if len(cells) < columns.needed:
-        return refused(f"{_cells(len(cells))} but the header has {header_size}: missing column")
-    name, address = columns.name_of(cells), cells[columns.email].strip()
-    if "\0" in name or "\0" in address:
-        return refused("contains a NUL character, which cannot be stored")
-    if len(name) > MAX_NAME_LENGTH:
-        return refused(f"the name is longer than {MAX_NAME_LENGTH} characters", name=name)
-    if not address:
-        return refused("no email address", name=name)
-    check = check_email(address, known_domains=known)
-    if not check.valid:
-        reason = f"invalid address: {check.error}"
-        if check.suggestion:
-            reason += f" Did you mean {check.suggestion}?"
-        return refused(reason, name=name, suggestion=check.suggestion)
-    earlier = first_line_of.get(check.normalized.lower())
-    if earlier is not None:
-        return refused(f"duplicate of line {earlier}", name=name, email=check.normalized)
-    if check.suggestion:
-        return Row(line, tuple(cells), WARNED, name=name, email=check.normalized,
-                   reason=f"did you mean {check.suggestion}?", suggestion=check.suggestion)
-    return Row(line, tuple(cells), IMPORTED, name=name, email=check.normalized)
+        return intake.unreadable(line, f"{_cells(len(cells))} but the header has "
+                                       f"{header_size}: missing column")
+    return Entry(line, columns.name_of(cells), cells[columns.email].strip() or None)
 
 
 def _cells(count: int) -> str:
@@ -290,13 +281,17 @@ def formula_safe(cell: str) -> str:
     return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
 
 
-def refused_rows_csv(header: Sequence[str], rows: Iterable[Row]) -> str:
-    """The refused rows as CSV: line, reason, then the row's own cells under its own header."""
+LEFT_OUT = (UNREADABLE, intake.DUPLICATE)
+
+
+def left_out_csv(header: Sequence[str], rows: Iterable[Verdict]) -> str:
+    """The rows not imported (unreadable, duplicates) as CSV: line, reason, then the row's own
+    cells under its own header, to fix and import again."""
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow([formula_safe(c) for c in ("line", "reason", *header)])
     for row in rows:
-        if row.outcome == REFUSED:
+        if row.kind in LEFT_OUT:
             writer.writerow([str(row.line), *(formula_safe(c) for c in (row.reason or "",
                                                                         *row.cells))])
     return out.getvalue()
@@ -304,62 +299,49 @@ def refused_rows_csv(header: Sequence[str], rows: Iterable[Row]) -> str:
 
 # --- writing ---------------------------------------------------------------------------------
 
-def import_rows(credential, parsed: ParsedFile,
+def import_rows(credential, parsed: ParsedFile, use_suggestion: Collection[int] = (),
+                known_domains: Collection[str] = (),
                 progress: ProgressCallback | None = None) -> ImportSummary:
-    """Add the importable rows to ``credential`` in one transaction, all or nothing.
+    """Add the rows the review kept to ``credential`` in one transaction, all or nothing: the
+    typos on the lines in ``use_suggestion`` take their suggestion, the others stay as given.
 
-    A row whose address the credential already has is refused. When the credential is published
-    and sends email, the new recipients' emails are queued in the same transaction.
+    A row whose address the credential already has is a duplicate. When the credential is
+    published and sends email, the new recipients' emails are queued in the same transaction.
     """
     # The database side, imported here so that reading a file needs no app.
     from sqlalchemy import func, select
 
-    from . import ingest, publishing
-    from .models import Recipient, db
+    from . import audit, ingest, publishing
     from .addresses import set_email
+    from .models import Recipient, db
 
     existing = set(db.session.scalars(
         select(func.lower(Recipient.email)).where(Recipient.credential_id == credential.id,
                                                   Recipient.email.is_not(None))))
-    rows: list[Row] = []
-    created: list[Recipient] = []
+    cells_of = {row.line: row.cells for row in parsed.rows}
+    rows = tuple(replace(v, cells=cells_of.get(v.line, ())) for v in intake.apply_choices(
+        parsed.rows, frozenset(use_suggestion), known_domains, existing))
     try:
-        for done, row in enumerate(parsed.rows, 1):
-            if row.outcome in (IMPORTED, WARNED):
-                row = _add(credential.id, row, existing, created, Recipient, set_email)
-            rows.append(row)
-            if progress and (done % PROGRESS_EVERY == 0 or done == len(parsed.rows)):
-                progress(done, len(parsed.rows))
+        created = []
+        for done, item in enumerate(intake.to_create(rows), 1):
+            recipient = Recipient(credential_id=credential.id, name=item["name"])
+            set_email(recipient, item["email"])
+            created.append(recipient)
+            if progress and (done % PROGRESS_EVERY == 0):
+                progress(done, len(rows))
         db.session.add_all(created)
         db.session.flush()
+        audit.record_credential("imported", credential, f"{len(created)} recipient"
+                                f"{'s' if len(created) != 1 else ''} from a CSV file")
         queued = 0
         if created and credential.published and credential.send_email:
             # Commits the recipients with their deliveries; an unknown provider raises first.
-            queued = len(publishing.queue_deliveries(created))
+            queued = len(publishing.queue_deliveries(
+                [r for r in created if publishing.sendable(r)]))
         else:
             ingest.refresh_and_commit([r.id for r in created])
     except BaseException:
         db.session.rollback()
         raise
-    return ImportSummary(credential_id=credential.id, header=parsed.header, rows=tuple(rows),
+    return ImportSummary(credential_id=credential.id, header=parsed.header, rows=rows,
                          queued=queued)
-
-
-def _add(credential_id: int, row: Row, existing: set[str], created: list, recipient_class,
-         set_email) -> Row:
-    """Create the row's recipient unless the credential has its address; the row as imported
-    or refused."""
-    key = row.email.lower()
-    if key in existing:
-        return _refuse(row, "already a recipient of this credential")
-    recipient = recipient_class(credential_id=credential_id, name=row.name)
-    set_email(recipient, row.email)
-    if recipient.email_error:  # e.g. the deliverability check found no mail server
-        return _refuse(row, f"invalid address: {recipient.email_error}")
-    existing.add(key)
-    created.append(recipient)
-    return row
-
-
-def _refuse(row: Row, reason: str) -> Row:
-    return Row(row.line, row.cells, REFUSED, name=row.name, email=row.email, reason=reason)

@@ -11,6 +11,7 @@ from .auth import public
 from .api import MAX_BATCH_CHECKS, MAX_EMAIL, MAX_ID, MAX_NAME, MAX_PAGE, MAX_PER_PAGE, MAX_TITLE
 from .causes import CAUSES
 from .status import EVENT_TYPES, STATUSES
+from .intake import VERDICTS
 
 API = "/api/v1"
 
@@ -108,7 +109,8 @@ SCHEMAS |= {
                        "description": "false publishes without sending any email"},
         "recipients": {"type": "array", "items": _ref("RecipientInput"), "default": []},
         "allow_typos": {"type": "boolean", "default": False, "description":
-                        "create even when some addresses look mistyped"}}, required=["title"])
+                        "reviewed: keep the addresses that look mistyped as given and leave "
+                        "repeated addresses out (listed under left_out)"}}, required=["title"])
     | {"if": {"properties": {"state": {"const": "scheduled"}}, "required": ["state"]},
        "then": {"properties": {"scheduled_at": TIMESTAMP}, "required": ["scheduled_at"]}},
     "Credential": _object({
@@ -116,11 +118,25 @@ SCHEMAS |= {
         "state": {"type": "string", "enum": ["draft", "scheduled", "published"]},
         "scheduled_at": _nullable(TIMESTAMP), "send_email": {"type": "boolean"},
         "recipients": {"type": "array", "items": _ref("Recipient")}}),
+    "Verdict": _object({
+        "index": {"type": "integer", "description": "position in recipients"},
+        "verdict": {"type": "string", "enum": list(VERDICTS)},
+        "email": _nullable({"type": "string"}), "reason": _nullable({"type": "string"}),
+        "suggestion": _nullable({"type": "string"})}),
+    "CreatedCredential": _object({
+        "id": {"type": "integer"}, "title": {"type": "string"},
+        "state": {"type": "string", "enum": ["draft", "scheduled", "published"]},
+        "scheduled_at": _nullable(TIMESTAMP), "send_email": {"type": "boolean"},
+        "recipients": {"type": "array", "items": _ref("Recipient")},
+        "left_out": {"type": "array", "items": _ref("Verdict"),
+                     "description": "recipients not created (a repeated address)"}}),
     "TypoError": _object({
         "error": {"type": "string"},
         "typos": {"type": "array", "items": _object({
             "index": {"type": "integer", "description": "position in recipients"},
-            "email": {"type": "string"}, "suggestion": {"type": "string"}})}}),
+            "email": {"type": "string"}, "suggestion": {"type": "string"}})},
+        "rows": {"type": "array", "items": _ref("Verdict"),
+                 "description": "every recipient to review: likely typos and repeats"}}),
     "ResendInput": _object({"email": {**_text(MAX_EMAIL, blank=False), "description":
                                       "a corrected address; it becomes the recipient's"}},
                            required=[]),
@@ -200,8 +216,9 @@ def openapi_spec() -> dict[str, Any]:
             errors=(), public=True)},
         f"{API}/credentials": {"post": _operation(
             "Create a credential with its recipients; published ones are sent at once",
-            {201: _json(_ref("Credential"), "Created"),
-             422: _json(_ref("TypoError"), "Some addresses look mistyped; nothing was created")},
+            {201: _json(_ref("CreatedCredential"), "Created"),
+             422: _json(_ref("TypoError"), "Some addresses look mistyped or repeat an earlier "
+                                          "one; nothing was created")},
             body="CredentialInput", errors=BODY_ERRORS)},
         f"{API}/credentials/{{credential_id}}": {"get": _operation(
             "A credential with its recipients", {200: _json(_ref("Credential"), "The credential")},

@@ -170,6 +170,7 @@ def test_create_a_draft_credential_and_read_it_back(call):
     assert created["recipients"][0]["status_label"] == STATUSES[NOT_SENT].label
     again = call("GET", f"/api/v1/credentials/{created['id']}")
     assert again.status_code == 200
+    assert created.pop("left_out") == []  # the answer to a create says what it left out
     assert again.get_json() == created
 
 
@@ -292,6 +293,22 @@ def test_likely_typos_are_answered_422_and_nothing_is_created(call, sink):
     assert "allow_typos" in body["error"]
     assert count(Credential) == 0
     assert sink.messages == []
+
+
+def test_a_repeated_address_is_a_question_too_and_reviewed_it_is_left_out(call, sink):
+    body = credential_body({"name": "Ann", "email": "ann@valley.example"},
+                           {"name": "Ann again", "email": "ANN@valley.example"})
+    asked = call("POST", "/api/v1/credentials", json=body)
+    assert asked.status_code == 422
+    assert asked.get_json()["rows"] == [{"index": 1, "verdict": "duplicate",
+                                         "email": "ANN@valley.example",
+                                         "reason": "the same address as line 0",
+                                         "suggestion": None}]
+    assert count(Credential) == 0
+    created = call("POST", "/api/v1/credentials", json={**body, "allow_typos": True})
+    assert created.status_code == 201
+    assert [r["name"] for r in created.get_json()["recipients"]] == ["Ann"]
+    assert [v["index"] for v in created.get_json()["left_out"]] == [1]
 
 
 def test_allow_typos_keeps_the_addresses_as_given_and_sends(call, sink):

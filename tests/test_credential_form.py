@@ -15,6 +15,7 @@ from conftest import PASSWORD, sign_in
 from helpdesk.auth import create_user
 from helpdesk.models import Credential, CredentialState, Recipient, db
 from helpdesk.status import BOUNCED, NOT_OPENED, NOT_PROVIDED, NOT_SENT
+from helpdesk.intake import Entry, unreadable
 from helpdesk.views.compose import (MAX_LINES, FormError, LineError, RecipientLine,
                                     parse_line, parse_recipient_lines, scheduled_moment)
 
@@ -80,15 +81,12 @@ def test_a_line_that_cannot_be_read_says_why(line, reason):
 
 
 def test_lines_are_numbered_as_the_textarea_shows_them():
-    recipients, errors = parse_recipient_lines(
-        "Ann, ann@valley.example\r\n\r\nBob bob@valley.example\rCid\nANN@valley.example\n\n")
-    assert recipients == [RecipientLine(1, "Ann", "ann@valley.example"),
-                          RecipientLine(4, "Cid", None),
-                          RecipientLine(5, "", "ANN@valley.example")]
-    assert [str(e) for e in errors] == [
-        "Line 3: put a comma between the name and the address (Ann Lee, ann@example.com) or "
-        "write Ann Lee <ann@example.com>",
-        "Line 5: ANN@valley.example is already on line 1"]
+    assert parse_recipient_lines(
+        "Ann, ann@valley.example\r\n\r\nBob bob@valley.example\rCid\nANN@valley.example\n\n"
+    ) == [Entry(1, "Ann", "ann@valley.example"),
+          unreadable(3, "put a comma between the name and the address (Ann Lee, "
+                        "ann@example.com) or write Ann Lee <ann@example.com>"),
+          Entry(4, "Cid", None), Entry(5, "", "ANN@valley.example")]
 
 
 def test_a_list_longer_than_the_limit_is_refused_whole():
@@ -207,9 +205,9 @@ def test_a_scheduled_credential_needs_a_future_time(agent_client):
     assert credentials_count() == 0
 
 
-def test_every_bad_line_is_reported_and_nothing_is_written(agent_client, sink):
+def test_every_bad_line_is_reported_at_once_and_nothing_is_written(agent_client, sink):
     typed = ("Ann, ann@valley.example\nBob bob@valley.example\nCid <>\n"
-             "ann@valley.example\n" + "D" * 301 + ", dee@valley.example\n")
+             "ann@valley.example\n" + "D" * 301 + ", dee@valley.example\nEve, eve@gmial.com\n")
     response = agent_client.post("/credentials/new", data=form(typed, title="  ",
                                                                  state="published"))
     html = text(response)
@@ -217,9 +215,13 @@ def test_every_bad_line_is_reported_and_nothing_is_written(agent_client, sink):
     assert "Nothing was created." in html and "Give the credential a title." in html
     for line, reason in ((2, "put a comma between the name and the address"),
                          (3, "nothing between &lt; and &gt;"),
-                         (4, "ann@valley.example is already on line 1"),
                          (5, "the name is longer than 300 characters")):
         assert re.search(rf'<li data-line="{line}">Line {line}: {reason}', html), line
+    # the other verdicts come in the same answer, not in a later round
+    assert re.search(r'data-line="4" data-verdict="duplicate">.*?the same address as line 1',
+                     html, re.S)
+    assert re.search(r'data-line="6" data-verdict="typo">.*?did you mean eve@gmail.com', html,
+                     re.S)
     assert "Line 1" not in html
     # the form comes back as typed, escaped
     assert "Cid &lt;&gt;" in html and 'value="published" checked' in html
@@ -249,8 +251,7 @@ TYPED = "Ann <ann@valley.example>\nBob <bob@gmial.com>\nCid, cid@hotmial.com\n"
 def review_form(response) -> list[tuple[str, str]]:
     """The fields the review sends back, as a browser would submit them (checked boxes only)."""
     html = text(response)
-    fields = re.findall(r'<input type="hidden" name="(flagged|acknowledged_invalid)" '
-                        r'value="([^"]*)">', html)
+    fields = re.findall(r'<input type="hidden" name="(reviewed)" value="([^"]*)">', html)
     fields += re.findall(r'<input type="checkbox" name="(use_suggestion)" value="([^"]*)" checked>',
                          html)
     return fields
@@ -260,11 +261,12 @@ def test_likely_typos_are_shown_before_anything_is_created(agent_client, sink):
     response = agent_client.post("/credentials/new", data=form(TYPED, state="published"))
     html = text(response)
     assert response.status_code == 422
-    assert re.search(r'Line 2: use <span class="suggestion">bob@gmail.com</span> instead of '
-                     r'<code>bob@gmial.com</code>', html)
-    assert re.search(r'Line 3: use <span class="suggestion">cid@hotmail.com</span>', html)
+    assert re.search(r'data-line="2" data-verdict="typo">.*?bob@gmial.com.*?'
+                     r'value="2" checked> bob@gmail.com', html, re.S)
+    assert re.search(r'data-line="3" data-verdict="typo">.*?cid@hotmail.com', html, re.S)
+    assert "3 rows: 2 likely typo to review, 1 accepted." in html
     assert "Create anyway as typed" in html and "Nothing was created yet" in html
-    assert len(review_form(response)) == 4  # two flagged, two boxes checked by default
+    assert len(review_form(response)) == 3  # the review's name, two boxes checked by default
     assert credentials_count() == 0 and sink.messages == []
 
 
@@ -283,7 +285,7 @@ def test_accepted_suggestions_replace_the_typed_addresses(agent_client, sink):
 
 def test_an_unchecked_suggestion_keeps_that_address_as_typed(agent_client, sink):
     first = agent_client.post("/credentials/new", data=form(TYPED))
-    fields = [f for f in review_form(first) if f != ("use_suggestion", "cid@hotmial.com")]
+    fields = [f for f in review_form(first) if f != ("use_suggestion", "3")]
     agent_client.post("/credentials/new", data=MultiDict([*form(TYPED).items(), *fields,
                                                 ("action", "review")]))
     emails = {r.name: r.email for r in only_credential().recipients}
@@ -306,21 +308,21 @@ def test_create_anyway_as_typed_keeps_every_address_and_the_sink_refuses_the_typ
         text(agent_client.get(response.headers["Location"]))
 
 
-def test_a_typo_added_after_the_review_is_shown_too(agent_client):
+def test_a_list_edited_after_the_review_is_reviewed_again(agent_client):
     first = agent_client.post("/credentials/new", data=form(TYPED))
     edited = TYPED + "Dee, dee@gmial.com\n"
     response = agent_client.post("/credentials/new", data=MultiDict([
         *form(edited).items(), *review_form(first), ("action", "keep")]))
     assert response.status_code == 422
-    assert "Line 4: use" in text(response) and credentials_count() == 0
+    assert 'data-line="4" data-verdict="typo"' in text(response) and credentials_count() == 0
 
 
 def test_a_malformed_address_is_kept_only_once_the_user_has_seen_the_warning(agent_client, sink):
     typed = "Ann, ann@valley.example\nBob, bob..lee@valley.example\n"
     first = agent_client.post("/credentials/new", data=form(typed, state="published"))
     assert first.status_code == 422
-    assert re.search(r"Line 2: <code>bob..lee@valley.example</code> <span class=\"warning\">"
-                     r"\(An email address cannot have two periods in a row.\)", text(first))
+    assert re.search(r'data-line="2" data-verdict="invalid">.*?bob..lee@valley.example.*?'
+                     r"An email address cannot have two periods in a row.", text(first), re.S)
     assert credentials_count() == 0
     response = agent_client.post("/credentials/new", data=MultiDict([
         *form(typed, state="published").items(), *review_form(first), ("action", "review")]))
@@ -332,14 +334,17 @@ def test_a_malformed_address_is_kept_only_once_the_user_has_seen_the_warning(age
         text(agent_client.get(response.headers["Location"]))
 
 
-def test_a_suggestion_that_repeats_another_line_is_refused(agent_client):
-    typed = "Bob, bob@gmail.com\nBobby, bob@gmial.com\n"
+def test_a_repeated_address_is_added_once_and_said_so(agent_client, sink):
+    typed = "Bob, bob@gmail.com\nBobby, bob@gmial.com\nRob, BOB@gmail.com\n"
     first = agent_client.post("/credentials/new", data=form(typed))
+    assert re.search(r'data-line="3" data-verdict="duplicate">.*?the same address as line 1',
+                     text(first), re.S)
     response = agent_client.post("/credentials/new", data=MultiDict([
         *form(typed).items(), *review_form(first), ("action", "review")]))
-    assert response.status_code == 400
-    assert "Line 2: with the suggestion, bob@gmail.com is already on line 1" in text(response)
-    assert credentials_count() == 0
+    assert response.status_code == 303
+    assert [r.name for r in only_credential().recipients] == ["Bob"]
+    assert "Left out 2 repeated addresses (lines 2, 3)." in \
+        text(agent_client.get(response.headers["Location"]))
 
 
 # --- hostile input ------------------------------------------------------------------------------

@@ -12,12 +12,15 @@ from sqlalchemy import func, select
 
 from helpdesk import importer
 from helpdesk.credentials import create_credential
-from helpdesk.importer import IMPORTED, REFUSED, SKIPPED, WARNED, BrokenFile, read_rows
-from helpdesk.models import Delivery, Recipient, db
+from helpdesk.importer import BrokenFile, read_rows
+from helpdesk.intake import ACCEPTED, DUPLICATE, EMPTY, INVALID, NOT_PROVIDED, TYPO, UNREADABLE
+from helpdesk.models import Credential, Delivery, Recipient, db
+
+IMPORTED, SKIPPED = ACCEPTED, EMPTY
 
 
 def outcomes(parsed) -> list[tuple[int, str, str | None]]:
-    return [(row.line, row.outcome, row.reason) for row in parsed.rows]
+    return [(row.line, row.kind, row.reason) for row in parsed.rows]
 
 
 # --- reading -----------------------------------------------------------------------------------
@@ -25,7 +28,7 @@ def outcomes(parsed) -> list[tuple[int, str, str | None]]:
 def test_a_plain_file_is_read_row_by_row_with_line_numbers():
     parsed = read_rows(b"name,email\nAnn Lee,ann@example.com\nBob Ray,Bob@Example.com\n")
     assert parsed.delimiter == ","
-    assert [(r.line, r.outcome, r.name, r.email) for r in parsed.rows] == [
+    assert [(r.line, r.kind, r.name, r.email) for r in parsed.rows] == [
         (2, IMPORTED, "Ann Lee", "ann@example.com"),
         (3, IMPORTED, "Bob Ray", "Bob@example.com"),  # the domain is normalised
     ]
@@ -53,7 +56,7 @@ def test_a_semicolon_file_with_commas_in_its_names_is_still_semicolon_separated(
 def test_header_names_are_matched_loosely(name_header, email_header):
     data = f"id,{name_header},phone,{email_header}\n7,Ann Lee,555,ann@example.com\n".encode()
     row, = read_rows(data).rows
-    assert (row.name, row.email, row.outcome) == ("Ann Lee", "ann@example.com", IMPORTED)
+    assert (row.name, row.email, row.kind) == ("Ann Lee", "ann@example.com", IMPORTED)
 
 
 def test_first_and_last_name_columns_make_the_name():
@@ -77,37 +80,38 @@ def test_a_file_without_a_usable_header_is_refused_whole(data, message):
     assert str(caught.value).startswith(message)
 
 
-def test_duplicates_in_the_file_are_refused_case_insensitively_after_normalisation():
+def test_duplicates_in_the_file_are_found_case_insensitively_after_normalisation():
     parsed = read_rows(b"name,email\nAnn,ann@example.com\nAnn again,ANN@EXAMPLE.COM\n"
                        b"Ann twice, ann@example.com \n")
-    assert outcomes(parsed) == [(2, IMPORTED, None), (3, REFUSED, "duplicate of line 2"),
-                                (4, REFUSED, "duplicate of line 2")]
+    assert outcomes(parsed) == [(2, IMPORTED, None),
+                                (3, DUPLICATE, "the same address as line 2"),
+                                (4, DUPLICATE, "the same address as line 2")]
 
 
-def test_invalid_addresses_are_refused_with_the_reason():
+def test_invalid_addresses_say_why_and_a_missing_one_is_kept_as_not_provided():
     parsed = read_rows(b"name,email\nAnn,not an address\nBob,\nCid,cid@gmial..com\n")
-    (line2, ann), (line3, bob), (line4, cid) = [(r.line, r) for r in parsed.rows]
-    assert (line2, ann.outcome) == (2, REFUSED)
-    assert ann.reason == "invalid address: An email address must have an @-sign."
-    assert (line3, bob.outcome, bob.reason) == (3, REFUSED, "no email address")
-    assert cid.outcome == REFUSED and cid.reason.startswith("invalid address: ")
+    ann, bob, cid = parsed.rows
+    assert (ann.line, ann.kind) == (2, INVALID)
+    assert ann.reason == "An email address must have an @-sign."
+    assert (bob.line, bob.kind, bob.name, bob.email) == (3, NOT_PROVIDED, "Bob", None)
+    assert cid.kind == INVALID
 
 
-def test_likely_typos_are_imported_with_a_warning():
+def test_likely_typos_wait_for_a_review():
     row, = read_rows(b"name,email\nAnn,ann@gmial.com\n").rows
-    assert (row.outcome, row.email, row.suggestion) == (WARNED, "ann@gmial.com", "ann@gmail.com")
+    assert (row.kind, row.email, row.suggestion) == (TYPO, "ann@gmial.com", "ann@gmail.com")
     assert row.reason == "did you mean ann@gmail.com?"
 
 
 def test_a_known_domain_is_not_taken_for_a_typo():
     row, = read_rows(b"name,email\nAnn,ann@gmial.com\n", known_domains=["gmial.com"]).rows
-    assert row.outcome == IMPORTED
+    assert row.kind == IMPORTED
 
 
 def test_empty_rows_are_skipped_and_reported_with_their_lines():
     parsed = read_rows(b"\nname,email\nAnn,ann@example.com\n,\n  ;  \n\nBob,bob@example.com\n")
     assert outcomes(parsed) == [(1, SKIPPED, "empty row"), (3, IMPORTED, None),
-                                (4, SKIPPED, "empty row"), (5, REFUSED, parsed.rows[3].reason),
+                                (4, SKIPPED, "empty row"), (5, UNREADABLE, parsed.rows[3].reason),
                                 (6, SKIPPED, "empty row"), (7, IMPORTED, None)]
     # "  ;  " is one cell in a comma file: not empty, and it has no address
     assert parsed.rows[3].reason == "1 cell but the header has 2: missing column"
@@ -116,9 +120,9 @@ def test_empty_rows_are_skipped_and_reported_with_their_lines():
 def test_ragged_rows_are_refused_with_the_reason():
     parsed = read_rows(b"name,email\nLee, Ann,ann@example.com\nBob\nCid,cid@example.com,,\n")
     assert outcomes(parsed) == [
-        (2, REFUSED, "3 cells but the header has 2: a comma or semicolon inside a name needs "
-                     "quotes around the name"),
-        (3, REFUSED, "1 cell but the header has 2: missing column"),
+        (2, UNREADABLE, "3 cells but the header has 2: a comma or semicolon inside a name "
+                        "needs quotes around the name"),
+        (3, UNREADABLE, "1 cell but the header has 2: missing column"),
         (4, IMPORTED, None),  # empty trailing cells are harmless
     ]
 
@@ -134,23 +138,35 @@ def test_hostile_names_are_kept_as_text():
 
 def test_a_nul_character_refuses_its_row_only():
     parsed = read_rows(b"name,email\nA\0nn,ann@example.com\nBob,bob@example.com\n")
-    assert outcomes(parsed) == [(2, REFUSED, "contains a NUL character, which cannot be stored"),
-                                (3, IMPORTED, None)]
+    assert outcomes(parsed) == [
+        (2, UNREADABLE, "it contains a NUL character, which cannot be stored"), (3, IMPORTED, None)]
 
 
 @pytest.mark.parametrize("data, message", [
     ("name,email\nAnn,ann@example.com\nZoë,zoe@example.com\n".encode("latin-1"),
      "line 3: not UTF-8 (byte 0xEB)"),
     ("name,email\n".encode("utf-16"), "the file is UTF-16, not UTF-8"),
-    (b'name,email\nAnn,ann@example.com\n"Bob,bob@example.com\nCid,cid@example.com\n',
-     "line 3: a quote opened here is never closed"),
-    (b'name,email\nAnn,ann@example.com\n"Bob"x,bob@example.com\n',
-     "line 3: ',' expected after '\"'"),
+    (b'"name,email\nAnn,ann@example.com\n', "line 1: the header cannot be read"),
 ])
-def test_a_broken_file_is_refused_whole_with_the_line_and_reason(data, message):
+def test_a_file_that_cannot_be_read_as_a_whole_is_refused_with_the_line_and_reason(data, message):
     with pytest.raises(BrokenFile) as caught:
         read_rows(data)
     assert str(caught.value).startswith(message)
+
+
+@pytest.mark.parametrize("broken, reason", [
+    (b'"Bob,bob@example.com', "a quote opens a cell here and never closes: remove it or close it"),
+    (b'"Bob"x,bob@example.com', "a quote in the middle of a cell: put the whole cell in quotes "
+                                "and double the quote inside it"),
+])
+def test_a_broken_row_is_named_in_plain_words_and_the_rest_is_still_read(broken, reason):
+    parsed = read_rows(b"name,email\nAnn,ann@example.com\n" + broken
+                       + b"\nCid,cid@example.com\n\"Dee\nDove\",dee@example.com\n")
+    assert [(r.line, r.kind, r.name) for r in parsed.rows] == [
+        (2, IMPORTED, "Ann"), (3, UNREADABLE, ""), (4, IMPORTED, "Cid"),
+        (5, IMPORTED, "Dee\nDove")]  # a quoted line break is still one cell
+    assert parsed.rows[1].reason.startswith(reason)
+    assert "expected" not in parsed.rows[1].reason  # not the parser's own words
 
 
 def test_files_over_the_limits_are_refused(monkeypatch):
@@ -169,45 +185,51 @@ def test_progress_is_reported_up_to_the_total():
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
 
 
-def test_the_refused_rows_csv_is_safe_to_open_in_a_spreadsheet():
-    parsed = read_rows(b'name,email\n=cmd|calc,not-an-address\n"@SUM(A1)",+1@\n'
-                       b'Ann,ann@example.com\n')
-    text = importer.refused_rows_csv(parsed.header, parsed.rows)
+def test_the_rows_left_out_csv_is_safe_to_open_in_a_spreadsheet():
+    parsed = read_rows(b'name,email\nAnn,ann@example.com\n=cmd|calc,ann@example.com\n'
+                       b'"@SUM(A1)",+1@example.com,x\n')
+    text = importer.left_out_csv(parsed.header, parsed.rows)
     assert list(csv.reader(io.StringIO(text))) == [
         ["line", "reason", "name", "email"],
-        ["2", "invalid address: An email address must have an @-sign.", "'=cmd|calc",
-         "not-an-address"],
-        ["3", parsed.rows[1].reason, "'@SUM(A1)", "'+1@"],
+        ["3", "the same address as line 2", "'=cmd|calc", "ann@example.com"],
+        ["4", parsed.rows[2].reason, "'@SUM(A1)", "'+1@example.com", "x"],
     ]
 
 
 # --- writing -----------------------------------------------------------------------------------
 
-def test_import_adds_recipients_and_refuses_addresses_the_credential_has(app, sink):
+def test_import_adds_recipients_and_leaves_out_addresses_the_credential_has(app, sink):
     credential = create_credential("Course", [{"name": "Ann", "email": "Ann@Example.com"}])
     parsed = read_rows(b"name,email\nAnn again,ann@example.COM\nBob,bob@gmial.com\n\n"
-                       b"Cid,cid@example.com\n")
-    summary = importer.import_rows(credential, parsed)
-    assert [(r.line, r.outcome, r.reason) for r in summary.rows] == [
-        (2, REFUSED, "already a recipient of this credential"),
-        (3, WARNED, "did you mean bob@gmail.com?"),
+                       b"Cid,cid@example.com\nDee,\n")
+    summary = importer.import_rows(credential, parsed, use_suggestion={3})
+    assert [(r.line, r.kind, r.reason) for r in summary.rows] == [
+        (2, DUPLICATE, "already a recipient of this credential"),
+        (3, IMPORTED, None),  # with the suggestion the review took
         (4, SKIPPED, "empty row"),
         (5, IMPORTED, None),
+        (6, NOT_PROVIDED, None),
     ]
-    assert summary.describe() == ("2 imported (1 with a typo warning), 1 refused, 1 empty "
-                                  "skipped of 4 rows.")
+    assert summary.describe() == ("3 imported of 5 rows: 1 duplicate (not added again), "
+                                  "1 kept without an address, 2 accepted, 1 empty (skipped).")
     db.session.expire_all()
     assert [(r.name, r.email, r.status) for r in credential.recipients] == [
-        ("Ann", "Ann@example.com", "not_sent"), ("Bob", "bob@gmial.com", "not_sent"),
-        ("Cid", "cid@example.com", "not_sent")]
+        ("Ann", "Ann@example.com", "not_sent"), ("Bob", "bob@gmail.com", "not_sent"),
+        ("Cid", "cid@example.com", "not_sent"), ("Dee", None, "not_provided")]
     assert sink.messages == []  # a draft sends nothing
+
+
+def test_a_typo_kept_as_typed_is_imported_as_typed(app, sink):
+    credential = create_credential("Course", [])
+    summary = importer.import_rows(credential, read_rows(b"name,email\nBob,bob@gmial.com\n"))
+    assert [(r.kind, r.email) for r in summary.rows] == [(IMPORTED, "bob@gmial.com")]
 
 
 def test_importing_into_a_published_credential_sends_to_the_new_recipients(app, sink):
     credential = create_credential("Course", [{"name": "Ann", "email": "ann@example.com"}],
                                    state="published")
     summary = importer.import_rows(credential, read_rows(
-        b"name,email\nBob,bob@example.com\nCid,cid@gmial.com\n"))
+        b"name,email\nBob,bob@example.com\nCid,cid@gmial.com\n"))  # the typo kept as typed
     assert summary.queued == 2
     db.session.expire_all()
     assert {r.email: r.status for r in credential.recipients} == {
@@ -247,37 +269,74 @@ def upload(client, credential_id, data: bytes, filename="people.csv"):
                        content_type="multipart/form-data")
 
 
-def test_the_web_upload_shows_the_summary_and_the_refused_rows_download(app, sink, agent_client):
-    credential = create_credential("Course", [])
+def confirm_form(page: str, unchecked=()) -> list[tuple[str, str]]:
+    """The fields the review page sends back, as a browser would (checked boxes only)."""
+    fields = [(name, html.unescape(value)) for name, value in re.findall(
+        r'<input type="hidden" name="(credential|title|rows)" value="([^"]*)">', page)]
+    fields += [("use_suggestion", line) for line in re.findall(
+        r'name="use_suggestion" value="(\d+)" checked', page) if line not in unchecked]
+    return fields
+
+
+def test_the_web_upload_reviews_typos_before_importing_or_sending_anything(app, sink,
+                                                                          agent_client):
+    credential = create_credential("Course", [], state="published")
     response = upload(agent_client, credential.id,
                       b"Name;E-mail\nAnn;ann@example.com\nBob;=1+2\nAnn;ANN@example.com\n"
-                      b"Cid;cid@hotmial.com\n;\n")
+                      b"Cid;cid@hotmial.com\nDee;dee@gmial.com\n;\nEve;\n")
     page = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert "2 imported (1 with a typo warning), 2 refused, 1 empty skipped of 5 rows." in page
-    assert "cid@hotmail.com" in page  # the typo warning
-    refused = re.search(r'name="refused" value="([^"]*)"', page).group(1)
+    assert "Nothing is imported yet. 7 rows: 1 likely typo" not in page  # two typos
+    assert ("Nothing is imported yet. 7 rows: 2 likely typo to review, 1 not a usable address "
+            "(kept, never emailed), 1 duplicate (not added again), 1 kept without an address, "
+            "1 accepted, 1 empty (skipped).") in page
+    assert "emailed at once" in page
+    assert db.session.scalar(select(func.count()).select_from(Recipient)) == 0
+    assert sink.messages == []
+    from werkzeug.datastructures import MultiDict
+
+    done = agent_client.post("/import/confirm", data=MultiDict(confirm_form(page, {"6"})))
+    summary = done.get_data(as_text=True)
+    assert done.status_code == 200
+    assert "5 imported of 7 rows" in summary
+    db.session.expire_all()
+    assert {r.name: r.email for r in credential.recipients} == {
+        "Ann": "ann@example.com", "Bob": "=1+2", "Cid": "cid@hotmail.com",
+        "Dee": "dee@gmial.com", "Eve": None}
+    # only what the review kept went out: the corrected address, not the flagged typo
+    assert "cid@hotmail.com" in {m.recipients[0] for m in sink.messages}
+    assert "cid@hotmial.com" not in {m.recipients[0] for m in sink.messages}
+    refused = re.search(r'name="refused" value="([^"]*)"', summary).group(1)
     download = agent_client.post(f"/credentials/{credential.id}/import/refused.csv",
                                  data={"refused": html.unescape(refused)})
-    assert download.status_code == 200
-    assert download.mimetype == "text/csv"
+    assert download.status_code == 200 and download.mimetype == "text/csv"
     assert "attachment" in download.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(download.get_data(as_text=True).lstrip("\ufeff"))))
     assert rows == [["line", "reason", "Name", "E-mail"],
-                    ["3", "invalid address: An email address must have an @-sign.", "Bob",
-                     "'=1+2"],
-                    ["4", "duplicate of line 2", "Ann", "ANN@example.com"]]
-    assert db.session.scalar(select(func.count()).select_from(Recipient)) == 2
+                    ["4", "the same address as line 2", "Ann", "ANN@example.com"]]
 
 
-def test_the_web_upload_of_a_broken_file_imports_nothing_and_says_why(app, sink, agent_client):
+def test_a_clean_file_is_imported_at_once(app, sink, agent_client):
+    credential = create_credential("Course", [])
+    page = upload(agent_client, credential.id,
+                  b"name,email\nAnn,ann@example.com\n").get_data(as_text=True)
+    assert "1 imported of 1 row: 1 accepted." in page
+
+
+def test_the_web_upload_of_a_broken_row_names_it_and_imports_the_rest_after_review(
+        app, sink, agent_client):
     credential = create_credential("Course", [])
     response = upload(agent_client, credential.id,
-                      b'name,email\nAnn,ann@example.com\n"Bob,bob@example.com\n')
-    assert response.status_code == 400
-    assert "Nothing was imported: line 3: a quote opened here is never closed." in \
-        response.get_data(as_text=True)
-    assert db.session.scalar(select(func.count()).select_from(Recipient)) == 0
+                      b'name,email\nAnn,ann@example.com\n"Bob,bob@example.com\nCid,c@example.com\n')
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert re.search(r'<tr data-line="3" data-verdict="unreadable">.*?a quote opens a cell here '
+                     r'and never closes', page, re.S)
+    assert "2 accepted" in page
+    from werkzeug.datastructures import MultiDict
+
+    agent_client.post("/import/confirm", data=MultiDict(confirm_form(page)))
+    assert db.session.scalar(select(func.count()).select_from(Recipient)) == 2
 
 
 def test_the_web_upload_refuses_a_file_over_the_limit(app, sink, agent_client):
@@ -287,18 +346,36 @@ def test_the_web_upload_refuses_a_file_over_the_limit(app, sink, agent_client):
     assert "The file is larger than 5 MB: split it." in response.get_data(as_text=True)
 
 
-def test_the_import_page_lets_one_choose_the_credential(app, sink, agent_client):
+def test_the_import_page_lets_one_choose_the_credential_and_says_which_are_published(
+        app, sink, agent_client):
     credential = create_credential("Course", [])
-    assert "Course (draft)" in agent_client.get("/import").get_data(as_text=True)
+    create_credential("Live", [], state="published")
+    form = agent_client.get("/import").get_data(as_text=True)
+    assert "#1 Course (draft)" in form and "#2 Live (published: emailed at once)" in form
     response = agent_client.post("/import", data={
         "credential": str(credential.id),
         "file": (io.BytesIO(b"name,email\nAnn,ann@example.com\n"), "a.csv")},
         content_type="multipart/form-data")
-    assert "1 imported, 0 refused, 0 empty skipped of 1 rows." in response.get_data(as_text=True)
+    assert "1 imported of 1 row: 1 accepted." in response.get_data(as_text=True)
     missing = agent_client.post("/import", data={
         "file": (io.BytesIO(b"name,email\n"), "a.csv")}, content_type="multipart/form-data")
     assert missing.status_code == 400
     assert "Choose the credential" in missing.get_data(as_text=True)
+
+
+def test_an_import_can_create_its_credential(app, sink, agent_client):
+    response = agent_client.post("/import", data={
+        "credential": "new", "title": "Spring Cohort",
+        "file": (io.BytesIO(b"name,email\nAnn,ann@example.com\nBob,\n"), "a.csv")},
+        content_type="multipart/form-data")
+    assert "Imported into Spring Cohort" in response.get_data(as_text=True)
+    credential = db.session.scalar(select(Credential))
+    assert credential.title == "Spring Cohort" and credential.state.value == "draft"
+    assert [r.name for r in credential.recipients] == ["Ann", "Bob"] and sink.messages == []
+    untitled = agent_client.post("/import", data={
+        "credential": "new", "file": (io.BytesIO(b"name,email\n"), "a.csv")},
+        content_type="multipart/form-data")
+    assert untitled.status_code == 400 and "Give the new credential a title" in untitled.text
 
 
 def test_a_tampered_refused_rows_download_is_a_400(app, sink, agent_client):

@@ -1,36 +1,36 @@
 """Creating a credential from the web: a title, a state, and recipients typed one per line.
 
-Reading the form is pure (``parse_recipient_lines``, ``scheduled_moment``); the view checks
-everything before writing anything, then asks, like the API, about likely typos and about
-malformed addresses before ``create_credential`` runs.
+Reading the form is pure (``parse_recipient_lines``, ``scheduled_moment``); every line then
+gets its ``intake`` verdict, the same the CSV import and the API give, all shown at once; a
+list with questions (typos, malformed or repeated addresses) is reviewed before
+``create_credential`` runs.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import re
 import unicodedata
 import zoneinfo
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from .. import intake
+from ..addresses import known_domains
 from ..auth import csrf
-from ..credentials import CredentialError, create_credential, likely_typos
+from ..credentials import CredentialError, create_credential
+from ..intake import MAX_EMAIL, MAX_NAME, MAX_TITLE, STATES
 from ..models import Credential, Delivery, Recipient, db
-from ..addresses import email_problem
 
 bp = Blueprint("compose", __name__)
 
 MAX_LINES = 10_000  # bigger lists go through the CSV import
-MAX_TITLE = 300  # the model's column sizes: longer input is refused, never cut short
-MAX_NAME = 300
-MAX_EMAIL = 320
-# The largest list at its longest lines, plus the review fields that echo its addresses.
-FORM_LIMIT = MAX_LINES * (MAX_NAME + 2 * MAX_EMAIL + 16) + 64 * 1024
-STATES = ("draft", "published", "scheduled")
+# The largest list at its longest lines, plus the review fields.
+FORM_LIMIT = MAX_LINES * (MAX_NAME + MAX_EMAIL + 32) + 64 * 1024
 UTC = "UTC"
 
 _ANGLE = re.compile(r"(?P<name>.*)<(?P<email>[^<>]*)>")
@@ -118,30 +118,16 @@ def parse_line(number: int, raw: str) -> RecipientLine | LineError | None:
     return RecipientLine(number, name, email or None)
 
 
-def parse_recipient_lines(text: str) -> tuple[list[RecipientLine], list[LineError]]:
-    """Every recipient of the textarea, or every line that cannot be used with its reason.
-    An address typed twice is an error on its second line."""
+def parse_recipient_lines(text: str) -> list[intake.Entry | intake.Verdict]:
+    """Every line of the textarea as an entry to judge, or the verdict of a line that cannot
+    be read, with its reason."""
     lines = textarea_lines(text)
     if len(lines) > MAX_LINES:
         raise FormError(f"The list has {len(lines):,} lines; at most {MAX_LINES:,} can be "
                         "typed here. Import bigger lists from a CSV file.")
     parsed = [parse_line(number, raw) for number, raw in enumerate(lines, 1)]
-    recipients = [p for p in parsed if isinstance(p, RecipientLine)]
-    errors = [p for p in parsed if isinstance(p, LineError)] + duplicate_errors(recipients)
-    return recipients, sorted(errors, key=lambda error: error.line)
-
-
-def duplicate_errors(recipients: list[RecipientLine], prefix: str = "") -> list[LineError]:
-    """An error on each line whose address (in any case) an earlier line has."""
-    first_line_of: dict[str, int] = {}
-    errors = []
-    for recipient in recipients:
-        if recipient.email:
-            first = first_line_of.setdefault(recipient.email.lower(), recipient.line)
-            if first != recipient.line:
-                errors.append(LineError(recipient.line, f"{prefix}{recipient.email} is "
-                                                        f"already on line {first}"))
-    return errors
+    return [intake.Entry(p.line, p.name, p.email) if isinstance(p, RecipientLine)
+            else intake.unreadable(p.line, p.reason) for p in parsed if p is not None]
 
 
 @functools.cache
@@ -178,55 +164,20 @@ def scheduled_moment(local: str, zone_name: str, now: datetime) -> datetime:
 
 # --- the view ----------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class Typo:
-    recipient: RecipientLine
-    suggestion: str
-    problem: str | None  # why the address as typed cannot be used, if it cannot
-    use_suggestion: bool  # the box as the user left it (checked when first shown)
-
-
-@dataclass(frozen=True)
-class Review:
-    """Likely typos and malformed addresses: shown before anything is created, and again as
-    long as one of them was not shown yet."""
-
-    typos: list[Typo]
-    invalid: list[tuple[RecipientLine, str]]  # (line, why the address cannot be used)
-    needed: bool
-
-
-def _form(code: int = 200, errors=(), line_errors=(), review: Review | None = None,
-          values=None):
-    """The form, filled with what the user sent."""
+def _form(code: int = 200, errors=(), verdicts=None, values=None, digest: str = ""):
+    """The form, filled with what the user sent, and every line's verdict once there are some."""
     if values is None:
         values = request.form if request.method == "POST" else {}
+    review = [v for v in verdicts or () if v.kind in intake.TO_REVIEW]
     return render_template(
-        "credential_new.html", values=values, errors=list(errors), line_errors=list(line_errors),
-        review=review, zones=time_zones(), max_lines=MAX_LINES), code
+        "credential_new.html", values=values, errors=list(errors), verdicts=verdicts or [],
+        review=review, counts=intake.counts(verdicts or ()), intake=intake, digest=digest,
+        zones=time_zones(), max_lines=MAX_LINES), code
 
 
-def _review(recipients: list[RecipientLine]) -> Review:
-    """The typos and malformed addresses in the list, and whether the user has seen them all
-    (the previous review sent back the addresses it showed)."""
-    form = request.form
-    shown = set(form.getlist("flagged"))
-    accepted = set() if form.get("action") == "keep" else set(form.getlist("use_suggestion"))
-    acknowledged = set(form.getlist("acknowledged_invalid"))
-    typos = [Typo(recipients[index], suggestion, email_problem(email)[2],
-                  email in accepted if email in shown else True)
-             for index, email, suggestion in likely_typos({"email": r.email} for r in recipients)]
-    typo_lines = {typo.recipient.line for typo in typos}
-    invalid = [(r, problem) for r in recipients
-               if r.email and r.line not in typo_lines and (problem := email_problem(r.email)[2])]
-    needed = (any(typo.recipient.email not in shown for typo in typos)
-              or any(r.email not in acknowledged for r, _ in invalid))
-    return Review(typos, invalid, needed)
-
-
-def _with_suggestions(recipients: list[RecipientLine], review: Review) -> list[RecipientLine]:
-    chosen = {typo.recipient.line: typo.suggestion for typo in review.typos if typo.use_suggestion}
-    return [replace(r, email=chosen[r.line]) if r.line in chosen else r for r in recipients]
+def _digest(text: str) -> str:
+    """Names the list a review was shown for: a list edited since is reviewed again."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @bp.route("/credentials/new", methods=["GET", "POST"])
@@ -258,31 +209,34 @@ def new():
                                             form.get("timezone", UTC), datetime.now(timezone.utc))
         except FormError as error:
             errors.append(str(error))
+    text = form.get("recipients", "")
     try:
-        recipients, line_errors = parse_recipient_lines(form.get("recipients", ""))
+        entries = parse_recipient_lines(text)
     except FormError as error:
         return _form(400, [*errors, str(error)])
-    if errors or line_errors:
-        return _form(400, errors, line_errors)
-    review = _review(recipients)
-    if review.needed:
-        return _form(422, review=review)
-    recipients = _with_suggestions(recipients, review)
-    line_errors = duplicate_errors(recipients, "with the suggestion, ")
-    if line_errors:
-        return _form(400, line_errors=line_errors, review=review)
+    known = known_domains()
+    verdicts = intake.judge(entries, known)
+    digest = _digest(text)
+    if errors or any(v.kind == intake.UNREADABLE for v in verdicts):
+        return _form(400, errors, verdicts, digest=digest)
+    if intake.needs_review(verdicts) and form.get("reviewed") != digest:
+        return _form(422, verdicts=verdicts, digest=digest)
+    use = set() if form.get("action") == "keep" else {
+        int(line) for line in form.getlist("use_suggestion") if line.isdigit()}
+    verdicts = intake.apply_choices(verdicts, use, known)
     try:
         credential = create_credential(
-            title, [{"name": r.name, "email": r.email} for r in recipients], state=state,
+            title, intake.to_create(verdicts), state=state,
             scheduled_at=scheduled_at, send_email=form.get("send_email") == "on")
     except CredentialError as error:
         db.session.rollback()
         return _form(400, [f"Nothing was created: {error}."])
-    flash(_created_message(credential, len(recipients)), "success")
+    flash(_created_message(credential, verdicts), "success")
     return redirect(url_for("pages.credential", credential_id=credential.id), 303)
 
 
-def _created_message(credential: Credential, recipients: int) -> str:
+def _created_message(credential: Credential, verdicts: list[intake.Verdict]) -> str:
+    recipients = sum(1 for v in verdicts if v.kind in intake.CREATED)
     queued = db.session.scalar(select(func.count(Delivery.id)).join(Recipient).where(
         Recipient.credential_id == credential.id))
     unusable = db.session.scalar(select(func.count(Recipient.id)).where(
@@ -294,6 +248,11 @@ def _created_message(credential: Credential, recipients: int) -> str:
     if unusable:
         message += (f" {unusable} recipient{' has' if unusable == 1 else 's have'} no usable "
                     "address and will not be emailed.")
+    duplicates = [v.line for v in verdicts if v.kind == intake.DUPLICATE]
+    if duplicates:
+        message += (f" Left out {len(duplicates)} repeated address"
+                    f"{'es' if len(duplicates) != 1 else ''} (line"
+                    f"{'s' if len(duplicates) != 1 else ''} {', '.join(map(str, duplicates))}).")
     if credential.state.value == "scheduled":
         message += f" It will be published on {credential.scheduled_at:%Y-%m-%d %H:%M} UTC."
     elif credential.state.value == "draft":
