@@ -17,7 +17,7 @@ from helpdesk.sink import free_port
 from processes import stop
 
 
-@pytest.fixture(params=["smtp", "postmark", "ses"])
+@pytest.fixture(params=["smtp", "sendgrid", "mailgun", "postmark", "ses"])
 def demo(tmp_path, request):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("HELPDESK_")}

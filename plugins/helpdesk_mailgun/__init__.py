@@ -27,6 +27,7 @@ from helpdesk import hookimpl
 from helpdesk.provider_http import ThreadSessions, send_result
 from helpdesk.contract import CORRELATION_VARIABLE, Message, SendResult, Setting
 
+from .demo import MailgunStandIn
 from .webhook import parse_events, read_body, require_signing_key, signature_fields, \
     verify_signature
 
@@ -143,3 +144,9 @@ def helpdesk_settings():
 @hookimpl
 def helpdesk_providers(config):
     return [MailgunProvider(config)]
+
+
+@hookimpl
+def helpdesk_demo_service(name, sink, webhook_url):
+    if name == MailgunProvider.name:
+        return MailgunStandIn(sink.host, sink.port, webhook_url)

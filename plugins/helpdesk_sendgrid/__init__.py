@@ -16,6 +16,7 @@ from helpdesk import hookimpl
 from helpdesk.provider_http import ThreadSessions, send_result
 from helpdesk.contract import CORRELATION_VARIABLE, Message, SendResult, Setting
 
+from .demo import SendgridStandIn
 from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_events, verify_signature
 
 DEFAULT_API_URL = "https://api.sendgrid.com/v3/mail/send"
@@ -127,3 +128,9 @@ def helpdesk_settings():
 @hookimpl
 def helpdesk_providers(config):
     return [SendgridProvider(config)]
+
+
+@hookimpl
+def helpdesk_demo_service(name, sink, webhook_url):
+    if name == SendgridProvider.name:
+        return SendgridStandIn(sink.host, sink.port, webhook_url)
