@@ -270,18 +270,26 @@ def publish(credential_id: int):
 @bp.route("/credentials/<int:credential_id>/resend", methods=["POST"])
 def resend_credential(credential_id: int):
     body = _json_object()
-    _refuse_unknown_fields(body, {"status"}, "")
+    _refuse_unknown_fields(body, {"status", "include_all"}, "")
     status = body.get("status")
     if status not in STATUSES:
         abort(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
     _get(Credential, credential_id, "credential")
-    return jsonify(queued=publishing.resend_in_status(credential_id, status)), 202
+    return _bulk_json(publishing.resend_in_status(
+        credential_id, status, include_all=_boolean(body, "include_all", False)))
 
 
 @bp.route("/domains/<domain>/resend", methods=["POST"])
 def resend_domain(domain: str):
     """Resend to the bounced recipients at a domain (after its IT allowlisted the sender)."""
-    return jsonify(queued=publishing.resend_bounced_at_domain(domain)), 202
+    body = _json_object(empty_is_ok=True)
+    _refuse_unknown_fields(body, {"include_all"}, "")
+    return _bulk_json(publishing.resend_bounced_at_domain(
+        domain, include_all=_boolean(body, "include_all", False)))
+
+
+def _bulk_json(result: publishing.BulkResend) -> tuple[Response, int]:
+    return jsonify(queued=result.queued, skipped=result.skipped), 202
 
 
 def _positive_int(name: str, default: int | None, maximum: int | None = None) -> int | None:
@@ -346,13 +354,17 @@ def recipient(recipient_id: int):
 def resend(recipient_id: int):
     """Send again, optionally to a corrected address; the earlier deliveries stay."""
     body = _json_object(empty_is_ok=True)
-    _refuse_unknown_fields(body, {"email"}, "")
+    _refuse_unknown_fields(body, {"email", "confirm"}, "")
     email = body.get("email")
     if email is not None:
         email = _text(email, "email", MAX_EMAIL)
     found = _get(Recipient, recipient_id, "recipient")
     try:
-        publishing.resend(found, email)
+        publishing.resend(found, email, confirmed=_boolean(body, "confirm", False))
+    except publishing.NeedsConfirmation as question:
+        db.session.rollback()
+        return _error(f"not sent: {question}; send {{\"confirm\": true}} to send anyway", 409,
+                      cause=question.cause)
     except ValueError as error:
         db.session.rollback()
         abort(400, f"not sent: {error}")

@@ -180,6 +180,8 @@ CAUSES: dict[str, Cause] = {c.key: c for c in (
 
 # Causes at which no automatic nudge goes out, whatever the status says.
 NO_NUDGE = frozenset({COMPLAINED, UNSUBSCRIBED, SUPPRESSED})
+# Causes at which sending the same email to the same address again cannot help.
+RESEND_CANNOT_HELP = frozenset(key for key, cause in CAUSES.items() if not cause.resend_helps)
 
 
 # --- what the diagnosis reads ----------------------------------------------------------------

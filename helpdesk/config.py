@@ -35,6 +35,8 @@ SEND_STALL_SECONDS = 600
 
 NUDGE_AFTER_DAYS = 7
 NUDGE_MAX = 2
+# A recipient is not nudged again by hand within this many hours of the last nudge.
+NUDGE_COOLDOWN_HOURS = 24
 DOMAIN_BOUNCE_ALERT = 3
 SHARE_LINK_DAYS = 14
 CHECK_DELIVERABILITY = False

@@ -42,6 +42,8 @@ def _text(max_length: int, blank: bool = True) -> dict[str, Any]:
 
 STATUS_KEY = {"type": "string", "enum": list(STATUSES)}
 CAUSE_KEY = {"type": "string", "enum": list(CAUSES)}
+INCLUDE_ALL = {"type": "boolean", "default": False, "description":
+               "also resend to those whose cause says resending unchanged cannot help"}
 
 SCHEMAS: dict[str, Any] = {
     "Error": _object({"error": {"type": "string"}}),
@@ -138,10 +140,20 @@ SCHEMAS |= {
         "rows": {"type": "array", "items": _ref("Verdict"),
                  "description": "every recipient to review: likely typos and repeats"}}),
     "ResendInput": _object({"email": {**_text(MAX_EMAIL, blank=False), "description":
-                                      "a corrected address; it becomes the recipient's"}},
+                                      "a corrected address; it becomes the recipient's"},
+                            "confirm": {"type": "boolean", "default": False, "description":
+                                        "send even when the recipient's cause says resending "
+                                        "unchanged cannot help (else 409)"}},
                            required=[]),
-    "ResendStatusInput": _object({"status": STATUS_KEY}),
-    "Queued": _object({"queued": {"type": "integer", "minimum": 0}}),
+    "ResendStatusInput": _object({"status": STATUS_KEY, "include_all": INCLUDE_ALL},
+                                 required=["status"]),
+    "BulkResendInput": _object({"include_all": INCLUDE_ALL}, required=[]),
+    "Queued": _object({"queued": {"type": "integer", "minimum": 0},
+                       "skipped": {"type": "object", "propertyNames": CAUSE_KEY,
+                                   "additionalProperties": {"type": "integer", "minimum": 1},
+                                   "description": "recipients skipped, by cause: resending "
+                                                  "them unchanged cannot help"}}),
+    "NeedsConfirmation": _object({"error": {"type": "string"}, "cause": CAUSE_KEY}),
     "EmailCheckInput": {"oneOf": [
         _object({"email": _text(MAX_EMAIL)}),
         _object({"emails": {"type": "array", "items": _text(MAX_EMAIL),
@@ -234,6 +246,7 @@ def openapi_spec() -> dict[str, Any]:
         f"{API}/domains/{{domain}}/resend": {"post": _operation(
             "Resend to every bounced recipient at a domain (after its IT allowlisted us)",
             {202: _json(_ref("Queued"), "How many emails were queued")},
+            body="BulkResendInput", body_required=False, errors=(*BODY_ERRORS,),
             parameters=[{"name": "domain", "in": "path", "required": True,
                          "schema": {"type": "string"}, "description": "e.g. example.com"}])},
         f"{API}/recipients": {"get": _operation(
@@ -256,7 +269,9 @@ def openapi_spec() -> dict[str, Any]:
             errors=(401, 404), parameters=[recipient_id])},
         f"{API}/recipients/{{recipient_id}}/resend": {"post": _operation(
             "Send again, optionally to a corrected address; earlier deliveries stay",
-            {202: _json(_ref("Recipient"), "Queued")},
+            {202: _json(_ref("Recipient"), "Queued"),
+             409: _json(_ref("NeedsConfirmation"), "Not sent: the recipient's cause says it "
+                        "would fail again; send confirm to send anyway")},
             body="ResendInput", body_required=False, errors=(*BODY_ERRORS, 404),
             parameters=[recipient_id])},
         f"{API}/email/check": {"post": _operation(

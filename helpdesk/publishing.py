@@ -2,18 +2,20 @@
 resend, a nudge), recording them as queued and handing them to the queue."""
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 from flask import current_app
 from sqlalchemy import and_, exists, func, insert, select, update
 
 from . import audit, ingest, plugins, queue
 from .addresses import email_problem, set_email
+from .causes import CAUSES, DELIVERED_NOT_OPENED
 from .contract import ProviderEvent
 from .models import (Credential, CredentialState, Delivery, Recipient, db,
                      new_correlation_id, utcnow)
-from .status import BOUNCED, NOT_OPENED, SENDING, STATUSES
+from .status import BOUNCED, NOT_OPENED, SENDING, STATUSES, same_address
 
 # Deliveries go to the queue in chunks, so that one task reuses one provider connection.
 BATCH_SIZE = 100
@@ -127,13 +129,52 @@ class NotPublished(ValueError):
                          "send its emails")
 
 
-def resend(recipient: Recipient, email: str | None = None, kind: str = "resend") -> Delivery:
+class NeedsConfirmation(ValueError):
+    """A send that will most likely fail again, or that the recipient did not want (a complaint,
+    an unsubscribe, the provider's suppression list): it goes out only when confirmed, since
+    each such send costs the sender's reputation. The message says why."""
+
+    def __init__(self, recipient: Recipient):
+        cause = CAUSES[recipient.cause]
+        super().__init__(f"{recipient.email} shows “{cause.label}”. {cause.explanation} Send "
+                         "anyway only if you know that has changed")
+        self.cause = cause.key
+
+
+class TooSoon(ValueError):
+    """A nudge within NUDGE_COOLDOWN_HOURS of the last one: to the recipient it looks like spam."""
+
+
+def repeats_a_failure(recipient: Recipient) -> bool:
+    """Whether sending to the recipient's address now is what its cause says cannot succeed
+    unchanged: the same address as its latest delivery, and a cause like a bounced mailbox or
+    a complaint."""
+    latest = recipient.latest_delivery
+    return (latest is not None and same_address(recipient.email, latest.email)
+            and not CAUSES[recipient.cause].resend_helps)
+
+
+def _check_cooldown(recipient: Recipient, now: datetime) -> None:
+    hours = float(current_app.config["NUDGE_COOLDOWN_HOURS"])
+    last = max((d.created_at for d in recipient.deliveries if d.kind == "nudge"), default=None)
+    if last is not None and now - last < timedelta(hours=hours):
+        raise TooSoon(f"{recipient.email} was nudged at {last:%Y-%m-%d %H:%M} UTC; the next nudge "
+                      f"can go from {last + timedelta(hours=hours):%Y-%m-%d %H:%M} UTC "
+                      "(NUDGE_COOLDOWN_HOURS)")
+
+
+def resend(recipient: Recipient, email: str | None = None, kind: str = "resend", *,
+           confirmed: bool = False, now: datetime | None = None) -> Delivery:
     """Send again (or for the first time, once published), optionally to a corrected address
     (which becomes the recipient's address). The earlier deliveries stay on the timeline.
     Raises ValueError, changing nothing, when the new address is malformed, there is no usable
-    address, or the credential is not published (``NotPublished``)."""
+    address, or the credential is not published (``NotPublished``); ``NeedsConfirmation``
+    when, unconfirmed, it would repeat a failure (``repeats_a_failure``); ``TooSoon`` for a
+    nudge within the cooldown."""
     if not recipient.credential.published:
         raise NotPublished(recipient.credential)
+    if kind == "nudge":
+        _check_cooldown(recipient, now or utcnow())
     if email and email != recipient.email:
         problem = email_problem(email)[2]
         if problem:
@@ -143,6 +184,8 @@ def resend(recipient: Recipient, email: str | None = None, kind: str = "resend")
         audit.record_recipients("fixed", [recipient], f"(was {old or 'no address'})")
     if not sendable(recipient):
         raise ValueError(recipient.email_error or "the recipient has no email address")
+    if not confirmed and repeats_a_failure(recipient):
+        raise NeedsConfirmation(recipient)
     if kind == "resend" and not recipient.deliveries:
         kind = "send"
     audit.record_recipients(AUDIT_ACTION[kind], [recipient])
@@ -153,33 +196,46 @@ def resend(recipient: Recipient, email: str | None = None, kind: str = "resend")
 AUDIT_ACTION = {"send": "sent", "resend": "resent", "nudge": "nudged"}
 
 
-def resend_many(recipients: Sequence[Recipient]) -> int:
-    """Resend to each recipient of a published credential with a usable address; returns how
-    many were queued."""
+class BulkResend(NamedTuple):
+    """What a bulk resend did: how many emails it queued, and how many recipients it skipped
+    by cause because resending unchanged cannot help them."""
+
+    queued: int
+    skipped: dict[str, int]
+
+    def skipped_text(self) -> str:
+        """``2 likely typo in the domain, 1 marked as spam by the recipient``."""
+        return ", ".join(f"{n} {CAUSES[cause].label.lower()}"
+                         for cause, n in sorted(self.skipped.items()))
+
+
+def resend_many(recipients: Sequence[Recipient], *, include_all: bool = False) -> BulkResend:
+    """Resend to each recipient of a published credential with a usable address, skipping, unless
+    ``include_all``, those for which it would repeat a failure (``repeats_a_failure``)."""
     usable = [r for r in recipients if sendable(r) and r.credential.published]
-    if not usable:
-        return 0
-    audit.record_recipients("resent", usable)
-    queue_deliveries(usable, kind="resend")
-    return len(usable)
+    skipped = [] if include_all else [r for r in usable if repeats_a_failure(r)]
+    usable = [r for r in usable if r not in skipped]
+    if usable:
+        audit.record_recipients("resent", usable)
+        queue_deliveries(usable, kind="resend")
+    return BulkResend(len(usable), dict(Counter(r.cause for r in skipped)))
 
 
-def resend_in_status(credential_id: int, status: str) -> int:
+def resend_in_status(credential_id: int, status: str, *, include_all: bool = False) -> BulkResend:
     """Resend to every recipient of a credential in one status (e.g. all ``bounced`` after the
-    sender was allowlisted). Returns how many were queued."""
+    sender was allowlisted)."""
     if status not in STATUSES:
         raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {status!r}")
     return resend_many(db.session.scalars(select(Recipient).where(
         Recipient.credential_id == credential_id, Recipient.status == status)
-        .order_by(Recipient.id)).all())
+        .order_by(Recipient.id)).all(), include_all=include_all)
 
 
-def resend_bounced_at_domain(domain: str) -> int:
-    """Resend to every bounced recipient at a domain (once its IT allowlisted the sender).
-    Returns how many were queued."""
+def resend_bounced_at_domain(domain: str, *, include_all: bool = False) -> BulkResend:
+    """Resend to every bounced recipient at a domain (once its IT allowlisted the sender)."""
     return resend_many(db.session.scalars(select(Recipient).where(
         Recipient.email_domain == domain.strip().lower(), Recipient.status == BOUNCED)
-        .order_by(Recipient.id)).all())
+        .order_by(Recipient.id)).all(), include_all=include_all)
 
 
 def nudge_due(now: datetime | None = None) -> int:
@@ -193,7 +249,10 @@ def nudge_due(now: datetime | None = None) -> int:
     due = db.session.execute(
         select(Recipient.id, Recipient.nudges).join(last_send,
                                                     last_send.c.recipient_id == Recipient.id)
-        .where(Recipient.status == NOT_OPENED, Recipient.nudges < int(cfg["NUDGE_MAX"]),
+        # Only a delivered, unopened email is nudged: never someone who complained,
+        # unsubscribed or is on the provider's suppression list.
+        .where(Recipient.status == NOT_OPENED, Recipient.cause == DELIVERED_NOT_OPENED,
+               Recipient.nudges < int(cfg["NUDGE_MAX"]),
                last_send.c.last <= cutoff)).all()
     by_count: dict[int, list[int]] = {}
     for recipient_id, nudges in due:

@@ -11,6 +11,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from .causes import RESEND_CANNOT_HELP
 from .models import Credential, CredentialState, DeliveryEvent, Recipient
 from .status import BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING, STATUSES
 
@@ -120,6 +121,13 @@ def cause_counts(session: Session, *where) -> dict[str, int]:
     """Recipients per cause, the causes present only, in one GROUP BY."""
     return dict(session.execute(select(Recipient.cause, func.count()).where(*where)
                                 .group_by(Recipient.cause)).all())
+
+
+def resend_cannot_help(session: Session, *where) -> int:
+    """How many of these recipients a bulk resend skips: their cause says resending unchanged
+    cannot help (``helpdesk.publishing.repeats_a_failure`` decides each one)."""
+    return session.scalar(select(func.count()).where(
+        *where, Recipient.cause.in_(RESEND_CANNOT_HELP))) or 0
 
 
 @dataclass(frozen=True)

@@ -82,4 +82,5 @@ def accept_all() -> tuple[int, list[str]]:
         else:
             set_email(recipient, fixes[recipient.id])
             fixed.append(recipient)
-    return publishing.resend_many(fixed), problems
+    # Their addresses are corrected: what made resending them unchanged hopeless is gone.
+    return publishing.resend_many(fixed, include_all=True).queued, problems

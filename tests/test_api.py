@@ -519,7 +519,11 @@ def test_resend_a_credentials_recipients_in_one_status(call, roster, sink):
     response = call("POST", f"/api/v1/credentials/{first['id']}/resend",
                     json={"status": BOUNCED})
     assert response.status_code == 202
-    assert response.get_json() == {"queued": 2}
+    # Both bounced at a misspelled domain: resending them unchanged cannot help.
+    assert response.get_json() == {"queued": 0, "skipped": {"typo": 2}}
+    response = call("POST", f"/api/v1/credentials/{first['id']}/resend",
+                    json={"status": BOUNCED, "include_all": True})
+    assert response.get_json() == {"queued": 2, "skipped": {}}
     assert len(sink.messages) == before  # still refused by their servers
     response = call("POST", f"/api/v1/credentials/{first['id']}/resend", json={"status": "x"})
     assert response.status_code == 400
@@ -529,10 +533,12 @@ def test_resend_a_credentials_recipients_in_one_status(call, roster, sink):
 
 
 def test_resend_the_bounced_recipients_at_a_domain(call, roster, sink):
-    sink.refuse_domains.pop("gmial.com")  # their IT allowlisted us
+    sink.refuse_domains.pop("gmial.com")  # the domain came to life
     response = call("POST", "/api/v1/domains/GMIAL.com/resend")
+    assert response.get_json() == {"queued": 0, "skipped": {"typo": 1}}
+    response = call("POST", "/api/v1/domains/GMIAL.com/resend", json={"include_all": True})
     assert response.status_code == 202
-    assert response.get_json() == {"queued": 1}
+    assert response.get_json() == {"queued": 1, "skipped": {}}
     assert sink.messages[-1].recipients == ["bob@gmial.com"]
     assert call("GET", "/api/v1/recipients", query_string={
         "domain": "gmial.com"}).get_json()["items"][0]["status"] == NOT_OPENED

@@ -118,8 +118,11 @@ def test_a_refused_send_shows_not_sent_with_the_reason_and_can_be_resent(app_fac
             ("queued", None), ("refused", "the address is on the suppression list")]
         assert "send_now" in [t.action for t in STATUSES[NOT_SENT].tips]
 
+        assert ann.cause == "suppressed"
+        with pytest.raises(publishing.NeedsConfirmation, match="Suppressed by the email service"):
+            publishing.resend(ann)  # it would be dropped again
         plugin.provider.suppressed.clear()  # the reason is fixed
-        publishing.resend(ann)
+        publishing.resend(ann, confirmed=True)
         assert kinds(ann) == [("ann@valley.example", "send", NOT_SENT),
                               ("ann@valley.example", "resend", NOT_OPENED)]
         assert fresh(ann).status == NOT_OPENED
@@ -167,7 +170,9 @@ def test_resend_in_status_resends_only_that_status_of_that_credential(app, sink)
     for domain in TYPO_DOMAINS:
         sink.refuse_domains.pop(domain)  # as if those servers now accepted our mail
 
-    assert publishing.resend_in_status(credential.id, BOUNCED) == 2
+    # Unchanged, the typos would only bounce again: skipped unless asked for.
+    assert publishing.resend_in_status(credential.id, BOUNCED) == (0, {"typo": 2})
+    assert publishing.resend_in_status(credential.id, BOUNCED, include_all=True) == (2, {})
 
     statuses = {r.name: r.status for r in fresh(credential.recipients[0]).credential.recipients}
     assert statuses == {"Ann": NOT_OPENED, "Bob": NOT_OPENED, "Gus": NOT_OPENED,
@@ -175,14 +180,14 @@ def test_resend_in_status_resends_only_that_status_of_that_credential(app, sink)
     assert fresh(other.recipients[0]).status == BOUNCED
     assert sorted(m.recipients[0] for m in sink.messages[sent_before:]) == [
         "bob@gmial.com", "gus@hotmial.com"]
-    assert publishing.resend_in_status(credential.id, NOT_PROVIDED) == 0
+    assert publishing.resend_in_status(credential.id, NOT_PROVIDED).queued == 0
     with pytest.raises(ValueError, match="status must be one of"):
         publishing.resend_in_status(credential.id, "lost")
 
 
 def test_resending_never_publishes_a_draft_behind_the_users_back(app, sink):
     credential = create_credential("Draft", [{"name": "Ann", "email": "ann@valley.example"}])
-    assert publishing.resend_in_status(credential.id, NOT_SENT) == 0
+    assert publishing.resend_in_status(credential.id, NOT_SENT).queued == 0
     with pytest.raises(publishing.NotPublished, match="“Draft” is a draft: publish it"):
         publishing.resend(credential.recipients[0])
     db.session.expire_all()
@@ -207,13 +212,14 @@ def test_resend_bounced_at_domain_after_its_it_allowlists_the_sender(app_factory
             assert ann.deliveries[0].events[-1].reason == policy
 
             corp_sink.refuse_domains.clear()  # their IT allowlisted the sender
-            assert publishing.resend_bounced_at_domain("STRICT-corp.example ") == 2
+            # A refusal by policy is lifted by their IT: resending unchanged can help.
+            assert publishing.resend_bounced_at_domain("STRICT-corp.example ") == (2, {})
 
             assert [r.status for r in fresh(ann).credential.recipients] == [NOT_OPENED] * 3
             assert fresh(other.recipients[0]).status == NOT_SENT  # not bounced: left alone
             assert sorted(m.recipients[0] for m in corp_sink.messages) == [
                 "ann@strict-corp.example", "bob@strict-corp.example", "cy@valley.example"]
-            assert publishing.resend_bounced_at_domain("strict-corp.example") == 0
+            assert publishing.resend_bounced_at_domain("strict-corp.example").queued == 0
 
 
 # --- nudges -----------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from .. import publishing, queries, sharing
 from ..addresses import check_address
 from ..models import DeliveryEvent, Delivery, Recipient, db
 from ..status import BOUNCED
-from .pages import recipient_filter
+from .pages import flash_bulk_resend, recipient_filter
 
 bp = Blueprint("domains", __name__, url_prefix="/domains")
 
@@ -88,6 +88,8 @@ def _render_domain(domain: str, stats: queries.DomainStats, share_url: str | Non
     f = recipient_filter(domain=domain)
     page, counts = queries.recipient_page(db.session, f, cfg["PAGE_SIZE"])
     causes = queries.cause_counts(db.session, Recipient.email_domain == domain)
+    hopeless = queries.resend_cannot_help(db.session, Recipient.email_domain == domain,
+                                          Recipient.status == BOUNCED)
     typo = typo_of(domain)
     # A refusal by policy is the server saying it blocks the sender; many bounces suggest it.
     alert = not typo and (causes.get("policy", 0) > 0
@@ -98,7 +100,7 @@ def _render_domain(domain: str, stats: queries.DomainStats, share_url: str | Non
     return render_template("domain.html", domain=domain, stats=stats, alert=alert, f=f,
                            page=page, counts=counts, sender=cfg["SENDER"], subject=subject,
                            message=body, mailto=mailto, share_url=share_url, expires=expires,
-                           typo=typo, causes=causes,
+                           typo=typo, causes=causes, hopeless=hopeless,
                            alert_threshold=int(cfg["DOMAIN_BOUNCE_ALERT"]))
 
 
@@ -129,10 +131,9 @@ def share(domain: str):
 @bp.route("/<domain>/resend", methods=["POST"])
 def resend_bounced(domain: str):
     domain, _ = _domain_or_404(domain)
-    sent = publishing.resend_bounced_at_domain(domain)
-    if sent:
-        flash(f"Sending again to {sent} bounced recipient{'s' if sent != 1 else ''} at {domain}.",
-              "success")
-    else:
-        flash(f"No bounced recipient at {domain} has a usable address: nothing was sent.", "info")
+    result = publishing.resend_bounced_at_domain(
+        domain, include_all=request.form.get("include_all") == "on")
+    sent = result.queued
+    flash_bulk_resend(result, f"{sent} bounced recipient{'s' if sent != 1 else ''} at {domain}",
+                      f"No bounced recipient at {domain} has a usable address")
     return redirect(url_for("domains.detail", domain=domain), 303)

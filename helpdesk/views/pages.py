@@ -87,10 +87,13 @@ def credentials():
 
 def _credential_region(cred: Credential, f: queries.RecipientFilter) -> Markup:
     page, counts = queries.recipient_page(db.session, f, current_app.config["PAGE_SIZE"])
+    hopeless = (queries.resend_cannot_help(db.session, Recipient.credential_id == cred.id,
+                                           Recipient.status == f.status)
+                if f.status in RESENDABLE else 0)
     return live_region(
         "credential-live", url_for("pages.credential_live", credential_id=cred.id, **f.args()),
         "_credential_live.html", interval_ms=5000, credential=cred, page=page, counts=counts,
-        f=f, resendable=RESENDABLE)
+        f=f, resendable=RESENDABLE, hopeless=hopeless)
 
 
 @bp.route("/credentials/<int:credential_id>")
@@ -129,10 +132,12 @@ def export_csv(credential_id: int):
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-def _confirm(heading: str, lines: list[str], button: str, cancel: str, danger: bool = False):
-    """A page that asks before a change that cannot be undone; its form posts back here."""
+def _confirm(heading: str, lines: list[str], button: str, cancel: str, danger: bool = False,
+             fields: dict[str, str] | None = None):
+    """A page that asks before a change that cannot be undone; its form posts back here, with
+    ``fields`` as hidden inputs."""
     return render_template("confirm.html", heading=heading, lines=lines, button=button,
-                           cancel=cancel, danger=danger)
+                           cancel=cancel, danger=danger, fields=fields)
 
 
 def _plural(n: int, word: str) -> str:
@@ -196,11 +201,10 @@ def resend_status(credential_id: int):
     if not cred.published:
         flash(f"Not sent: {publishing.NotPublished(cred)}.", "error")
         return redirect(url_for("pages.credential", credential_id=cred.id, status=status), 303)
-    sent = publishing.resend_in_status(cred.id, status)
-    if sent:
-        flash(f"Sending again to {_plural(sent, 'recipient')} who showed “{label}”.", "success")
-    else:
-        flash(f"No recipient showing “{label}” has a usable address: nothing was sent.", "info")
+    result = publishing.resend_in_status(cred.id, status,
+                                         include_all=request.form.get("include_all") == "on")
+    flash_bulk_resend(result, f"{_plural(result.queued, 'recipient')} who showed “{label}”",
+                      f"No recipient showing “{label}” has a usable address")
     return redirect(url_for("pages.credential", credential_id=cred.id, status=status), 303)
 
 
@@ -243,7 +247,16 @@ def resend(recipient_id: int):
         abort(400, f"kind must be resend or nudge, not {kind!r}")
     email = (request.form.get("email") or "").strip() or None
     try:
-        delivery = publishing.resend(rec, email, kind=kind)
+        delivery = publishing.resend(rec, email, kind=kind,
+                                     confirmed=request.form.get("confirm") == "yes")
+    except publishing.NeedsConfirmation as question:
+        db.session.rollback()  # a question, not an error: nothing was changed
+        return _confirm(f"Send to {rec.email} anyway?",
+                        [f"{question}.", "Unless that changed, it fails again or reaches someone "
+                         "who did not want it, and each such send costs the sender's standing "
+                         "with mail servers."],
+                        "Send anyway", url_for("pages.recipient", recipient_id=rec.id),
+                        danger=True, fields={"kind": kind, "confirm": "yes"})
     except ValueError as error:
         db.session.rollback()
         flash(f"Not sent: {error}.", "error")
@@ -254,6 +267,19 @@ def resend(recipient_id: int):
 
 
 SENT_MESSAGE = {"send": "Sending to", "resend": "Sending again to", "nudge": "Nudged"}
+
+
+def flash_bulk_resend(result: publishing.BulkResend, sent_to: str, none_usable: str) -> None:
+    """Say what a bulk resend did, and whom it skipped and why."""
+    if result.queued:
+        flash(f"Sending again to {sent_to}.", "success")
+    elif not result.skipped:
+        flash(f"{none_usable}: nothing was sent.", "info")
+    if result.skipped:
+        n = sum(result.skipped.values())
+        flash(f"Skipped {_plural(n, 'recipient')} whom resending unchanged cannot help "
+              f"({result.skipped_text()}): fix each one, or tick “include them” to send "
+              "anyway.", "info")
 
 
 def _edit_form(rec: Recipient, code: int = 200, error: str | None = None,
