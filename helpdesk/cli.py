@@ -50,9 +50,9 @@ def register_commands(app: Flask) -> None:
 @click.option("--port", default=5000, show_default=True, type=int, help="Port to serve on.")
 @click.option("--smtp-port", default=None, type=int, help="Port of the embedded SMTP sink "
               "(default: a free one).")
-@click.option("--provider", default="smtp", show_default=True,
-              help="Send through this provider, against its plugin's local stand-in for the "
-                   "email service.")
+@click.option("--provider", default="smtp", show_default=True, envvar="HELPDESK_PROVIDER",
+              help="Send through this provider (also HELPDESK_PROVIDER), against its plugin's "
+                   "local stand-in for the email service.")
 def demo(host: str, port: int, smtp_port: int | None, provider: str) -> None:
     """Run the whole thing on this machine: an embedded SMTP sink, a worker and the web app,
     on SQLite (or HELPDESK_DATABASE_URL), with demo data."""

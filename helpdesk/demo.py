@@ -97,6 +97,26 @@ def open_some_messages(app: Flask, sink: SmtpSink, timeout: float = 60) -> None:
                 urllib.request.urlopen(found.group(1), timeout=10).read()
 
 
+def _why_no_demo(provider: str) -> str:
+    """Why the demo cannot run with ``provider``: it is not registered, or its plugin has no
+    stand-in for its service (the demo never sends to a real one)."""
+    # The factory imports the commands, which import this module: asked for when needed, it is
+    # no import cycle.
+    from .app import create_app
+
+    probe = create_app()
+    with probe.app_context():
+        registered = sorted(plugins.providers())
+        reset_providers(probe)
+    if provider not in registered:
+        return (f"no provider {provider!r} is registered (there are {', '.join(registered)}; "
+                "`helpdesk providers` says where each comes from)")
+    return (f"the provider {provider!r} is registered, but its plugin offers no stand-in for "
+            "its email service (the helpdesk_demo_service hook), and the demo never sends to a "
+            f"real one: to send through it, run the app and `helpdesk worker` with "
+            f"HELPDESK_PROVIDER={provider}")
+
+
 def run_demo(host: str, port: int, smtp_port: int | None, provider: str = "smtp") -> None:
     # The factory imports the commands, which import this module: asked for when the demo
     # runs, it is no import cycle.
@@ -112,8 +132,7 @@ def run_demo(host: str, port: int, smtp_port: int | None, provider: str = "smtp"
     service = make_plugin_manager().hook.helpdesk_demo_service(
         name=provider, sink=sink, webhook_url=f"{base_url}/webhooks/{provider}")
     if service is None:
-        raise click.ClickException(f"no plugin offers a demo stand-in for the provider "
-                                   f"{provider!r}")
+        raise click.ClickException(_why_no_demo(provider))
     app = create_app({"PROVIDER": provider, "BASE_URL": base_url, "SEND_RETRY_DELAY": 20,
                       "ORGANISATION": "Example Academy",
                       "SENDER_NAME": "Example Academy credentials", **service.settings})
