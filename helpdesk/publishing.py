@@ -12,7 +12,7 @@ from sqlalchemy import and_, exists, func, insert, select, update
 from . import audit, ingest, plugins, queue
 from .addresses import email_problem, set_email
 from .causes import CAUSES, DELIVERED_NOT_OPENED
-from .contract import ProviderEvent
+from .contract import ProviderEvent, ServiceError, capabilities
 from .models import (Credential, CredentialState, Delivery, Recipient, db,
                      new_correlation_id, utcnow)
 from .status import BOUNCED, NOT_OPENED, SENDING, STATUSES, same_address
@@ -191,6 +191,22 @@ def resend(recipient: Recipient, email: str | None = None, kind: str = "resend",
     audit.record_recipients(AUDIT_ACTION[kind], [recipient])
     [delivery_id] = queue_deliveries([recipient], kind=kind)
     return db.session.get(Delivery, delivery_id)
+
+
+def unsuppress_and_resend(recipient: Recipient) -> Delivery:
+    """Take the recipient's address off the email service's suppression list, then send again:
+    the action for the cause "suppressed". Raises ValueError when the provider keeps no such
+    list or cannot be asked (``helpdesk.contract.ServiceError``), changing nothing."""
+    provider = plugins.provider(current_app.config["PROVIDER"])
+    if not capabilities(provider).suppression_list:
+        raise ValueError(f"the email service {provider.name} keeps no suppression list helpdesk "
+                         "can change")
+    try:
+        provider.suppression_remove(recipient.email)
+    except ServiceError as error:
+        raise ValueError(str(error)) from None
+    audit.record_recipients("fixed", [recipient], "(removed from the suppression list)")
+    return resend(recipient, confirmed=True)
 
 
 AUDIT_ACTION = {"send": "sent", "resend": "resent", "nudge": "nudged"}

@@ -100,10 +100,10 @@ class _Handler(BaseHTTPRequestHandler):
             return self.reply(405, {"error": f"{method.upper()} is not allowed here"})
         handler(self, body)
 
-    def reply(self, status: int, payload: dict | str | None = None,
+    def reply(self, status: int, payload: dict | list | str | None = None,
               headers: dict | None = None) -> None:
-        """Answer JSON for a dict, plain text for a string, nothing for None."""
-        if isinstance(payload, dict):
+        """Answer JSON for a dict or a list, plain text for a string, nothing for None."""
+        if isinstance(payload, (dict, list)):
             data, content_type = json.dumps(payload).encode(), "application/json"
         elif isinstance(payload, str):
             data, content_type = payload.encode(), "text/plain; charset=utf-8"

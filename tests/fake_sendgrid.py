@@ -15,10 +15,15 @@ from __future__ import annotations
 import json
 import uuid
 from typing import Any
+from urllib.parse import unquote
 
 from fake_api import HANG, FakeApi
 
 PATH = "/v3/mail/send"
+# The suppression lists' paths (each followed by ``/{email}``), as SendGrid's v3 API has them.
+SUPPRESSION_PATHS = {"bounces": "/v3/suppression/bounces",
+                     "spam reports": "/v3/suppression/spam_reports",
+                     "unsubscribes": "/v3/asm/suppressions/global"}
 
 
 def _error(message: str, field: str | None = None) -> dict:
@@ -89,6 +94,41 @@ class FakeSendgrid(FakeApi):
     def __init__(self, api_key: str = "SG.fake-key", hang_seconds: float = 30.0):
         super().__init__(hang_seconds)
         self.api_key = api_key
+        # What SendGrid's suppression lists hold, by list name then address: each entry as its
+        # API shows it (bounces: created, email, reason, status; spam reports: created, email,
+        # ip; global unsubscribes: recipient_email).
+        self.suppressions: dict[str, dict[str, dict]] = {name: {} for name in SUPPRESSION_PATHS}
+
+    def _suppression(self, request) -> tuple[str, str] | None:
+        """(list name, address) of a suppression request's path, or None (then it answered)."""
+        self.record({"method": request.command, "path": request.path,
+                     "headers": dict(request.headers)})
+        if request.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+            request.reply(401, {"errors": [_error(
+                "The provided authorization grant is invalid, expired, or revoked", None)]})
+            return None
+        for name, prefix in SUPPRESSION_PATHS.items():
+            if request.path.startswith(prefix + "/") and "@" in unquote(request.path):
+                return name, unquote(request.path[len(prefix) + 1:]).lower()
+        request.reply(404, {"errors": [_error("Not found", None)]})
+        return None
+
+    def get(self, request, raw: bytes) -> None:
+        found = self._suppression(request)
+        if found:
+            name, address = found
+            entry = self.suppressions[name].get(address)
+            if name == "unsubscribes":  # one object, empty when the address is not on it
+                return request.reply(200, entry or {})
+            return request.reply(200, [entry] if entry else [])
+
+    def delete(self, request, raw: bytes) -> None:
+        found = self._suppression(request)
+        if found:
+            name, address = found
+            if self.suppressions[name].pop(address, None) is None:
+                return request.reply(404, {"errors": [_error("Email does not exist", None)]})
+            return request.reply(204)
 
     @staticmethod
     def _address(body: Any) -> str | None:

@@ -18,7 +18,8 @@ from sqlalchemy import func, select
 from helpdesk import plugins
 from helpdesk.auth import create_token, create_user
 from helpdesk.credentials import create_credential
-from helpdesk.contract import Message, NotConfigured, SignatureError, WebhookError
+from helpdesk.contract import (Message, NotConfigured, ServiceError, SignatureError, WebhookError,
+                               capabilities)
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
 from helpdesk.queue import huey_of
 from helpdesk.status import (BOUNCED, EVENT_TYPES, NOT_OPENED, NOT_PROVIDED, NOT_SENT, OPENED,
@@ -671,3 +672,60 @@ def test_a_send_that_keeps_failing_ends_not_sent_with_the_reason(client, fake_ap
     assert types == ["queued"] + ["deferred"] * retries + ["expired"]
     final = db.session.scalar(select(DeliveryEvent).where(DeliveryEvent.type == "expired"))
     assert final.mta_response == "SendGrid is unavailable (HTTP 500): Internal server error"
+
+
+# --- the suppression list -----------------------------------------------------------------------
+
+def test_a_suppressed_address_is_found_on_its_list_and_removed_from_every_one(fake_api,
+                                                                              provider_for):
+    provider = provider_for(fake_api)
+    assert capabilities(provider).suppression_list
+    fake_api.suppressions["bounces"]["ann@valley.example"] = {
+        "created": 1443651125, "email": "ann@valley.example", "reason": "550 5.1.1 unknown",
+        "status": "5.1.1"}
+    fake_api.suppressions["unsubscribes"]["ann@valley.example"] = {
+        "recipient_email": "ann@valley.example"}
+    found = provider.suppression_lookup("ann@valley.example")
+    assert (found.list, found.reason) == ("bounces", "5.1.1 550 5.1.1 unknown")
+    assert found.since == datetime(2015, 9, 30, 22, 12, 5, tzinfo=timezone.utc)
+    assert provider.suppression_lookup("bob@valley.example") is None
+    assert provider.suppression_remove("ann@valley.example") is True
+    assert fake_api.suppressions == {"bounces": {}, "spam reports": {}, "unsubscribes": {}}
+    deletes = [r["path"] for r in fake_api.requests if r.get("method") == "DELETE"]
+    assert deletes == ["/v3/suppression/bounces/ann@valley.example",
+                       "/v3/asm/suppressions/global/ann@valley.example"]
+    assert all(r["headers"]["Authorization"] == f"Bearer {API_KEY}" for r in fake_api.requests)
+    assert provider.suppression_remove("ann@valley.example") is False
+
+
+def test_a_refused_key_is_a_service_error_without_the_key(fake_api, provider_for):
+    provider = provider_for(fake_api, SENDGRID_API_KEY="SG.wrong")
+    with pytest.raises(ServiceError, match="HTTP 401") as error:
+        provider.suppression_lookup("ann@valley.example")
+    assert "SG.wrong" not in str(error.value)
+
+
+def test_a_dropped_address_is_suppressed_and_the_desk_clears_it_and_resends(
+        sendgrid_app, client, fake_api, private_key):
+    ann = publish("ann@valley.example")["ann@valley.example"]
+    fake_api.suppressions["bounces"]["ann@valley.example"] = {
+        "created": 1443651125, "email": "ann@valley.example", "reason": "550 unknown",
+        "status": "5.1.1"}
+    post(client, private_key, [doc_event("dropped", email="ann@valley.example",
+                                         delivery=ann.correlation_id)])
+    recipient = db.session.get(Recipient, ann.recipient_id)
+    db.session.refresh(recipient)
+    assert (recipient.status, recipient.cause, recipient.evidence) == (
+        BOUNCED, "suppressed", "Bounced Address")
+    user = create_user("agent@issuer.example", "correct horse battery")
+    with client.session_transaction() as session:
+        session["_user_id"], session["_fresh"] = str(user.id), True
+    html = client.get(f"/recipients/{recipient.id}").get_data(as_text=True)
+    assert 'id="unsuppress-form"' in html
+    sent_before = len(fake_api.accepted)
+    response = client.post(f"/recipients/{recipient.id}/unsuppress")
+    assert response.status_code == 303
+    assert fake_api.suppressions["bounces"] == {}
+    assert len(fake_api.accepted) == sent_before + 1  # the resend went to SendGrid
+    db.session.refresh(recipient)
+    assert [d.kind for d in recipient.deliveries] == ["send", "resend"]

@@ -14,7 +14,8 @@ from flask import (Blueprint, Response, abort, current_app, flash, redirect, ren
 from markupsafe import Markup
 from sqlalchemy import func, select
 
-from .. import audit, credentials as changes, publishing, queries
+from .. import audit, credentials as changes, plugins, publishing, queries
+from ..contract import capabilities
 from ..addresses import check_address
 from ..models import Credential, Delivery, Recipient, db
 from ..status import BOUNCED, NOT_OPENED, NOT_SENT, STATUSES
@@ -223,6 +224,7 @@ def _recipient_region(rec: Recipient, typed_email: str | None = None) -> Markup:
         "_recipient_live.html", announce=f"Status: {STATUSES[rec.status].label}",
         interval_ms=3000, recipient=rec, suggestion=suggestion, typed_email=typed_email,
         bounced_here=bounced_here, alert_threshold=int(cfg["DOMAIN_BOUNCE_ALERT"]),
+        can_unsuppress=capabilities(plugins.provider(cfg["PROVIDER"])).suppression_list,
         sender=cfg["SENDER"], last_sent=last_sent,
         history=audit.for_recipient(db.session, rec))
 
@@ -267,6 +269,21 @@ def resend(recipient_id: int):
 
 
 SENT_MESSAGE = {"send": "Sending to", "resend": "Sending again to", "nudge": "Nudged"}
+
+
+@bp.route("/recipients/<int:recipient_id>/unsuppress", methods=["POST"])
+def unsuppress(recipient_id: int):
+    """Remove the address from the email service's suppression list, and send again."""
+    rec = db.get_or_404(Recipient, recipient_id)
+    try:
+        publishing.unsuppress_and_resend(rec)
+    except ValueError as error:
+        db.session.rollback()
+        flash(f"Not sent: {error}.", "error")
+        return render_template("recipient.html", recipient=rec,
+                               live=_recipient_region(rec)), 400
+    flash(f"Removed {rec.email} from the suppression list; sending again.", "success")
+    return redirect(url_for("pages.recipient", recipient_id=rec.id), 303)
 
 
 def flash_bulk_resend(result: publishing.BulkResend, sent_to: str, none_usable: str) -> None:

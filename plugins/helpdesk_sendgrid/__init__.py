@@ -8,18 +8,24 @@ timeouts and dropped connections are transient, and the queue retries them with 
 """
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any, Mapping
+from urllib.parse import quote
 
 import requests
 
 from helpdesk import hookimpl
 from helpdesk.provider_http import ThreadSessions, send_result
-from helpdesk.contract import CORRELATION_VARIABLE, Message, SendResult, Setting
+from helpdesk.contract import (CORRELATION_VARIABLE, Message, SendResult, ServiceError, Setting,
+                               Suppression)
 
 from .demo import SendgridStandIn
 from .webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_events, verify_signature
 
 DEFAULT_API_URL = "https://api.sendgrid.com/v3/mail/send"
+# The suppression lists helpdesk clears before a resend, by name, under the v3 API's root.
+SUPPRESSION_PATHS = {"bounces": "suppression/bounces", "spam reports": "suppression/spam_reports",
+                     "unsubscribes": "asm/suppressions/global"}
 
 
 def mail_send_body(message: Message, sender_name: str = "") -> dict[str, Any]:
@@ -76,6 +82,8 @@ class SendgridProvider:
 
     def __init__(self, config: Mapping[str, Any]):
         self.api_url = config.get("SENDGRID_API_URL") or DEFAULT_API_URL
+        # The v3 root the mail-send URL sits under: the suppression API lives there too.
+        self.api_base = self.api_url.rsplit("/mail/send", 1)[0]
         self._api_key = config.get("SENDGRID_API_KEY") or ""
         self.public_key = config.get("SENDGRID_WEBHOOK_PUBLIC_KEY")
         self.tolerance = float(config.get("WEBHOOK_TOLERANCE_SECONDS") or 600)
@@ -110,6 +118,62 @@ class SendgridProvider:
 
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes):
         return parse_events(raw_body)
+
+    def suppression_lookup(self, address: str) -> Suppression | None:
+        """The first of SendGrid's lists (bounces, spam reports, global unsubscribes) that
+        holds the address."""
+        for name, path in SUPPRESSION_PATHS.items():
+            entry = self._entry(path, address)
+            if entry is not None:
+                created = entry.get("created")
+                since = (datetime.fromtimestamp(created, tz=timezone.utc)
+                         if isinstance(created, int) and not isinstance(created, bool) else None)
+                reason = " ".join(str(entry[k]) for k in ("status", "reason")
+                                  if isinstance(entry.get(k), str) and entry[k])
+                return Suppression(address=address, list=name, reason=reason, since=since)
+        return None
+
+    def suppression_remove(self, address: str) -> bool:
+        """Delete the address's entry from each list that holds it."""
+        removed = False
+        for path in SUPPRESSION_PATHS.values():
+            if self._entry(path, address) is not None:
+                self._ask("DELETE", path, address, expect=204)
+                removed = True
+        return removed
+
+    def _entry(self, path: str, address: str) -> dict | None:
+        """The address's entry on one list: bounces and spam reports answer a list of entries,
+        global unsubscribes one object (empty when it is not there)."""
+        found = self._ask("GET", path, address, expect=200)
+        entries = found if isinstance(found, list) else [found] if found else []
+        return next((e for e in entries if isinstance(e, dict)), None)
+
+    def _ask(self, method: str, path: str, address: str, *, expect: int) -> Any:
+        """One suppression-API call's JSON (None for an empty answer).
+
+        :raises ServiceError: SendGrid cannot be reached, or answers other than ``expect``.
+        """
+        if not self._api_key:
+            raise ServiceError("HELPDESK_SENDGRID_API_KEY is not set")
+        url = f"{self.api_base}/{path}/{quote(address.strip(), safe='@')}"
+        try:
+            response = self._sessions.get().request(method, url, timeout=self.timeout,
+                                                    allow_redirects=False)
+        except requests.RequestException as error:
+            raise ServiceError(f"cannot reach SendGrid about {address}: "
+                               f"{type(error).__name__}") from None
+        if response.status_code != expect:
+            raise ServiceError(f"SendGrid's suppression API refused (HTTP "
+                               f"{response.status_code}) for {address}: "
+                               f"{error_messages(response)}")
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ServiceError(f"SendGrid's suppression API answered no JSON for {address}") \
+                from None
 
     def close(self) -> None:
         self._sessions.close()
