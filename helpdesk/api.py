@@ -11,13 +11,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
-from . import intake, publishing, queries
+from . import intake, publishing, queries, untrusted_json
 from .addresses import check_address, known_domains
 from .auth import public
 from .causes import CAUSES
 from .credentials import CredentialError, create_credential
 from .intake import MAX_EMAIL, MAX_NAME, MAX_TITLE
 from .models import Credential, Delivery, Recipient, db
+from .queries import MAX_ID, MAX_PAGE
 from .status import STATUSES, Tip
 from .validation import EmailCheck
 
@@ -25,8 +26,6 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_PER_PAGE = 200
 MAX_BATCH_CHECKS = 1000
-MAX_ID = 2**31 - 1  # the largest integer key; beyond it a database errors instead of not finding
-MAX_PAGE = 10**7
 CREDENTIAL_FIELDS = {"title", "state", "scheduled_at", "send_email", "recipients", "allow_typos"}
 RECIPIENT_FIELDS = {"name", "email"}
 RECIPIENT_FILTERS = {"status", "domain", "q", "credential_id", "page", "per_page"}
@@ -50,13 +49,15 @@ def _http_error(error: HTTPException) -> Response:
 # --- reading request bodies -------------------------------------------------------------------
 
 def _json_object(empty_is_ok: bool = False) -> dict[str, Any]:
-    if empty_is_ok and not request.get_data(cache=True):
+    raw = request.get_data(cache=True)
+    if empty_is_ok and not raw:
         return {}
     if not request.is_json:
         abort(415, "send a JSON body with Content-Type: application/json")
-    body = request.get_json(silent=True)
-    if body is None and request.get_data(cache=True).strip() != b"null":
-        abort(400, "the body is not valid JSON")
+    try:
+        body = untrusted_json.loads(raw)
+    except untrusted_json.JSONInputError as error:
+        abort(400, str(error))
     if not isinstance(body, dict):
         abort(400, "the body must be a JSON object")
     return body
@@ -248,7 +249,7 @@ def verdict_json(verdict: intake.Verdict) -> dict:
 
 
 def _get(model, object_id: int, what: str):
-    found = db.session.get(model, object_id) if object_id <= MAX_ID else None
+    found = db.session.get(model, object_id)
     if found is None:
         abort(404, f"no {what} {object_id}")
     return found
@@ -272,7 +273,7 @@ def resend_credential(credential_id: int):
     body = _json_object()
     _refuse_unknown_fields(body, {"status", "include_all"}, "")
     status = body.get("status")
-    if status not in STATUSES:
+    if not isinstance(status, str) or status not in STATUSES:
         abort(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
     _get(Credential, credential_id, "credential")
     return _bulk_json(publishing.resend_in_status(
@@ -292,58 +293,36 @@ def _bulk_json(result: publishing.BulkResend) -> tuple[Response, int]:
     return jsonify(queued=result.queued, skipped=result.skipped), 202
 
 
-def _positive_int(name: str, default: int | None, maximum: int | None = None) -> int | None:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
-        abort(400, f"{name} must be a whole number from 1, not {raw!r}")
-    value = int(raw)
-    if maximum is not None and value > maximum:
-        abort(400, f"{name} must be at most {maximum}")
-    return value
-
-
 @bp.route("/recipients")
 def recipients():
     """A page of recipients matching the filters, the total, and the count in each status for
     the same filters without the status one (two queries: the page and one GROUP BY)."""
-    unknown = sorted(set(request.args) - RECIPIENT_FILTERS)
+    args = request.args
+    unknown = sorted(set(args) - RECIPIENT_FILTERS)
     if unknown:  # a misspelt filter would otherwise quietly match everyone
         abort(400, f"unknown parameter {unknown[0]!r}; expected: "
                    f"{', '.join(sorted(RECIPIENT_FILTERS))}")
-    page = _positive_int("page", 1, MAX_PAGE)
-    per_page = _positive_int("per_page", int(current_app.config["PAGE_SIZE"]), MAX_PER_PAGE)
-    status = request.args.get("status")
+    listed = queries.ListArgs.from_args(args)
+    per_page = queries.whole_number(args.get("per_page") or str(current_app.config["PAGE_SIZE"]),
+                                    "per_page", MAX_PER_PAGE)
+    status = args.get("status")
     if status is not None and status not in STATUSES:
         abort(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
-    filters = []
-    credential_id = _positive_int("credential_id", None, MAX_ID)
-    if credential_id is not None:
-        filters.append(Recipient.credential_id == credential_id)
-    domain = request.args.get("domain", "").strip().lower()
-    if domain:
-        filters.append(Recipient.email_domain == domain)
-    q = request.args.get("q", "").strip()
-    if q:
-        if len(q) > MAX_EMAIL or "\x00" in q:
-            abort(400, f"q must be at most {MAX_EMAIL} characters of text")
-        filters.append(queries.search_condition(q))
-    counts = queries.status_counts(db.session, *filters)
-    if status is not None:
-        filters.append(Recipient.status == status)
-    total = counts[status] if status is not None else sum(counts.values())
-    items = db.session.scalars(select(Recipient).where(*filters).order_by(Recipient.id)
-                               .limit(per_page).offset((page - 1) * per_page)).all()
-    return jsonify(items=[recipient_json(r) for r in items], total=total, counts=counts,
-                   page=page, per_page=per_page)
+    credential_id = args.get("credential_id")
+    domain = args.get("domain", "").strip().lower()
+    f = queries.RecipientFilter(
+        credential_id=queries.whole_number(credential_id, "credential_id", MAX_ID)
+        if credential_id is not None else None,
+        domain=domain or None, status=status, q=listed.q, sort="id", page=listed.page)
+    page, counts = queries.recipient_page(db.session, f, per_page)
+    return jsonify(items=[recipient_json(r) for r in page.items], total=page.total,
+                   counts=counts, page=page.number, per_page=per_page)
 
 
 @bp.route("/recipients/<int:recipient_id>")
 def recipient(recipient_id: int):
     found = db.session.scalar(select(Recipient).where(Recipient.id == recipient_id).options(
-        selectinload(Recipient.deliveries).selectinload(Delivery.events))) \
-        if recipient_id <= MAX_ID else None
+        selectinload(Recipient.deliveries).selectinload(Delivery.events)))
     if found is None:
         abort(404, f"no recipient {recipient_id}")
     return jsonify({**recipient_json(found),

@@ -10,10 +10,23 @@ from flask import Flask
 from flask_migrate import Migrate
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.routing import IntegerConverter
 
 from . import auth, plugins, queue, security, tasks, views
 from .cli import register_commands
 from .models import db
+from .queries import MAX_ID
+
+
+class RecordIdConverter(IntegerConverter):
+    """``<int:…>`` in every route: ASCII digits only (``\\d`` also matches other scripts'
+    digits), and no larger than a key can be, so a huge id is a 404, not a database overflow."""
+
+    regex = r"[0-9]+"
+
+    def __init__(self, map, fixed_digits: int = 0, min: int | None = None,
+                 max: int | None = MAX_ID, signed: bool = False) -> None:
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -28,6 +41,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     )
     if config and config.get("INSTANCE_PATH"):
         app.instance_path = str(config["INSTANCE_PATH"])
+    app.url_map.converters["int"] = RecordIdConverter
     app.config.from_object("helpdesk.config")
     plugins.init_app(app)  # the plugins' settings' defaults, before what the instance sets
     app.config.from_pyfile("config.py", silent=True)

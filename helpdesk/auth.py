@@ -7,6 +7,7 @@ import secrets
 from datetime import timedelta
 from functools import wraps
 from typing import Callable
+from urllib.parse import urlsplit
 
 from flask import (Blueprint, Flask, abort, current_app, flash, g, jsonify, redirect,
                    render_template, request, url_for)
@@ -18,7 +19,7 @@ from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Length
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from .models import ApiToken, Role, User, db, utcnow
 
@@ -57,6 +58,20 @@ def create_token(user: User) -> str:
     db.session.add(ApiToken(user=user, token_hash=hash_token(token), prefix=token[:10]))
     db.session.commit()
     return token
+
+
+def local_path(target: str | None) -> str | None:
+    """``target`` when it is a path on this site, else None: never an open redirect. Browsers
+    drop tabs and line breaks from a URL and read a backslash as a slash, so "/", a tab, then
+    "/evil.example" would leave the site; a line break would also split the header."""
+    if not target or not target.startswith("/") or "\\" in target:
+        return None
+    if any(ch.isspace() or not ch.isprintable() for ch in target):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return None
+    return target
 
 
 def create_user(email: str, password: str, role: str = "agent") -> User:
@@ -119,9 +134,15 @@ def _require_login() -> object:
     return login_manager.unauthorized()
 
 
+def no_nul(form: FlaskForm, field) -> None:
+    """A WTForms validator: text with a NUL character cannot be stored (PostgreSQL refuses it)."""
+    if isinstance(field.data, str) and "\x00" in field.data:
+        raise ValidationError("This field holds a NUL character.")
+
+
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Length(max=320)])
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=200)])
+    email = EmailField("Email", validators=[DataRequired(), Length(max=320), no_nul])
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=200), no_nul])
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -135,11 +156,7 @@ def login():
             check_password_hash(_DUMMY_HASH, form.password.data)
         elif user.active and user.check_password(form.password.data):
             login_user(user)
-            target = request.args.get("next", "")
-            # Only local paths: never an open redirect.
-            if not target.startswith("/") or target.startswith("//"):
-                target = url_for("pages.dashboard")
-            return redirect(target)
+            return redirect(local_path(request.args.get("next")) or url_for("pages.dashboard"))
         # The same answer whether or not the account exists.
         flash("Wrong email or password.", "error")
         return render_template("login.html", form=form), 401

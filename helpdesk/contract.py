@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Mapping, Protocol, runtime_checkable
 
+from . import untrusted_json
 from .status import EVENT_TYPES
 
 CORRELATION_HEADER = "X-Helpdesk-Delivery"
@@ -161,16 +162,15 @@ class WebhookError(Exception):
 
 
 def read_json(raw_body: bytes) -> Any:
-    """A webhook body's JSON.
+    """A webhook body's JSON, read with a bound on its nesting (``helpdesk.untrusted_json``), so
+    it is safe to read before the signature is checked.
 
-    :raises WebhookError: (400) the body is not UTF-8 JSON text.
+    :raises WebhookError: (400) the body is not UTF-8 JSON text, or it nests too deeply.
     """
     try:
-        return json.loads(raw_body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise WebhookError("the body is not UTF-8 text") from None
-    except json.JSONDecodeError as error:
-        raise WebhookError(f"the body is not JSON: {error}") from None
+        return untrusted_json.loads(raw_body)
+    except untrusted_json.JSONInputError as error:
+        raise WebhookError(str(error)) from None
 
 
 def content_id(payload: Any) -> str:

@@ -16,6 +16,7 @@ from .models import Credential, CredentialState, DeliveryEvent, Recipient
 from .status import BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING, STATUSES
 
 SORTS = {
+    "id": Recipient.id,
     "name": Recipient.name,
     "email": Recipient.email,
     "status": Recipient.status,
@@ -24,10 +25,54 @@ SORTS = {
 # Statuses in which an email reached (or tried to reach) a mail server: a bounce rate's base.
 SENT_STATUSES = (SENDING, NOT_OPENED, BOUNCED, OPENED)
 MAX_QUERY_LENGTH = 320
+MAX_ID = 2**31 - 1  # the largest integer key: past it PostgreSQL errors instead of not finding
+# Past this a list is empty anyway; it keeps OFFSET far from the database's integer limits.
+MAX_PAGE = 10**7
 
 
 class FilterError(ValueError):
     """A filter the user asked for that makes no sense (an unknown status, a bad page)."""
+
+
+def whole_number(text: str, name: str, maximum: int) -> int:
+    """``text`` as a whole number from 1 to ``maximum``. Only ASCII digits count: ``'²'.isdigit()``
+    is true but ``int('²')`` fails, and a number past ``maximum`` would overflow the database."""
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise FilterError(f"{name} must be a whole number from 1, not {text[:40]!r}")
+    if len(text) > len(str(maximum)) or int(text) > maximum:
+        raise FilterError(f"{name} must be at most {maximum}")
+    return int(text)
+
+
+def record_id(text: str) -> int | None:
+    """``text`` as a record's id when it can be one (a search for "42" also finds credential 42)."""
+    try:
+        return whole_number(text, "id", MAX_ID)
+    except FilterError:
+        return None
+
+
+def whole_numbers(texts: Iterable[str]) -> set[int]:
+    """The texts that are record ids or line numbers (the ticked boxes of a form), as numbers."""
+    return {number for text in texts if (number := record_id(text)) is not None}
+
+
+@dataclass(frozen=True)
+class ListArgs:
+    """The page and the search of any list, from a query string: the one parser every list
+    (pages and API) reads them with."""
+    page: int = 1
+    q: str = ""
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str]) -> "ListArgs":
+        """Raises FilterError with a message fit for the user."""
+        page = whole_number(args.get("page") or "1", "page", MAX_PAGE)
+        q = (args.get("q") or "").strip()
+        if len(q) > MAX_QUERY_LENGTH:
+            raise FilterError(f"q must be at most {MAX_QUERY_LENGTH} characters: the search is "
+                              "too long")
+        return cls(page=page, q=q)
 
 
 @dataclass(frozen=True)
@@ -42,7 +87,7 @@ class RecipientFilter:
 
     @classmethod
     def from_args(cls, args: Mapping[str, str], **fixed: Any) -> "RecipientFilter":
-        """Read ``status``, ``q``, ``sort`` (a key of SORTS, ``-`` first for descending) and
+        """Read ``status``, ``sort`` (a key of SORTS, ``-`` first for descending), ``q`` and
         ``page``. Raises FilterError with a message fit for the user."""
         status = args.get("status") or None
         if status is not None and status not in STATUSES:
@@ -51,14 +96,9 @@ class RecipientFilter:
         descending = sort.startswith("-")
         if sort.lstrip("-") not in SORTS:
             raise FilterError(f"unknown sort {sort!r}: use one of {', '.join(SORTS)}")
-        page_text = args.get("page") or "1"
-        if not page_text.isdigit() or int(page_text) < 1:
-            raise FilterError(f"page must be a whole number from 1, not {page_text!r}")
-        q = (args.get("q") or "").strip()
-        if len(q) > MAX_QUERY_LENGTH:
-            raise FilterError(f"the search is too long (at most {MAX_QUERY_LENGTH} characters)")
-        return cls(status=status, q=q, sort=sort.lstrip("-"), descending=descending,
-                   page=int(page_text), **fixed)
+        listed = ListArgs.from_args(args)
+        return cls(status=status, q=listed.q, sort=sort.lstrip("-"), descending=descending,
+                   page=listed.page, **fixed)
 
     def conditions(self, with_status: bool = True) -> list:
         where = []
@@ -100,8 +140,8 @@ def search_condition(q: str):
     domain is looked up through the indexes alone; other text also reads every name."""
     q = q.strip()
     terms = [email_prefix(q), Recipient.email_domain == q.lower().lstrip("@")]
-    if q.isdigit() and len(q) < 12:
-        terms.append(Recipient.credential_id == int(q))
+    if (credential_id := record_id(q)) is not None:
+        terms.append(Recipient.credential_id == credential_id)
     if "@" not in q and ("." not in q or " " in q):
         terms += [Recipient.name.icontains(q, autoescape=True),
                   Recipient.email.icontains(q, autoescape=True)]

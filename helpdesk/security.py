@@ -16,7 +16,7 @@ import logging
 import re
 import threading
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, abort, jsonify, request
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from .models import db
@@ -120,6 +120,14 @@ def _headers(response: Response) -> Response:
     return response
 
 
+def _refuse_nul() -> None:
+    """A NUL character in the address cannot be looked up (PostgreSQL text cannot hold one):
+    refused before any view reads it."""
+    if "\x00" in request.path or any("\x00" in key or "\x00" in value
+                                      for key, value in request.args.items(multi=True)):
+        abort(400, "The address holds a NUL character (%00); remove it and try again.")
+
+
 DATABASE_DOWN = ("The database is not answering right now; nothing was changed. "
                  "Try again in a minute.")
 
@@ -150,5 +158,6 @@ def _database_unavailable(error: OperationalError):
 def init_app(app: Flask) -> None:
     _remember_secrets(app)
     _install_log_redaction()
+    app.before_request(_refuse_nul)
     app.after_request(_headers)
     app.register_error_handler(OperationalError, _database_unavailable)

@@ -236,8 +236,8 @@ def test_wrong_input_is_refused_with_a_precise_message_and_nothing_is_created(
 
 @pytest.mark.parametrize("kwargs, status, message", [
     ({"data": "title=x"}, 415, "Content-Type: application/json"),
-    ({"data": "{", "content_type": "application/json"}, 400, "not valid JSON"),
-    ({"data": b"\xff\xfe", "content_type": "application/json"}, 400, "not valid JSON"),
+    ({"data": "{", "content_type": "application/json"}, 400, "the body is not JSON"),
+    ({"data": b"\xff\xfe", "content_type": "application/json"}, 400, "the body is not UTF-8 text"),
     ({"json": [1, 2]}, 400, "must be a JSON object"),
     ({"data": "null", "content_type": "application/json"}, 400, "must be a JSON object"),
 ])
@@ -343,12 +343,14 @@ def test_hostile_names_are_stored_as_given_and_returned_as_json_strings(call, si
     assert "\n" not in to.display_name
 
 
-def test_unknown_objects_are_404_in_json(call):
-    for path in ("/api/v1/credentials/999", "/api/v1/recipients/999",
-                 "/api/v1/credentials/99999999999999999999999"):
+def test_unknown_objects_are_404_in_json(call, api):
+    for path in ("/api/v1/credentials/999", "/api/v1/recipients/999"):
         response = call("GET", path)
         assert response.status_code == 404
         assert "999" in response.get_json()["error"]
+    # Past the largest key no route matches: still a 404 in JSON, not a database overflow.
+    response = api.get("/api/v1/credentials/99999999999999999999999")
+    assert response.status_code == 404 and response.get_json()["error"]
     for path, body in (("/api/v1/recipients/999/resend", {}),
                        ("/api/v1/credentials/999/resend", {"status": BOUNCED}),
                        ("/api/v1/credentials/999/publish", None)):
@@ -444,7 +446,8 @@ def test_pages_are_ordered_by_id(call, roster):
     ({"credential_id": "1.5"}, "credential_id must be a whole number from 1"),
     ({"status": "lost"}, "status must be one of not_sent, not_provided, sending, not_opened, "
                          "bounced, opened, not 'lost'"),
-    ({"q": "a\x00b"}, "q must be at most"),
+    ({"q": "a\x00b"}, "NUL character"),
+    ({"q": "x" * 321}, "q must be at most 320 characters"),
     ({"stauts": "bounced"}, "unknown parameter 'stauts'; expected: credential_id, domain, page, "
                             "per_page, q, status"),
 ])

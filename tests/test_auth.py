@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from werkzeug.routing import IntegerConverter, PathConverter
 
 from conftest import PASSWORD, sign_in
 from helpdesk.auth import create_user
@@ -29,9 +30,9 @@ ARGUMENT_SAMPLES = {"int": 1, "default": "x.example", "path": "style.css"}
 def sample_url(app, rule) -> str:
     values = {}
     for name in rule.arguments:
-        converter = type(rule._converters[name]).__name__.lower()
-        values[name] = 1 if "integer" in converter else (
-            "style.css" if "path" in converter else "x.example")
+        converter = rule._converters[name]
+        values[name] = 1 if isinstance(converter, IntegerConverter) else (
+            "style.css" if isinstance(converter, PathConverter) else "x.example")
     with app.test_request_context():
         from flask import url_for
 
@@ -79,9 +80,13 @@ def test_sign_in_goes_back_to_the_page_asked_for_but_never_off_site(client, agen
                                                           "password": PASSWORD})
     assert response.headers["Location"] == "/domains"
     client.post("/logout")
-    response = client.post("/login?next=//evil.example/", data={"email": agent.email,
-                                                                "password": PASSWORD})
-    assert response.headers["Location"] == "/"
+    for target in ("//evil.example/", "/%09/evil.example/", "/%0d%0a/x", "/%5cevil.example",
+                   "https://evil.example/"):
+        client.post("/logout")
+        response = client.post(f"/login?next={target}", data={"email": agent.email,
+                                                               "password": PASSWORD})
+        assert response.status_code == 302, target
+        assert response.headers["Location"] == "/", target
 
 
 def test_a_wrong_password_and_an_unknown_account_get_the_same_answer(client, agent):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -12,10 +13,13 @@ from pathlib import Path
 import pytest
 import itsdangerous.timed
 from itsdangerous import URLSafeTimedSerializer
+from markupsafe import escape
 from sqlalchemy import func, select
+from werkzeug.routing import IntegerConverter
 
+from helpdesk.auth import create_token, hash_token
 from helpdesk.credentials import create_credential
-from helpdesk.models import DeliveryEvent, Recipient, WebhookNonce, db
+from helpdesk.models import ApiToken, DeliveryEvent, Recipient, WebhookNonce, db
 from helpdesk.sharing import make_share_token
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -222,3 +226,162 @@ def test_share_links_tampered_or_expired_are_refused(app, client, monkeypatch):
     response = client.get(f"/share/{expired}")
     assert response.status_code == 410
     assert "ann@valley.example" not in response.get_data(as_text=True)
+
+
+# --- every route × every parameter ------------------------------------------------------------
+# The routes come from the app's URL map, so a new route is walked without being listed here.
+
+HOSTILE_VALUES = [
+    "²",  # '²'.isdigit() is true, int('²') raises
+    "٣",  # an Arabic-Indic digit: int() reads it, a URL must not
+    "99999999999999999999",  # past any database integer
+    "99999999999",  # past PostgreSQL's integer
+    "0", "-1", "1.5", "",
+    "a\x00b",
+    "x" * 5000,
+    "\u202egnp.exe\u202c",
+    "' OR 1=1 --",
+    "<script>alert(1)</script>",
+    "/\r\n/x", "/\t/evil.example/", "//evil.example",
+]
+QUERY_PARAMETERS = ("page", "per_page", "q", "status", "sort", "credential_id", "domain", "next",
+                    "kind")
+FORM_FIELDS = ("email", "password", "role", "status", "kind", "suggestion", "refused",
+               "credential", "title", "state", "scheduled_at", "timezone", "recipients",
+               "send_email", "action", "flagged", "use_suggestion", "acknowledged_invalid")
+DEEP = "[" * 20_000 + "]" * 20_000  # far past the interpreter's recursion limit
+HOSTILE_BODIES = [
+    DEEP, '{"a":' * 10_000 + "1" + "}" * 10_000, '{"status": []}', '{"status": {"a": 1}}',
+    '{"email": []}', '{"emails": [[[]]]}', '{"title": {"$ne": 1}}', '{"recipients": [[]]}',
+    '{"signature": ' + DEEP + "}",
+]
+
+
+@pytest.fixture
+def hostile_world(hostile_app, admin):
+    create_credential("Hostile", [{"name": "Ann", "email": "ann@valley.example"},
+                                  {"name": "Bob", "email": "bob@gmial.com"}], state="published")
+    return {"int": "1", "domain": "valley.example", "slug": "statuses", "name": "mailgun",
+            "filename": "style.css",
+            "token": make_share_token(hostile_app.config["SECRET_KEY"], "valley.example")}
+
+
+def _path(rule, samples: dict, hostile: tuple[str, str] | None = None) -> str:
+    """The rule's URL with sample arguments, or with one argument replaced by a hostile value
+    (percent-encoded as a browser would send it)."""
+    from urllib.parse import quote
+
+    url = rule.rule
+    for name, converter in rule._converters.items():
+        kind = "int" if isinstance(converter, IntegerConverter) else name
+        value = hostile[1] if hostile and hostile[0] == name else samples.get(kind, "x.example")
+        url = re.sub(rf"<[^>]*:?{name}>", quote(value, safe=""), url)
+    return url
+
+
+class Caller:
+    """A browser signed in as an admin, and an admin's API token, both renewed before each
+    request: the walk itself signs out, revokes tokens and deactivates users."""
+
+    def __init__(self, app, admin):
+        self.browser, self.admin = app.test_client(), admin
+        self.token = create_token(admin)
+
+    def answer(self, method: str, url: str, **kwargs) -> str | None:
+        """None when the answer is fine, else what went wrong (the app raises in testing)."""
+        db.session.rollback()
+        sign_in(self.browser, self.admin)
+        if db.session.scalar(select(ApiToken).where(
+                ApiToken.token_hash == hash_token(self.token))) is None:
+            self.token = create_token(self.admin)
+        headers = {"Authorization": f"Bearer {self.token}"} if url.startswith("/api/") else {}
+        asked = f"{method} {url[:80]!r} {kwargs.get('query_string') or ''!r:.60}"
+        try:
+            response = self.browser.open(url, method=method, headers=headers, **kwargs)
+        except Exception as error:
+            return f"{asked} raised {type(error).__name__}: {str(error)[:120]}"
+        failed = response.status_code >= 500
+        if 400 <= response.status_code < 500 and response.is_json:
+            failed = not response.get_json().get("error")
+        return f"{asked} -> {response.status_code}" if failed else None
+
+
+def test_every_route_and_parameter_answers_hostile_values_without_a_500(
+        hostile_app, hostile_world, admin):
+    caller = Caller(hostile_app, admin)
+    failures, walked = [], 0
+    for rule in hostile_app.url_map.iter_rules():
+        json_route = rule.rule.startswith(("/api/", "/webhooks/"))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            urls = [_path(rule, hostile_world)] + [
+                _path(rule, hostile_world, (name, value))
+                for name in rule.arguments for value in HOSTILE_VALUES]
+            failures += [caller.answer(method, url) for url in urls]
+            url = urls[0]
+            for value in HOSTILE_VALUES:
+                if method == "GET":
+                    failures += [caller.answer(method, url, query_string={name: value})
+                                 for name in QUERY_PARAMETERS]
+                elif json_route:
+                    failures.append(caller.answer(method, url, json={
+                        field: value for field in ("email", "status", "title", "emails")}))
+                else:
+                    failures.append(caller.answer(method, url, data={
+                        field: value for field in FORM_FIELDS}))
+                walked += 1
+            if method == "POST" and json_route:
+                failures += [caller.answer(method, url, data=body,
+                                           content_type="application/json")
+                             for body in HOSTILE_BODIES]
+    failures = [f for f in failures if f]
+    assert walked > 500
+    assert not failures, f"{len(failures)} answers were 5xx or JSON errors without a message:\n" \
+        + "\n".join(failures[:40])
+
+
+def test_a_deeply_nested_body_is_refused_before_any_signature_is_trusted(hostile_app):
+    client = hostile_app.test_client()
+    for body in (DEEP, '{"signature": ' + DEEP + "}"):
+        response = client.post("/webhooks/mailgun", data=body,
+                               headers={"Content-Type": "application/json"})
+        assert response.status_code == 400
+        assert "nests deeper than" in response.get_json()["error"]
+    assert events_stored() == 0
+
+
+def test_the_api_refuses_a_deeply_nested_body_with_a_clear_message(api):
+    response = api.post("/api/v1/credentials", data=DEEP, content_type="application/json")
+    assert response.status_code == 400
+    assert "nests deeper than 32 levels" in response.get_json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/lookup", "/credentials", "/domains", "/typos"])
+@pytest.mark.parametrize("query, message", [
+    ({"page": "²"}, "page must be a whole number from 1, not '²'"),
+    ({"page": "9" * 20}, "page must be at most 10000000"),
+    ({"q": "x" * 321}, "q must be at most 320 characters"),
+    ({"q": "a\x00b"}, "The address holds a NUL character"),
+])
+def test_every_list_reads_its_page_and_search_alike(agent_client, path, query, message):
+    if path == "/lookup" and "page" in query:
+        return  # the lookup shows one short list, it has no pages
+    response = agent_client.get(path, query_string=query)
+    assert response.status_code == 400
+    assert str(escape(message)) in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("q", ["²", "99999999999", "1" * 40])
+def test_a_search_that_looks_like_a_number_but_is_not_an_id_finds_nothing_by_id(
+        agent_client, api, q):
+    create_credential("Numbers", [{"name": "Ann", "email": "ann@valley.example"}], state="draft")
+    assert agent_client.get("/lookup", query_string={"q": q}).status_code == 200
+    response = api.get("/api/v1/recipients", query_string={"q": q})
+    assert response.status_code == 200 and response.get_json()["total"] == 0
+
+
+def test_resending_with_a_status_that_is_not_text_is_400(api):
+    credential = create_credential("Resend", [{"name": "Ann", "email": "ann@valley.example"}],
+                                   state="draft")
+    response = api.post(f"/api/v1/credentials/{credential.id}/resend", json={"status": []})
+    assert response.status_code == 400
+    assert "status must be one of" in response.get_json()["error"]

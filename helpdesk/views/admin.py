@@ -13,9 +13,9 @@ from sqlalchemy import select
 from wtforms import EmailField, PasswordField, SelectField
 from wtforms.validators import DataRequired, Email, Length
 
-from .. import audit, config as defaults
+from .. import audit, config as defaults, queries
 from .. import plugins
-from ..auth import admin_required, create_token, create_user
+from ..auth import admin_required, create_token, create_user, no_nul
 from ..security import is_secret
 from ..models import ApiToken, Role, User, db
 
@@ -33,10 +33,11 @@ def _admins_only():
 
 
 class UserForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320)])
+    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=320), no_nul])
     role = SelectField("Role", choices=[r.value for r in Role],
                        default=Role.agent.value)
-    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=200)])
+    password = PasswordField("Password", validators=[DataRequired(), Length(min=8, max=200),
+                                                     no_nul])
 
 
 def _users_page(form: UserForm, new_token: str | None = None, token_user: User | None = None,
@@ -154,9 +155,8 @@ def audit_log():
     if action is not None and action not in audit.ACTIONS:
         abort(400, f"action must be one of {', '.join(audit.ACTIONS)}, not {action!r}")
     before_text = request.args.get("before", "")
-    if before_text and not (before_text.isascii() and before_text.isdigit()):
-        abort(400, f"before must be an entry number, not {before_text!r}")
-    entries = audit.latest(db.session, action=action, before=int(before_text or 0) or None,
+    before = queries.whole_number(before_text, "before", queries.MAX_ID) if before_text else None
+    entries = audit.latest(db.session, action=action, before=before,
                            limit=AUDIT_PAGE_SIZE + 1)
     return render_template("admin/audit.html", entries=entries[:AUDIT_PAGE_SIZE], action=action,
                            next_before=entries[AUDIT_PAGE_SIZE - 1].id

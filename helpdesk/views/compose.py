@@ -19,7 +19,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import intake
+from .. import intake, queries
 from ..addresses import known_domains
 from ..auth import csrf
 from ..credentials import CredentialError, create_credential
@@ -221,8 +221,8 @@ def new():
         return _form(400, errors, verdicts, digest=digest)
     if intake.needs_review(verdicts) and form.get("reviewed") != digest:
         return _form(422, verdicts=verdicts, digest=digest)
-    use = set() if form.get("action") == "keep" else {
-        int(line) for line in form.getlist("use_suggestion") if line.isdigit()}
+    use = set() if form.get("action") == "keep" else \
+        queries.whole_numbers(form.getlist("use_suggestion"))
     verdicts = intake.apply_choices(verdicts, use, known)
     try:
         credential = create_credential(

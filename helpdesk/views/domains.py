@@ -20,15 +20,12 @@ bp = Blueprint("domains", __name__, url_prefix="/domains")
 
 @bp.route("")
 def index():
-    page_text = request.args.get("page", "1")
-    if not page_text.isdigit() or int(page_text) < 1:
-        abort(400, f"page must be a whole number from 1, not {page_text!r}")
-    q = request.args.get("q", "").strip()
+    listed = queries.ListArgs.from_args(request.args)
     size = current_app.config["PAGE_SIZE"]
-    stats, total = queries.domain_page(db.session, int(page_text), size, q)
-    return render_template("domains.html", stats=stats, q=q,
+    stats, total = queries.domain_page(db.session, listed.page, size, listed.q)
+    return render_template("domains.html", stats=stats, q=listed.q,
                            typos={s.domain: typo_of(s.domain) for s in stats if s.bounced},
-                           page=queries.Page(stats, int(page_text), size, total),
+                           page=queries.Page(stats, listed.page, size, total),
                            alert_threshold=int(current_app.config["DOMAIN_BOUNCE_ALERT"]))
 
 

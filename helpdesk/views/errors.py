@@ -6,7 +6,9 @@ import logging
 
 from flask import Flask, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.exceptions import BadRequest, HTTPException, InternalServerError
+
+from ..queries import FilterError
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,12 @@ def _server_error(error: InternalServerError):
     return _answer(error)
 
 
+def _bad_filter(error: FilterError):
+    """A list's page, search or filter that makes no sense, from any view: 400 with why."""
+    return _answer(BadRequest(str(error)))
+
+
 def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, _answer)
+    app.register_error_handler(FilterError, _bad_filter)
     app.register_error_handler(InternalServerError, _server_error)

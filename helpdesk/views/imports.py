@@ -10,7 +10,7 @@ from flask import (Blueprint, Response, abort, current_app, make_response, rende
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import audit, importer, intake
+from .. import audit, importer, intake, queries, untrusted_json
 from ..addresses import known_domains
 from ..auth import csrf
 from ..models import Credential, db
@@ -72,7 +72,8 @@ def _target(credential: Credential | None) -> Credential | str:
                                             f"{intake.MAX_TITLE} characters.", 400,
                                       request.form)))
         return title
-    found = db.session.get(Credential, int(chosen)) if chosen.isdigit() and len(chosen) < 10         else None
+    found = db.session.get(Credential, chosen_id) if (chosen_id := queries.record_id(chosen)) \
+        else None
     if found is None:
         abort(make_response(_form(None, "Choose the credential to import the recipients "
                                         "into, or a new one.", 400, request.form)))
@@ -109,7 +110,7 @@ def _rows_json(header, rows) -> str:
 
 def _rows_from_form(text: str) -> importer.ParsedFile:
     try:
-        data = json.loads(text)
+        data = untrusted_json.loads(text)
         header = tuple(str(cell) for cell in data["header"])
         rows = []
         for line, kind, name, email, reason, suggestion, cells in data["rows"]:
@@ -140,9 +141,9 @@ def confirm():
     """The review's answer: import the rows it showed, with the suggestions it took."""
     _accept_large_form(ROWS_LIMIT)
     chosen = request.form.get("credential", "")
-    target = _target(db.session.get(Credential, int(chosen))
-                     if chosen.isdigit() and len(chosen) < 10 else None)
-    use = {int(line) for line in request.form.getlist("use_suggestion") if line.isdigit()}
+    chosen_id = queries.record_id(chosen)
+    target = _target(db.session.get(Credential, chosen_id) if chosen_id else None)
+    use = queries.whole_numbers(request.form.getlist("use_suggestion"))
     return _write(target, _rows_from_form(request.form.get("rows", "")), use)
 
 

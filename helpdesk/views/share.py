@@ -22,10 +22,7 @@ def status(token: str):
     except sharing.ShareLinkInvalid:
         abort(403, "This status link is not valid. Check that it was copied whole, or ask the "
                    "sender for a new one.")
-    try:
-        f = queries.RecipientFilter.from_args(request.args, domain=domain)
-    except queries.FilterError as error:
-        abort(400, str(error))
+    f = queries.RecipientFilter.from_args(request.args, domain=domain)
     page, counts = queries.recipient_page(db.session, f, cfg["PAGE_SIZE"])
     response = current_app.make_response(render_template(
         "share.html", domain=domain, page=page, counts=counts, f=f, token=token,

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
-from .. import typos
+from .. import queries, typos
 from ..models import Recipient, db
 
 bp = Blueprint("typos", __name__)
@@ -11,7 +11,7 @@ bp = Blueprint("typos", __name__)
 
 @bp.route("/typos")
 def index():
-    page = typos.typo_page(request.args.get("page", 1, type=int))
+    page = typos.typo_page(queries.ListArgs.from_args(request.args).page)
     return render_template("typos.html", page=page)
 
 
