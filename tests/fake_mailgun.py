@@ -22,11 +22,16 @@ from email.parser import BytesParser
 from email.policy import HTTP
 from email.utils import getaddresses, parseaddr
 from http import HTTPStatus
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from fake_api import HANG, FakeApi
 
 BASE_PATH = "/v3"
+# Mailgun's suppression lists under ``/v3/<domain>/``, and its 404 message for an address that
+# is not on one.
+SUPPRESSION_NOT_FOUND = {"bounces": "Address not found in bounces table",
+                         "complaints": "No spam complaints found for this address",
+                         "unsubscribes": "Address not found in unsubscribers table"}
 
 
 def parse_form(content_type: str, raw: bytes) -> dict[str, list[str]] | None:
@@ -77,6 +82,46 @@ class FakeMailgun(FakeApi):
         self.api_key = api_key
         self.domain = domain
         self.queued: dict[str, str] = {}
+        # The domain's suppression lists, by list then address, each entry as the API shows it
+        # (bounces: address, code, error, created_at; complaints and unsubscribes: address,
+        # created_at).
+        self.suppressions: dict[str, dict[str, dict]] = {
+            name: {} for name in SUPPRESSION_NOT_FOUND}
+
+    def _suppression(self, request) -> tuple[str, str] | None:
+        """(list, address) of a suppression request, or None once it has answered."""
+        self.record({"method": request.command, "path": request.path,
+                     "headers": dict(request.headers)})
+        if not self._authorised(request.headers.get("Authorization", "")):
+            request.reply(401, "Forbidden")
+            return None
+        domain, _, rest = request.path.removeprefix(f"{BASE_PATH}/").partition("/")
+        name, _, address = rest.partition("/")
+        if domain != self.domain:
+            request.reply(404, {"message": f"Domain not found: {domain}"})
+            return None
+        if name not in self.suppressions or "@" not in unquote(address):
+            request.reply(404, {"message": "Not Found"})
+            return None
+        return name, unquote(address).lower()
+
+    def get(self, request, raw: bytes) -> None:
+        found = self._suppression(request)
+        if found:
+            name, address = found
+            entry = self.suppressions[name].get(address)
+            if entry is None:
+                return request.reply(404, {"message": SUPPRESSION_NOT_FOUND[name]})
+            return request.reply(200, entry)
+
+    def delete(self, request, raw: bytes) -> None:
+        found = self._suppression(request)
+        if found:
+            name, address = found
+            if self.suppressions[name].pop(address, None) is None:
+                return request.reply(404, {"message": SUPPRESSION_NOT_FOUND[name]})
+            return request.reply(200, {"message": "Suppression has been removed",
+                                       "address": address})
 
     def _queued_id(self) -> str:
         return f"<{time.strftime('%Y%m%d%H%M%S')}.{uuid.uuid4().hex[:16]}@{self.domain}>"

@@ -20,8 +20,8 @@ from sqlalchemy import func, select
 from fake_mailgun import HANG, FakeMailgun
 from helpdesk import plugins
 from helpdesk.credentials import create_credential
-from helpdesk.contract import (CORRELATION_HEADER, Message, NotConfigured, SignatureError,
-                           WebhookError)
+from helpdesk.contract import (CORRELATION_HEADER, Message, NotConfigured, ServiceError,
+                               SignatureError, WebhookError, capabilities)
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, WebhookNonce, db
 from helpdesk.status import EVENT_TYPES as NORMALIZED_TYPES
 from helpdesk_mailgun import EU_API_URL, US_API_URL, MailgunProvider, messages_url
@@ -638,3 +638,33 @@ def test_every_status_through_mailguns_real_protocol(app_factory, fake):
         assert sorted(f["to"][0] for f in fake.accepted) == [
             "accepted <accepted@example.com>", "bounced <bounced@example.com>",
             "opened <opened@example.com>"]
+
+
+# --- the suppression list -----------------------------------------------------------------------
+
+def test_a_suppressed_address_is_found_and_removed_from_every_list_it_is_on(fake):
+    provider = provider_for(fake)
+    assert capabilities(provider).suppression_list
+    fake.suppressions["bounces"]["alice@example.com"] = {
+        "address": "alice@example.com", "code": "550", "error": "No such mailbox",
+        "created_at": "Fri, 21 Oct 2011 11:02:55 UTC"}
+    fake.suppressions["complaints"]["alice@example.com"] = {
+        "address": "alice@example.com", "created_at": "Tue, 15 Nov 2016 08:25:11 GMT"}
+    try:
+        found = provider.suppression_lookup("alice@example.com")
+        assert (found.list, found.reason) == ("bounces", "550 No such mailbox")
+        assert found.since == datetime(2011, 10, 21, 11, 2, 55, tzinfo=timezone.utc)
+        assert provider.suppression_lookup("bob@example.com") is None
+        assert provider.suppression_remove("alice@example.com") is True
+        assert fake.suppressions == {"bounces": {}, "complaints": {}, "unsubscribes": {}}
+        deletes = [r["path"] for r in fake.requests if r.get("method") == "DELETE"]
+        assert deletes == [f"/v3/{DOMAIN}/bounces/alice@example.com",
+                           f"/v3/{DOMAIN}/complaints/alice@example.com"]
+        assert provider.suppression_remove("alice@example.com") is False
+    finally:
+        provider.close()
+    wrong = provider_for(fake, MAILGUN_API_KEY="key-wrong")
+    with pytest.raises(ServiceError, match="HTTP 401") as error:
+        wrong.suppression_lookup("alice@example.com")
+    assert "key-wrong" not in str(error.value)
+    wrong.close()

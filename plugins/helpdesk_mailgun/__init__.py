@@ -17,7 +17,8 @@ connections are transient, and the queue retries them with backoff.
 """
 from __future__ import annotations
 
-from email.utils import formataddr
+from datetime import timezone
+from email.utils import formataddr, parsedate_to_datetime
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -25,13 +26,16 @@ import requests
 
 from helpdesk import hookimpl
 from helpdesk.provider_http import ThreadSessions, send_result
-from helpdesk.contract import CORRELATION_VARIABLE, Message, SendResult, Setting
+from helpdesk.contract import (CORRELATION_VARIABLE, Message, SendResult, ServiceError, Setting,
+                               Suppression)
 
 from .demo import MailgunStandIn
 from .webhook import parse_events, read_body, require_signing_key, signature_fields, \
     verify_signature
 
 US_API_URL = "https://api.mailgun.net/v3"
+# The domain's suppression lists helpdesk clears before a resend.
+SUPPRESSION_LISTS = ("bounces", "complaints", "unsubscribes")
 EU_API_URL = "https://api.eu.mailgun.net/v3"
 
 
@@ -125,6 +129,63 @@ class MailgunProvider:
 
     def parse_webhook(self, headers: Mapping[str, str], raw_body: bytes):
         return parse_events(raw_body)
+
+    def suppression_lookup(self, address: str) -> Suppression | None:
+        """The first of the domain's lists (bounces, complaints, unsubscribes) holding it."""
+        for name in SUPPRESSION_LISTS:
+            entry = self._entry(name, address)
+            if entry is not None:
+                reason = " ".join(str(entry[k]) for k in ("code", "error") if entry.get(k))
+                try:
+                    since = parsedate_to_datetime(entry.get("created_at") or "")
+                except (TypeError, ValueError):
+                    since = None
+                return Suppression(address=address, list=name, reason=reason,
+                                   since=since.astimezone(timezone.utc) if since else None)
+        return None
+
+    def suppression_remove(self, address: str) -> bool:
+        """Delete the address from each of the domain's lists that holds it."""
+        removed = False
+        for name in SUPPRESSION_LISTS:
+            if self._entry(name, address) is not None:
+                self._ask("DELETE", name, address)
+                removed = True
+        return removed
+
+    def _entry(self, name: str, address: str) -> dict | None:
+        """The address's entry on one list; None when Mailgun answers 404 (not on it)."""
+        return self._ask("GET", name, address, absent_ok=True)
+
+    def _ask(self, method: str, name: str, address: str, absent_ok: bool = False) -> dict | None:
+        """One suppression-API call's JSON object.
+
+        :raises ServiceError: Mailgun cannot be reached, or answers anything but 200 (or 404
+            when ``absent_ok``).
+        """
+        if not self._api_key or not self.domain:
+            raise ServiceError("HELPDESK_MAILGUN_API_KEY and HELPDESK_MAILGUN_DOMAIN must be set")
+        url = (f"{self.api_url.rstrip('/')}/{quote(self.domain.strip(), safe='')}/{name}/"
+               f"{quote(address.strip(), safe='@')}")
+        try:
+            response = self._sessions.get().request(method, url, timeout=self.timeout,
+                                                    allow_redirects=False)
+        except requests.RequestException as error:
+            raise ServiceError(f"cannot reach Mailgun about {address}: "
+                               f"{type(error).__name__}") from None
+        if response.status_code == 404 and absent_ok:
+            return None
+        if response.status_code != 200:
+            raise ServiceError(f"Mailgun's suppression API refused (HTTP "
+                               f"{response.status_code}) for {address}: "
+                               f"{error_message(response)}")
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            raise ServiceError(f"Mailgun's suppression API answered no JSON object for {address}")
+        return payload
 
     def close(self) -> None:
         self._sessions.close()
