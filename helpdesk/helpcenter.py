@@ -1,8 +1,9 @@
 """Help-center articles: Markdown files shipped in ``helpdesk/help`` (front matter: title,
 summary, order) plus those plugins add, rendered with markdown-it and sanitised with nh3.
 
-An article never copies the status texts: a paragraph holding only ``[[status-legend]]`` or
-``[[quick-tips]]`` is replaced by what the status registry says, so the two cannot drift."""
+An article never copies the registries' texts: a paragraph holding only ``[[status-legend]]``,
+``[[quick-tips]]`` or ``[[causes]]`` is replaced by what the status or cause registry says, so
+they cannot drift."""
 from __future__ import annotations
 
 import re
@@ -15,7 +16,7 @@ import nh3
 from markdown_it import MarkdownIt
 
 ARTICLES_DIR = Path(__file__).parent / "help"
-PLACEHOLDER = re.compile(r"<p>\[\[(status-legend|quick-tips)\]\]</p>")
+PLACEHOLDER = re.compile(r"<p>\[\[(status-legend|quick-tips|causes)\]\]</p>")
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 

@@ -9,6 +9,7 @@ from markupsafe import escape
 
 from desk_data import page
 from helpdesk import hookimpl, plugins
+from helpdesk.causes import CAUSES
 from helpdesk.helpcenter import builtin_articles
 from helpdesk.status import STATUSES
 
@@ -88,3 +89,13 @@ def test_plugins_add_articles(client, pigeon):
 
 def test_a_plugin_article_is_found_by_search(client, pigeon):
     assert 'href="/help/pigeons"' in page(client.get("/help?q=feathered"))
+
+
+def test_the_causes_article_shows_every_cause_and_its_actions_from_the_registry(client):
+    html = page(client.get("/help/causes"))
+    assert "[[causes]]" not in html
+    for cause in CAUSES.values():
+        assert str(escape(cause.label)) in html and str(escape(cause.explanation)) in html
+        assert f'id="cause-{cause.key}"' in html
+        for tip in cause.actions:
+            assert str(escape(tip.title)) in html

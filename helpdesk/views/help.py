@@ -6,6 +6,7 @@ from markupsafe import Markup
 
 from .. import helpcenter, plugins
 from ..auth import public
+from ..causes import CAUSES
 from ..status import STATUSES
 
 bp = Blueprint("help", __name__, url_prefix="/help")
@@ -18,6 +19,8 @@ def _articles() -> list[helpcenter.Article]:
 def _registry_block(name: str) -> str:
     if name == "status-legend":
         return str(get_template_attribute("_macros.html", "legend")())
+    if name == "causes":
+        return render_template("help/_causes.html", causes=CAUSES.values())
     return render_template("help/_tips.html", statuses=STATUSES.values())
 
 
