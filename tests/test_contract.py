@@ -83,8 +83,9 @@ def test_a_flag_must_be_declared_true_to_count():
 def test_the_built_in_providers_declare_their_capabilities(app):
     declared = {name: set(capabilities(p).names()) for name, p in plugins.providers().items()}
     assert declared["smtp"] == set()
-    assert declared["sendgrid"] == {"webhooks", "reports_deliveries"}
-    assert declared["mailgun"] == {"webhooks", "reports_deliveries", "signs_one_time_tokens"}
+    assert declared["sendgrid"] == {"webhooks", "reports_deliveries", "suppression_list"}
+    assert declared["mailgun"] == {"webhooks", "reports_deliveries", "signs_one_time_tokens",
+                                   "suppression_list"}
 
 
 def test_a_provider_without_send_is_refused_by_name(app):

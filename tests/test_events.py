@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pytest
 from sqlalchemy import func, select
 
+from helpdesk import ingest
 from helpdesk.credentials import create_credential
 from helpdesk.ingest import record_events
 from helpdesk.contract import ProviderEvent
@@ -48,3 +50,18 @@ def test_a_batch_repeating_itself_and_a_replay_store_each_event_once(app):
     assert db.session.scalar(select(func.count()).select_from(DeliveryEvent).where(
         DeliveryEvent.provider_event_id.in_(["open-1", "bounce-1"]))) == 2
     assert db.session.scalar(select(Recipient.status)) == OPENED
+
+
+def test_a_failure_inside_the_batch_is_raised_and_stores_nothing(app, sink, monkeypatch):
+    credential = create_credential("Course", [{"name": "Ann", "email": "ann@example.com"}],
+                                   state="published")
+    correlation = credential.recipients[0].latest_delivery.correlation_id
+    before = db.session.scalar(select(func.count()).select_from(DeliveryEvent))
+
+    def broken(delivery_ids):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(ingest, "refresh_statuses", broken)
+    with pytest.raises(RuntimeError, match="went away"):
+        record_events([event("boom-1", "opened", correlation)])
+    assert db.session.scalar(select(func.count()).select_from(DeliveryEvent)) == before

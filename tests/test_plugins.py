@@ -138,6 +138,24 @@ def test_every_hook_is_documented_in_the_readme():
     assert not missing, f"hooks missing from the README's plugin section: {missing}"
 
 
+def test_the_readme_gives_each_hook_its_real_signature():
+    readme = README.read_text()
+    wrong = []
+    for name, spec in inspect.getmembers(hookspecs, inspect.isfunction):
+        if name.startswith("helpdesk_"):
+            called = f"`{name}({', '.join(inspect.signature(spec).parameters)})`"
+            if called not in readme:
+                wrong.append(called)
+    assert not wrong, f"the README shows these hooks with other arguments: {wrong}"
+
+
+def test_every_hook_docstring_names_each_argument():
+    for name, spec in inspect.getmembers(hookspecs, inspect.isfunction):
+        if name.startswith("helpdesk_"):
+            for parameter in inspect.signature(spec).parameters:
+                assert f":param {parameter}:" in spec.__doc__, (name, parameter)
+
+
 def test_every_hook_has_a_docstring():
     for name, fn in inspect.getmembers(hookspecs, inspect.isfunction):
         if name.startswith("helpdesk_"):

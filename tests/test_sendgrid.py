@@ -449,75 +449,6 @@ def test_events_matched_by_message_id_when_the_custom_arg_is_missing(client, pri
     assert statuses() == {"ann@valley.example": OPENED}
 
 
-@pytest.mark.parametrize("tamper", ["body", "timestamp", "signature", "unsigned"])
-def test_forged_requests_are_refused_and_change_nothing(client, private_key, tamper):
-    sent = publish("ann@valley.example")
-    batch = [doc_event("open", delivery=sent["ann@valley.example"].correlation_id)]
-    raw = json.dumps(batch).encode()
-    headers = signed(private_key, raw)
-    before = event_count()
-    if tamper == "body":
-        raw = raw.replace(b'"open"', b'"click"')
-    elif tamper == "timestamp":
-        headers[TIMESTAMP_HEADER] = str(int(headers[TIMESTAMP_HEADER]) + 1)
-    elif tamper == "signature":
-        other = ec.generate_private_key(ec.SECP256R1())
-        headers[SIGNATURE_HEADER] = signed(other, raw, headers[TIMESTAMP_HEADER])[
-            SIGNATURE_HEADER]
-    else:
-        headers = {"Content-Type": "application/json"}
-    response = post(client, private_key, raw, headers=headers)
-    assert response.status_code == 401
-    expected = "is missing" if tamper == "unsigned" else "does not match"
-    assert expected in response.json["error"]
-    assert event_count() == before
-    assert statuses() == {"ann@valley.example": SENDING}
-
-
-def test_a_stale_signature_is_refused(client, private_key):
-    response = post(client, private_key, [doc_event("open")],
-                    timestamp=str(int(time.time()) - 3600))
-    assert response.status_code == 401
-    assert "stale" in response.json["error"]
-    assert event_count() == 0
-
-
-def test_no_key_configured_is_403(app_factory, private_key):
-    app = app_factory(PROVIDER="sendgrid")
-    with app.app_context():
-        raw = b"[]"
-        response = app.test_client().post("/webhooks/sendgrid", data=raw,
-                                          headers=signed(private_key, raw))
-    assert response.status_code == 403
-    assert "HELPDESK_SENDGRID_WEBHOOK_PUBLIC_KEY is not set" in response.json["error"]
-
-
-@pytest.mark.parametrize("body", [b"{not json", b'{"event": "open"}',
-                                  b'[{"event": "open", "timestamp": 1}, 7]',
-                                  b'[{"event": "open", "timestamp": 1}, {"timestamp": 1}]'])
-def test_a_malformed_batch_is_400_and_stores_nothing(client, private_key, body):
-    publish("ann@valley.example")
-    before = event_count()
-    response = post(client, private_key, body)
-    assert response.status_code == 400
-    assert response.json["error"]
-    assert event_count() == before
-
-
-def test_a_replayed_batch_changes_nothing(client, private_key):
-    sent = publish("ann@valley.example", "bob@valley.example")
-    batch = [doc_event("delivered", delivery=sent["ann@valley.example"].correlation_id),
-             doc_event("bounce", delivery=sent["bob@valley.example"].correlation_id,
-                       email="bob@valley.example")]
-    first = post(client, private_key, batch)
-    after_first = (event_count(), statuses())
-    second = post(client, private_key, batch)  # signed again, fresh: SendGrid's own retry
-    assert first.json["stored"] == 2
-    assert second.status_code == 200
-    assert (second.json["stored"], second.json["duplicates"]) == (0, 2)
-    assert (event_count(), statuses()) == after_first
-
-
 def test_a_duplicate_inside_one_batch_is_stored_once(client, private_key):
     sent = publish("ann@valley.example")
     event = doc_event("open", delivery=sent["ann@valley.example"].correlation_id)
@@ -559,19 +490,6 @@ def test_order_does_not_matter(client, private_key):
     assert result["dropped@in-order.example"] == BOUNCED
     assert result["blocked@in-order.example"] == SENDING
     assert result["delivered@in-order.example"] == NOT_OPENED
-
-
-def test_an_unknown_event_type_is_stored_as_unknown(client, private_key):
-    sent = publish("ann@valley.example")
-    event = sendgrid_event("account_status_change", delivery=sent[
-        "ann@valley.example"].correlation_id, type="compliance_suspend")
-    response = post(client, private_key, [event])
-    assert response.status_code == 200
-    stored = db.session.scalar(select(DeliveryEvent).where(
-        DeliveryEvent.provider_event_id == event["sg_event_id"]))
-    assert stored.type == "unknown"
-    assert stored.raw["event"] == "account_status_change"
-    assert statuses() == {"ann@valley.example": SENDING}
 
 
 # --- end to end: every status through SendGrid's protocol ------------------------------------

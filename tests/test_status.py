@@ -1,10 +1,13 @@
 """The status engine: the registry and the pure join."""
+import re
+from pathlib import Path
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from helpdesk.status import (BOUNCED, EVENT_TYPES, LEVELS, NOT_OPENED, NOT_PROVIDED, NOT_SENT,
                              OPENED, SENDING, STATUSES, DeliveryOutcome, delivery_status,
-                             email_status)
+                             email_status, join)
 
 event_lists = st.lists(st.sampled_from(EVENT_TYPES), max_size=12)
 
@@ -106,3 +109,24 @@ def test_recipient_status_ignores_event_order_within_each_delivery(deliveries, r
 
     shuffled = [(e, rnd.sample(evs, len(evs))) for e, evs in deliveries]
     assert status(shuffled) == status(deliveries)
+
+
+# --- what mutation testing found unchecked --------------------------------------------------
+
+def test_a_refused_send_is_below_an_acceptance_and_above_a_queued_one():
+    assert join(NOT_SENT, NOT_OPENED) == NOT_OPENED == join(NOT_OPENED, NOT_SENT)
+    assert join(SENDING, NOT_SENT) == NOT_SENT
+
+
+def test_an_unpublished_credential_is_not_sent_whatever_its_deliveries():
+    opened = [DeliveryOutcome("ann@valley.example", OPENED)]
+    assert email_status(email="ann@valley.example", published=False,
+                        deliveries=opened) == NOT_SENT
+    assert email_status(email="ann@valley.example", published=True, deliveries=opened) == OPENED
+
+
+def test_every_status_icon_is_a_symbol_of_the_sprite():
+    sprite = (Path(__file__).resolve().parents[1] / "templates" / "_icons.html").read_text()
+    symbols = set(re.findall(r'<symbol id="([^"]+)"', sprite))
+    assert {s.icon for s in STATUSES.values()} <= symbols
+    assert len({s.icon for s in STATUSES.values()}) == len(STATUSES)

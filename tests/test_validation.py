@@ -363,3 +363,16 @@ def test_deliverability_is_checked_only_when_asked(monkeypatch):
     check = check_email("bob@nowhere-at-all.com", check_deliverability=True)
     assert not check.valid
     assert "does not exist" in check.error
+
+
+# --- what mutation testing found unchecked --------------------------------------------------
+
+def test_a_mistyped_ending_after_a_real_domain_is_dropped():
+    assert suggested("gmail.com.cmo") == "gmail.com"
+
+
+def test_every_confidence_is_a_probability():
+    for typed, _ in [*read_cases(DEV_CASES), *read_cases(PUBLIC_CASES)]:
+        suggestion = suggest_domain(typed)
+        if suggestion:
+            assert 0 < suggestion.confidence <= 1, (typed, suggestion)
