@@ -21,6 +21,7 @@ from helpdesk.contract import (CORRELATION_HEADER, REASON_CODES, Message, NotCon
                                ServiceError, SignatureError, WebhookError, capabilities)
 from helpdesk.credentials import create_credential
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
+from helpdesk.publishing import unsuppress_and_resend
 from helpdesk.sink import free_port
 from helpdesk.status import EVENT_TYPES as NORMALIZED_TYPES
 from helpdesk_postmark import PostmarkProvider, email_body
@@ -510,3 +511,16 @@ def test_every_status_through_postmarks_real_protocol(app_factory, fake):
         refusal = db.session.scalars(select(DeliveryEvent.reason).where(
             DeliveryEvent.type == "refused")).one()
         assert "marked as inactive" in refusal and "ErrorCode 406" in refusal
+
+
+def test_unsuppress_and_resend_reactivates_then_sends_again(sent, fake):
+    client, people = sent
+    ada = people["ada"]
+    bounce = fake.add_bounce(ada.email)
+    assert post(client, sample("bounce", delivery_of(ada).correlation_id, ID=bounce["ID"]))[0] \
+        == 200
+    assert status_of(ada) == "bounced"
+    again = unsuppress_and_resend(db.session.get(Recipient, ada.id))
+    assert ada.email not in fake.inactive and bounce["Inactive"] is False
+    assert fake.requests[-1]["body"]["To"].endswith(f"<{ada.email}>")
+    assert again.email == ada.email and status_of(ada) == "sending"

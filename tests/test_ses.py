@@ -26,6 +26,7 @@ from helpdesk.contract import (CORRELATION_HEADER, REASON_CODES, Message, NotCon
                                ServiceError, SignatureError, WebhookError, capabilities)
 from helpdesk.credentials import create_credential
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
+from helpdesk.publishing import unsuppress_and_resend
 from helpdesk.sink import free_port
 from helpdesk.status import EVENT_TYPES as NORMALIZED_TYPES
 from helpdesk_ses import SesProvider, send_email_request
@@ -708,3 +709,16 @@ def test_every_status_through_ses_and_sns(app_factory, fake, sns):
         refusal = db.session.scalars(select(DeliveryEvent.reason).where(
             DeliveryEvent.type == "refused")).one()
         assert "(MessageRejected)" in refusal
+
+
+def test_unsuppress_and_resend_clears_the_account_list_then_sends_again(sent, fake, sns):
+    client, deliveries = sent
+    ada = deliveries["ada"]
+    fake.suppress(ada.email)
+    record = about("bounce", ada, bounceSubType="OnAccountSuppressionList")
+    assert post(client, sns.notification(TOPIC, record))[0] == 200
+    assert status_of(ada.recipient) == "bounced"
+    again = unsuppress_and_resend(db.session.get(Recipient, ada.recipient_id))
+    assert ada.email.lower() not in fake.suppressed
+    assert [r["method"] for r in fake.requests][-2:] == ["DELETE", "POST"]
+    assert again.id != ada.id and status_of(ada.recipient) == "sending"
