@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, Sequence
 
 from sqlalchemy import delete, func, select
 
@@ -85,10 +85,14 @@ def edit_recipient(recipient: Recipient, name: str, email: str | None) -> list[s
     return changes
 
 
-def delete_recipient(recipient: Recipient) -> None:
-    """Delete a recipient with its deliveries and their events; the audit log keeps who it was."""
-    audit.record_recipients("deleted", [recipient], f"from “{recipient.credential.title}”")
-    db.session.execute(delete(Recipient).where(Recipient.id == recipient.id),
+def delete_recipients(recipients: Sequence[Recipient]) -> None:
+    """Delete recipients with their deliveries and their events (the database cascades); the
+    audit log keeps who each one was."""
+    titles = {r.credential_id: r.credential.title for r in recipients}
+    for recipient in recipients:
+        audit.record_recipients("deleted", [recipient],
+                                f"from “{titles[recipient.credential_id]}”")
+    db.session.execute(delete(Recipient).where(Recipient.id.in_([r.id for r in recipients])),
                        execution_options={"synchronize_session": False})
     db.session.commit()
     db.session.expunge_all()

@@ -167,6 +167,9 @@ class Delivery(db.Model):
     events: Mapped[list["DeliveryEvent"]] = relationship(
         back_populates="delivery", order_by="(DeliveryEvent.occurred_at, DeliveryEvent.id)")
 
+    # Lookup finds a recipient by an address it was sent to before (since corrected).
+    __table_args__ = (Index("ix_delivery_email_lower", text("lower(email)")),)
+
 
 class DeliveryEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -12,7 +12,8 @@ from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from .causes import RESEND_CANNOT_HELP
-from .models import Credential, CredentialState, DeliveryEvent, Recipient
+from .models import Credential, CredentialState, Delivery, DeliveryEvent, Recipient
+from .search import name_or_address_contains
 from .status import BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING, STATUSES
 
 SORTS = {
@@ -134,17 +135,26 @@ def email_prefix(prefix: str):
     return func.lower(Recipient.email).between(prefix, prefix + "\U0010ffff")
 
 
+def credential_number(q: str) -> int | None:
+    """The credential a search names by its number, as the desk writes it ("#2") or bare."""
+    return record_id(q.strip().removeprefix("#").strip())
+
+
 def search_condition(q: str):
-    """Recipients found by ``q``: the address it starts, the domain it names, the credential
-    whose id it is, or a name or address containing it. What looks like an address or a
-    domain is looked up through the indexes alone; other text also reads every name."""
+    """Recipients found by ``q``: a credential's number ("#2", or "2") finds its recipients and
+    nothing else; otherwise the address it starts, the domain it names, an address it was sent
+    to before (since corrected), or a name or address containing it, through the trigram index
+    (``helpdesk.search``)."""
     q = q.strip()
+    number = credential_number(q)
+    if number is not None:
+        return Recipient.credential_id == number
     terms = [email_prefix(q), Recipient.email_domain == q.lower().lstrip("@")]
-    if (credential_id := record_id(q)) is not None:
-        terms.append(Recipient.credential_id == credential_id)
+    if "@" in q:
+        terms.append(Recipient.id.in_(select(Delivery.recipient_id).where(
+            func.lower(Delivery.email) == q.lower())))
     if "@" not in q and ("." not in q or " " in q):
-        terms += [Recipient.name.icontains(q, autoescape=True),
-                  Recipient.email.icontains(q, autoescape=True)]
+        terms.append(name_or_address_contains(q))
     return or_(*terms)
 
 
@@ -369,3 +379,161 @@ def lookup(session: Session, q: str, limit: int = 50) -> list[Recipient]:
     return list(session.scalars(select(Recipient).where(search_condition(q))
                                 .order_by(Recipient.updated_at.desc(), Recipient.id.desc())
                                 .limit(limit)))
+
+
+# --- the recipients view across credentials -------------------------------------------------------
+
+# Its sortable columns; "reason" is the cause. Each is NOT NULL, so (column, id) is a keyset.
+VIEW_SORTS = {
+    "updated": Recipient.updated_at,
+    "name": Recipient.name,
+    "status": Recipient.status,
+    "reason": Recipient.cause,
+}
+
+
+@dataclass(frozen=True)
+class RecipientView:
+    """The recipients view's filters, order and place: keyset pagination (``after`` is the
+    last row's sort value and id), so a deep page costs what the first one does."""
+
+    status: str | None = None
+    cause: str | None = None
+    domain: str | None = None
+    credential_id: int | None = None
+    since: date | None = None
+    until: date | None = None  # inclusive
+    q: str = ""
+    sort: str = "updated"
+    descending: bool = True
+    after: tuple[str, int] | None = None
+
+    @classmethod
+    def from_args(cls, args: Mapping[str, str], causes: Iterable[str]) -> "RecipientView":
+        """Read the query string; raises FilterError with a message fit for the user."""
+        status = args.get("status") or None
+        if status is not None and status not in STATUSES:
+            raise FilterError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+        cause = args.get("cause") or None
+        if cause is not None and cause not in set(causes):
+            raise FilterError(f"unknown cause {cause!r}")
+        sort = args.get("sort") or "-updated"
+        if sort.lstrip("-") not in VIEW_SORTS:
+            raise FilterError(f"unknown sort {sort!r}: use one of {', '.join(VIEW_SORTS)}")
+        credential = args.get("credential") or ""
+        if credential and credential_number(credential) is None:
+            raise FilterError(f"credential must be a credential number, not {credential!r}")
+        q = (args.get("q") or "").strip()
+        if len(q) > MAX_QUERY_LENGTH:
+            raise FilterError(f"the search is too long (at most {MAX_QUERY_LENGTH} characters)")
+        return cls(status=status, cause=cause,
+                   domain=(args.get("domain") or "").strip().lower().lstrip("@") or None,
+                   credential_id=credential_number(credential) if credential else None,
+                   since=_day(args, "since"), until=_day(args, "until"), q=q,
+                   sort=sort.lstrip("-"), descending=sort.startswith("-"),
+                   after=_cursor(args.get("after")))
+
+    def conditions(self, with_status: bool = True) -> list:
+        where = []
+        if with_status and self.status:
+            where.append(Recipient.status == self.status)
+        if self.cause:
+            where.append(Recipient.cause == self.cause)
+        if self.domain:
+            where.append(Recipient.email_domain == self.domain)
+        if self.credential_id is not None:
+            where.append(Recipient.credential_id == self.credential_id)
+        if self.since:
+            where.append(Recipient.updated_at >= _midnight(self.since))
+        if self.until:
+            where.append(Recipient.updated_at < _midnight(self.until + timedelta(days=1)))
+        if self.q:
+            where.append(search_condition(self.q))
+        return where
+
+    def args(self, **changes: Any) -> dict[str, Any]:
+        """The query string for this view (with some changes), for links; a new filter or
+        order starts from the first page."""
+        f = replace(self, **changes)
+        out: dict[str, Any] = {key: value for key, value in (
+            ("status", f.status), ("cause", f.cause), ("domain", f.domain),
+            ("credential", f.credential_id), ("q", f.q),
+            ("since", f.since and f.since.isoformat()), ("until", f.until and f.until.isoformat()))
+            if value}
+        if (f.sort, f.descending) != ("updated", True):
+            out["sort"] = ("-" if f.descending else "") + f.sort
+        if f.after:
+            out["after"] = f"{f.after[0]}~{f.after[1]}"
+        return out
+
+    def ordered(self, query: Select) -> Select:
+        column = VIEW_SORTS[self.sort]
+        if self.after is not None:
+            value = _sort_value(self.sort, self.after[0])
+            if self.descending:
+                query = query.where(or_(column < value,
+                                        and_(column == value, Recipient.id < self.after[1])))
+            else:
+                query = query.where(or_(column > value,
+                                        and_(column == value, Recipient.id > self.after[1])))
+        if self.descending:
+            return query.order_by(column.desc(), Recipient.id.desc())
+        return query.order_by(column.asc(), Recipient.id.asc())
+
+    def cursor_of(self, recipient: Recipient) -> tuple[str, int]:
+        value = getattr(recipient, VIEW_SORTS[self.sort].key)
+        return (value.isoformat() if isinstance(value, datetime) else str(value), recipient.id)
+
+
+def _day(args: Mapping[str, str], name: str) -> date | None:
+    text = (args.get(name) or "").strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise FilterError(f"{name} must be a date like 2026-12-01, not {text!r}") from None
+
+
+def _midnight(day: date) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=timezone.utc)
+
+
+def _cursor(text: str | None) -> tuple[str, int] | None:
+    if not text:
+        return None
+    value, _, last_id = text.rpartition("~")
+    if not last_id.isdigit():
+        raise FilterError("after must be the position a page link gives")
+    return value, int(last_id)
+
+
+def _sort_value(sort: str, text: str):
+    if sort == "updated":
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            raise FilterError("after must be the position a page link gives") from None
+    return text
+
+
+@dataclass(frozen=True)
+class KeysetPage:
+    items: list
+    next_after: tuple[str, int] | None  # where the next page starts, if there is one
+
+
+def view_page(session: Session, view: RecipientView, size: int) -> KeysetPage:
+    """One page of the view: ``size`` + 1 rows read, so the next page is known without a
+    count."""
+    rows = list(session.scalars(view.ordered(select(Recipient).where(*view.conditions()))
+                                .limit(size + 1)))
+    items = rows[:size]
+    return KeysetPage(items, view.cursor_of(items[-1]) if len(rows) > size else None)
+
+
+def view_recipients(session: Session, view: RecipientView,
+                    chunk: int = 1000) -> Iterator[Recipient]:
+    """Every recipient of the view (all pages), in its order: for export and bulk actions."""
+    query = replace(view, after=None).ordered(select(Recipient).where(*view.conditions()))
+    yield from session.scalars(query.execution_options(yield_per=chunk))

@@ -8,12 +8,13 @@ from ..audit import ACTIONS
 from ..auth import csrf
 from ..causes import CAUSES
 from ..status import STATUSES
-from . import (admin, compose, domains, errors, help, imports, pages, share, tracking, typos,
-               webhooks)
+from . import (admin, compose, domains, errors, help, imports, pages, recipients, share,
+               tracking, typos, webhooks)
 
 
 def init_app(app: Flask) -> None:
     app.register_blueprint(pages.bp)
+    app.register_blueprint(recipients.bp)
     app.register_blueprint(compose.bp)
     app.register_blueprint(domains.bp)
     app.register_blueprint(share.bp)

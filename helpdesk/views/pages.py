@@ -8,6 +8,7 @@ import csv
 import hashlib
 import io
 from datetime import datetime, timezone
+from typing import Iterable
 
 from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
                    request, stream_with_context, url_for)
@@ -106,16 +107,14 @@ def credential_live(credential_id: int):
     return _credential_region(cred, recipient_filter(credential_id=cred.id))
 
 
-@bp.route("/credentials/<int:credential_id>/export.csv")
-def export_csv(credential_id: int):
-    cred = db.get_or_404(Credential, credential_id)
-    f = recipient_filter(credential_id=cred.id)
+def csv_download(recipients: Iterable[Recipient], name: str) -> Response:
+    """Recipients as a CSV download, streamed in 64 KiB pieces however many there are."""
 
     def rows():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(queries.CSV_HEADER)
-        for recipient in queries.all_recipients(db.session, f):
+        for recipient in recipients:
             writer.writerow(queries.csv_row(recipient))
             if buffer.tell() > 64 * 1024:
                 yield buffer.getvalue()
@@ -123,9 +122,16 @@ def export_csv(credential_id: int):
                 buffer.truncate()
         yield buffer.getvalue()
 
-    name = f"credential-{cred.id}-{f.status or 'all'}.csv"
     return Response(stream_with_context(rows()), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.route("/credentials/<int:credential_id>/export.csv")
+def export_csv(credential_id: int):
+    cred = db.get_or_404(Credential, credential_id)
+    f = recipient_filter(credential_id=cred.id)
+    return csv_download(queries.all_recipients(db.session, f),
+                        f"credential-{cred.id}-{f.status or 'all'}.csv")
 
 
 def _confirm(heading: str, lines: list[str], button: str, cancel: str, danger: bool = False,
@@ -347,7 +353,7 @@ def delete_recipient(recipient_id: int):
             "Delete the recipient", url_for("pages.recipient", recipient_id=rec.id),
             danger=True)
     who = audit.describe(rec)
-    changes.delete_recipient(rec)
+    changes.delete_recipients([rec])
     flash(f"Deleted {who}.", "success")
     return redirect(back, 303)
 

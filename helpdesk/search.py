@@ -1,0 +1,102 @@
+"""Finding recipients by a piece of their name or address through an index, on both databases:
+a trigram GIN index (``pg_trgm``) on PostgreSQL, an FTS5 table with the trigram tokenizer, kept
+in step by triggers, on SQLite. Neither is something SQLAlchemy's metadata can describe, so the
+statements live here: run when the tables are created and by migration 0007."""
+from __future__ import annotations
+
+from sqlalchemy import Boolean, event, literal_column, or_, select, table
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.expression import ColumnElement
+
+from .models import Recipient
+
+FTS_TABLE = "recipient_search"
+# What the databases hold besides the models' own schema (a migration check leaves them out).
+EXTRA_TABLES = frozenset({FTS_TABLE, *(f"{FTS_TABLE}_{part}" for part in
+                                       ("data", "idx", "docsize", "config", "content"))})
+EXTRA_INDEXES = frozenset({"ix_recipient_name_trgm", "ix_recipient_email_trgm"})
+# A trigram index finds a piece of text of at least three characters.
+MIN_INDEXED_LENGTH = 3
+
+DDL = {
+    "postgresql": (
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        "CREATE INDEX IF NOT EXISTS ix_recipient_name_trgm ON recipient "
+        "USING gin (lower(name) gin_trgm_ops)",
+        "CREATE INDEX IF NOT EXISTS ix_recipient_email_trgm ON recipient "
+        "USING gin (lower(email) gin_trgm_ops)",
+    ),
+    "sqlite": (
+        f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(name, email, "
+        f"content='recipient', content_rowid='id', tokenize='trigram')",
+        f"CREATE TRIGGER IF NOT EXISTS recipient_search_insert AFTER INSERT ON recipient BEGIN "
+        f"INSERT INTO {FTS_TABLE}(rowid, name, email) VALUES (new.id, new.name, new.email); END",
+        f"CREATE TRIGGER IF NOT EXISTS recipient_search_delete AFTER DELETE ON recipient BEGIN "
+        f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, name, email) "
+        f"VALUES ('delete', old.id, old.name, old.email); END",
+        f"CREATE TRIGGER IF NOT EXISTS recipient_search_update AFTER UPDATE OF name, email "
+        f"ON recipient BEGIN "
+        f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, name, email) "
+        f"VALUES ('delete', old.id, old.name, old.email); "
+        f"INSERT INTO {FTS_TABLE}(rowid, name, email) VALUES (new.id, new.name, new.email); END",
+        # Rows that were there before the index (a migration): index them all once.
+        f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')",
+    ),
+}
+DROP = {
+    "postgresql": ("DROP INDEX IF EXISTS ix_recipient_name_trgm",
+                   "DROP INDEX IF EXISTS ix_recipient_email_trgm"),
+    "sqlite": ("DROP TRIGGER IF EXISTS recipient_search_insert",
+               "DROP TRIGGER IF EXISTS recipient_search_delete",
+               "DROP TRIGGER IF EXISTS recipient_search_update",
+               f"DROP TABLE IF EXISTS {FTS_TABLE}"),
+}
+
+
+@event.listens_for(Recipient.__table__, "after_create")
+def _create_search_index(target, connection, **kw) -> None:
+    for statement in DDL.get(connection.dialect.name, ()):
+        connection.exec_driver_sql(statement)
+
+
+@event.listens_for(Recipient.__table__, "before_drop")
+def _drop_search_index(target, connection, **kw) -> None:
+    for statement in DROP.get(connection.dialect.name, ()):
+        connection.exec_driver_sql(statement)
+
+
+class NameOrAddressContains(ColumnElement):
+    """Recipients whose name or address contains ``text``, whatever its case, written for
+    each database's index."""
+
+    type = Boolean()
+    inherit_cache = False  # the text decides the SQL's shape (short texts scan)
+
+    def __init__(self, text: str):
+        self.text = text
+
+
+def name_or_address_contains(text: str) -> NameOrAddressContains:
+    return NameOrAddressContains(text.strip())
+
+
+def _scan(text: str):
+    return or_(Recipient.name.icontains(text, autoescape=True),
+               Recipient.email.icontains(text, autoescape=True))
+
+
+@compiles(NameOrAddressContains)
+def _compile_default(element, compiler, **kw) -> str:
+    # PostgreSQL: lower(column) LIKE '%…%' is what the trigram GIN indexes answer.
+    return compiler.process(_scan(element.text), **kw)
+
+
+@compiles(NameOrAddressContains, "sqlite")
+def _compile_sqlite(element, compiler, **kw) -> str:
+    if len(element.text) < MIN_INDEXED_LENGTH:
+        return compiler.process(_scan(element.text), **kw)
+    phrase = '"' + element.text.replace('"', '""') + '"'  # one FTS5 string: a substring
+    fts = table(FTS_TABLE)
+    matches = select(literal_column("rowid")).select_from(fts).where(
+        literal_column(FTS_TABLE).op("MATCH")(phrase))
+    return compiler.process(Recipient.id.in_(matches), **kw)
