@@ -67,13 +67,17 @@ def test_bulk_resend_of_the_ticked_rows_and_of_the_whole_filter(agent_client, de
     dan = desk.recipient("Dan Blocked")
     response = agent_client.post("/recipients/bulk", data={
         "action": "resend", "scope": "chosen", "ids": [str(dan.id)]}, follow_redirects=True)
+    assert "Skipped 1 recipient whom resending unchanged cannot help" in response.text
+    response = agent_client.post("/recipients/bulk", data={
+        "action": "resend", "scope": "chosen", "ids": [str(dan.id)], "include_all": "on"},
+        follow_redirects=True)
     assert "Sending again to 1 of the 1 recipients chosen." in response.text
     assert db.session.scalar(select(func.count()).select_from(AuditEntry).where(
         AuditEntry.action == "resent", AuditEntry.recipient_id == dan.id)) == 1
     response = agent_client.post("/recipients/bulk?credential=2", data={
         "action": "resend", "scope": "all"}, follow_redirects=True)
-    assert "Sending again to 0 of the 2 recipients chosen; 2 without a usable address or of " \
-           "an unpublished credential were left alone." in response.text
+    assert "None of the 2 recipients chosen has a usable address in a published credential: " \
+           "nothing was sent." in response.text
     db.session.expire_all()
     assert [d.kind for d in dan.deliveries] == ["send", "resend"]
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from .. import audit, credentials as changes, publishing, queries
 from ..causes import CAUSES
 from ..models import Credential, Recipient, db
-from .pages import csv_download
+from .pages import csv_download, flash_bulk_resend
 
 bp = Blueprint("recipients", __name__)
 
@@ -64,11 +64,10 @@ def bulk():
               "the filters.", "error")
         return redirect(back, 303)
     if action == "resend":
-        sent = publishing.resend_many(chosen)
-        skipped = len(chosen) - sent
-        flash(f"Sending again to {sent} of the {len(chosen)} recipients chosen"
-              + (f"; {skipped} without a usable address or of an unpublished credential were "
-                 "left alone." if skipped else "."), "success" if sent else "info")
+        result = publishing.resend_many(chosen, include_all=request.form.get("include_all") == "on")
+        flash_bulk_resend(result, f"{result.queued} of the {len(chosen)} recipients chosen",
+                          f"None of the {len(chosen)} recipients chosen has a usable address "
+                          "in a published credential")
         return redirect(back, 303)
     if request.form.get("confirmed") != "yes":
         return render_template("recipients_delete.html", chosen=chosen, view=view,
