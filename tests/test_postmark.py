@@ -144,6 +144,13 @@ def test_records_without_an_id_get_a_stable_dedupe_key():
     assert first.event_id != to_event(sample("delivery", Recipient="x@example.com")).event_id
 
 
+def test_a_record_type_postmark_adds_later_is_unknown():
+    event = to_event({"RecordType": "Teleport", "ChangedAt": "2019-11-05T16:33:54Z",
+                      "MessageID": "m-1"})
+    assert (event.type, event.reason) == ("unknown",
+                                          "Postmark record 'Teleport', not one helpdesk knows")
+
+
 def test_a_click_keeps_its_link():
     assert to_event(sample("click")).reason == "https://example.com"
 
@@ -151,7 +158,8 @@ def test_a_click_keeps_its_link():
 @pytest.mark.parametrize("raw, words", [
     (b"not json", "not JSON"),
     (b"[]", "must be a JSON object"),
-    (json.dumps({"RecordType": "Teleport"}).encode(), "unknown Postmark RecordType"),
+    (json.dumps({"RecordType": "Teleport"}).encode(), "ReceivedAt is missing"),
+    (json.dumps({"MessageID": "x"}).encode(), "no RecordType"),
     (json.dumps({"FromFull": {"Email": "a@example.com"}}).encode(), "inbound-message webhook"),
     (json.dumps({"RecordType": "Delivery", "MessageID": "x"}).encode(), "DeliveredAt is missing"),
     (json.dumps({"RecordType": "Open", "ReceivedAt": "yesterday"}).encode(),

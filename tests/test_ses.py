@@ -226,7 +226,7 @@ def test_the_setting_takes_a_list_or_a_text():
 @pytest.mark.parametrize("change, status, words", [
     ({"TopicArn": OTHER_TOPIC}, 403, "is not one of HELPDESK_SES_SNS_TOPIC_ARNS"),
     ({"Type": "Telegram"}, 400, "not an SNS message Type"),
-    ({"Signature": None}, 400, "has no Signature"),
+    ({"Signature": None}, 401, "is not signed: it has no Signature"),
     ({"Message": 42}, 400, "has no Message"),
 ])
 def test_unacceptable_envelopes(change, status, words):

@@ -96,8 +96,8 @@ def parse_events(raw_body: bytes) -> list[ProviderEvent]:
     """The normalized event of one webhook body: a one-element list, since Postmark posts one
     record per request.
 
-    :raises WebhookError: (400) the body is not a JSON object with a known ``RecordType`` and
-        its time field.
+    :raises WebhookError: (400) the body is not a JSON object with a ``RecordType`` and its
+        time field. A ``RecordType`` helpdesk does not know is an ``unknown`` event.
     """
     return [to_event(read_json(raw_body))]
 
@@ -107,18 +107,20 @@ def to_event(record: Any) -> ProviderEvent:
     if not isinstance(record, dict):
         raise WebhookError(f"the body must be a JSON object, not {type(record).__name__}")
     kind = text_of(record.get("RecordType"))
-    if kind not in RECORD_TIMES:
-        if kind == "Inbound" or "FromFull" in record:
-            raise WebhookError("this is an inbound-message webhook: point Postmark's inbound "
-                               "webhook elsewhere, helpdesk reads only outbound events")
-        raise WebhookError(f"unknown Postmark RecordType {str(kind)[:60]!r}")
+    if kind == "Inbound" or "FromFull" in record:
+        raise WebhookError("this is an inbound-message webhook: point Postmark's inbound "
+                           "webhook elsewhere, helpdesk reads only outbound events")
+    if not kind:
+        raise WebhookError("the record has no RecordType")
+    # A record type Postmark adds later is kept as "unknown", with whichever time it carries.
+    field = RECORD_TIMES.get(kind) or next(
+        (f for f in dict.fromkeys(RECORD_TIMES.values()) if f in record), "ReceivedAt")
     outcome = _outcome(kind, record)
     return ProviderEvent(
         provider=PROVIDER,
         type=outcome.type,
         event_id=_event_id(kind, record),
-        occurred_at=parse_iso_timestamp(record.get(RECORD_TIMES[kind]),
-                                        what=RECORD_TIMES[kind]),
+        occurred_at=parse_iso_timestamp(record.get(field), what=field),
         correlation_id=_metadata(record).get(CORRELATION_VARIABLE),
         message_id=text_of(record.get("MessageID")),
         recipient=text_of(record.get("Recipient")) or text_of(record.get("Email")),
@@ -139,6 +141,8 @@ def _outcome(kind: str, record: dict) -> Outcome:
         return Outcome("clicked")
     if kind == "SpamComplaint":
         return Outcome("complained")
+    if kind not in RECORD_TIMES:
+        return Outcome("unknown")
     if kind == "SubscriptionChange":
         if record.get("SuppressSending") is not True:
             return Outcome("resubscribed")
@@ -175,6 +179,8 @@ def _reason(kind: str, record: dict) -> str | None:
         return "the recipient marked the email as spam"
     if kind == "Click":
         return text_of(record.get("OriginalLink"))
+    if kind not in RECORD_TIMES:
+        return f"Postmark record {kind[:100]!r}, not one helpdesk knows"
     if kind == "SubscriptionChange":
         origin = text_of(record.get("Origin")) or "Postmark"
         if record.get("SuppressSending") is True:

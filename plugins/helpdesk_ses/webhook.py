@@ -134,11 +134,12 @@ def read_envelope(raw_body: bytes, topics: Iterable[str]) -> dict:
     kind = envelope.get("Type")
     if kind not in SIGNED_FIELDS:
         raise WebhookError(f"not an SNS message Type helpdesk takes: {str(kind)[:60]!r}")
-    required = [f for f in SIGNED_FIELDS[kind] if f != "Subject"] + [
-        "SignatureVersion", "Signature", "SigningCertURL"]
-    for name in required:
+    for name in [f for f in SIGNED_FIELDS[kind] if f != "Subject"]:
         if not isinstance(envelope.get(name), str) or not envelope[name]:
             raise WebhookError(f"the SNS {kind} has no {name}")
+    for name in ("SignatureVersion", "Signature", "SigningCertURL"):
+        if not isinstance(envelope.get(name), str) or not envelope[name]:
+            raise SignatureError(f"the SNS {kind} is not signed: it has no {name}")
     if "Subject" in envelope and not isinstance(envelope["Subject"], str):
         raise WebhookError("the SNS Subject must be text")
     if envelope["TopicArn"] not in topics:
