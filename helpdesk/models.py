@@ -218,6 +218,37 @@ class AuditEntry(db.Model):
     )
 
 
+class ShareLink(db.Model):
+    """A link to one domain's status page for its IT: only the token's SHA-256 is stored (the
+    link itself is shown once), with who made it, until when it works, and each view."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    domain: Mapped[str] = mapped_column(String(255), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by: Mapped[Optional[str]] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[Optional[datetime]]
+    revoked_by: Mapped[Optional[str]] = mapped_column(String(320))
+    views: Mapped[int] = mapped_column(default=0)
+    last_viewed_at: Mapped[Optional[datetime]]
+
+    viewings: Mapped[list["ShareView"]] = relationship(
+        back_populates="link", cascade="all, delete-orphan", order_by="ShareView.id")
+
+
+class ShareView(db.Model):
+    """One opening of a share link's page (when, and by what browser: no address kept)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    share_link_id: Mapped[int] = mapped_column(ForeignKey("share_link.id", ondelete="CASCADE"),
+                                               index=True)
+    viewed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    user_agent: Mapped[Optional[str]] = mapped_column(String(300))
+
+    link: Mapped[ShareLink] = relationship(back_populates="viewings")
+
+
 class WebhookNonce(db.Model):
     """One-time tokens a provider signs (``signs_one_time_tokens``): a token seen before is refused."""
 

@@ -94,7 +94,7 @@ def test_resend_all_bounced_at_a_domain(agent_client, desk, company, sink):
 
 
 def test_create_share_link_puts_it_in_the_message(agent_client, company):
-    html = page(agent_client.post(f"/domains/{POLICY_DOMAIN}/share"))
+    html = page(agent_client.post(f"/domains/{POLICY_DOMAIN}/share", follow_redirects=True))
     link = re.search(r'id="share-link">[^<]*<a href="([^"]+)"', html).group(1)
     assert link.startswith("http://localhost/share/")
     message = re.search(r'<textarea id="it-message"[^>]*>(.*?)</textarea>', html, re.S).group(1)

@@ -16,9 +16,9 @@ from werkzeug.serving import make_server
 
 from helpdesk.auth import create_token, create_user
 from helpdesk.credentials import create_credential
-from helpdesk.models import ApiToken, db
+from helpdesk.models import ApiToken, ShareLink, db
 from helpdesk.security import CONTENT_SECURITY_POLICY, redact
-from helpdesk.sharing import make_share_token
+from helpdesk.sharing import create_link
 from helpdesk.status import STATUSES
 
 from conftest import PASSWORD, sign_in
@@ -66,7 +66,8 @@ def world(app, sink, agent, admin):
         "token_id": db.session.scalar(select(ApiToken.id).where(
             ApiToken.token_hash == hashlib.sha256(victim_token.encode()).hexdigest())),
         "domain": "valley.example",
-        "token": make_share_token(app.config["SECRET_KEY"], "valley.example"),
+        "token": create_link("valley.example", 14, None)[1],
+        "link_id": db.session.scalar(select(ShareLink.id)),
         "slug": "statuses",
         "name": "smtp",
         "filename": "style.css",
@@ -218,7 +219,7 @@ def test_secrets_never_reach_the_logs(app_factory, sink, caplog):
         from helpdesk.pixel import pixel_url
 
         pixel_path = pixel_url(delivery).removeprefix("http://localhost")
-        share_path = "/share/" + make_share_token(app.config["SECRET_KEY"], "valley.example")
+        share_path = "/share/" + create_link("valley.example", 14, None)[1]
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -6,12 +6,12 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
-                   url_for)
+                   session, url_for)
 from sqlalchemy import select
 
 from .. import publishing, queries, sharing
 from ..addresses import check_address
-from ..models import DeliveryEvent, Delivery, Recipient, db
+from ..models import DeliveryEvent, Delivery, Recipient, ShareLink, db
 from ..status import BOUNCED
 from .pages import flash_bulk_resend, recipient_filter
 
@@ -95,6 +95,8 @@ def _render_domain(domain: str, stats: queries.DomainStats, share_url: str | Non
                                       share_url, expires)
     mailto = f"mailto:postmaster@{quote(domain)}?subject={quote(subject)}&body={quote(body)}"
     return render_template("domain.html", domain=domain, stats=stats, alert=alert, f=f,
+                           share_links=sharing.links_for(domain), now=datetime.now(timezone.utc),
+                           shareable=not typo and domain not in sharing.PUBLIC_MAILBOX_DOMAINS,
                            page=page, counts=counts, sender=cfg["SENDER"], subject=subject,
                            message=body, mailto=mailto, share_url=share_url, expires=expires,
                            typo=typo, causes=causes, hopeless=hopeless,
@@ -104,25 +106,40 @@ def _render_domain(domain: str, stats: queries.DomainStats, share_url: str | Non
 @bp.route("/<domain>")
 def detail(domain: str):
     domain, stats = _domain_or_404(domain)
+    # A link just made is shown once, on the page its creation redirected to.
+    made = session.pop("new_share_link", None)
+    if made and made.get("domain") == domain:
+        link = db.session.get(ShareLink, made["id"])
+        if link is not None:
+            return _render_domain(domain, stats, share_url=made["url"], expires=link.expires_at)
     return _render_domain(domain, stats)
 
 
 @bp.route("/<domain>/share", methods=["POST"])
 def share(domain: str):
-    """Make a share link; it is shown once here and is not stored (the signature is the proof)."""
-    domain, stats = _domain_or_404(domain)
-    typo = typo_of(domain)
-    if typo:
-        abort(400, f"{domain} looks like a typo for {typo}: no company's IT reads mail there, so "
-                   "there is no one to share its statuses with. Fix the addresses instead.")
-    days = float(current_app.config["SHARE_LINK_DAYS"])
-    token = sharing.make_share_token(current_app.config["SECRET_KEY"], domain)
-    base = current_app.config["BASE_URL"].rstrip("/")
-    share_url = base + url_for("share.status", token=token)
-    expires = sharing.share_link_expiry(datetime.now(timezone.utc), days)
-    flash(f"Share link created: it works until {expires:%d %B %Y}. It is in the message below.",
-          "success")
-    return _render_domain(domain, stats, share_url=share_url, expires=expires)
+    """Make a share link (an organisation's domain only), then show it once on the domain's
+    page: POST, redirect, GET, so a reload makes no second link."""
+    domain, _ = _domain_or_404(domain)
+    try:
+        link, token = sharing.create_link(domain, float(current_app.config["SHARE_LINK_DAYS"]),
+                                          typo_of(domain))
+    except sharing.ShareLinkRefused as error:
+        abort(400, f"{error}.")
+    url = current_app.config["BASE_URL"].rstrip("/") + url_for("share.status", token=token)
+    session["new_share_link"] = {"domain": domain, "id": link.id, "url": url}
+    flash(f"Share link created: it works until {link.expires_at:%d %B %Y}. It is in the "
+          "message below; copy it now, it is not shown again.", "success")
+    return redirect(url_for("domains.detail", domain=domain) + "#share-link", 303)
+
+
+@bp.route("/<domain>/share/<int:link_id>/revoke", methods=["POST"])
+def revoke_share(domain: str, link_id: int):
+    link = db.get_or_404(ShareLink, link_id)
+    if link.domain != domain.strip().lower():
+        abort(404)
+    sharing.revoke(link)
+    flash(f"Share link #{link.id} for {link.domain} revoked: it no longer opens.", "success")
+    return redirect(url_for("domains.detail", domain=link.domain) + "#share-links", 303)
 
 
 @bp.route("/<domain>/resend", methods=["POST"])
