@@ -30,6 +30,8 @@ DEMO_USER = "demo@example.org"
 TYPO_DOMAINS = ("gmial.com", "hotmial.com", "yaho.com", "outlok.com")
 BLOCKING_DOMAIN = "globex.example"
 GREYLISTING_DOMAIN = "slowmail.example"
+# A mail server whose mailbox for the recipient is full (the cause "mailbox full").
+FULL_MAILBOX_DOMAIN = "fullbox.example"
 OPENERS = ("ada@example.com", "mary@example.net", "hedy@example.com")
 
 RECIPIENTS = [
@@ -45,6 +47,7 @@ RECIPIENTS = [
     ("Barbara Liskov", "barbara@outlok.com"),
     ("Frances Allen", "frances@slowmail.example"),
     ("Claude Shannon", "not an address"),
+    ("John Backus", "john@fullbox.example"),
 ]
 GLOBEX = [("Homer Simpson", "homer@globex.example"), ("Lenny Leonard", "lenny@globex.example"),
           ("Carl Carlson", "carl@globex.example"), ("Frank Grimes", "frank@globex.example")]
@@ -125,7 +128,9 @@ def run_demo(host: str, port: int, smtp_port: int | None, provider: str = "smtp"
     sink = SmtpSink(port=smtp_port or free_port(),
                     refuse_domains={**{d: None for d in TYPO_DOMAINS},
                                     BLOCKING_DOMAIN: "550 5.7.1 Message rejected: the sender is "
-                                                     "not on this organisation's allowlist"},
+                                                     "not on this organisation's allowlist",
+                                    FULL_MAILBOX_DOMAIN: "552 5.2.2 Mailbox full, try again "
+                                                         "after the owner deletes mail"},
                     defer_domains=(GREYLISTING_DOMAIN,))
     base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     # The provider's plugin stands in for its email service, in front of the sink.
@@ -161,7 +166,8 @@ helpdesk demo
   Sign in   {DEMO_USER}  /  {password}
   Database  {app.config['SQLALCHEMY_DATABASE_URI']}
   Provider  {provider}
-  SMTP sink {sink.host}:{sink.port} (refuses {', '.join(TYPO_DOMAINS)} and {BLOCKING_DOMAIN})
+  SMTP sink {sink.host}:{sink.port} (refuses {', '.join(TYPO_DOMAINS)}, {BLOCKING_DOMAIN}
+            and {FULL_MAILBOX_DOMAIN})
 Press Ctrl+C to stop.
 """)
     consumer = huey_of(app).create_consumer(workers=2, worker_type="thread", periodic=True)

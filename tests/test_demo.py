@@ -36,12 +36,12 @@ def demo(tmp_path, request):
     output = "".join(lines)
     login = re.search(r"Sign in\s+(\S+)\s+/\s+(\S+)", output)
     assert login, output
-    yield f"http://127.0.0.1:{port}", login.group(1), login.group(2)
+    yield f"http://127.0.0.1:{port}", login.group(1), login.group(2), request.param
     stop(proc)
 
 
 def test_demo_serves_real_statuses(demo):
-    base, email, password = demo
+    base, email, password, provider = demo
     session = requests.Session()
     page = session.get(f"{base}/login")
     csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text).group(1)
@@ -59,5 +59,13 @@ def test_demo_serves_real_statuses(demo):
     while statuses() != all_six and time.monotonic() < deadline:
         time.sleep(0.5)
     assert statuses() == all_six
+    # Each failure shows its own cause, from the sink's real replies.
+    listing = session.get(f"{base}/api/v1/recipients", params={"per_page": 200}).json()
+    causes = {item["email"]: item["cause"] for item in listing["items"]}
+    assert causes["grace.hopper@gmial.com"] == "typo"
+    assert causes["not an address"] == "invalid_address"
+    if provider in ("smtp", "sendgrid", "mailgun"):  # their reports carry the server's reply
+        assert causes["homer@globex.example"] == "policy"
+        assert causes["john@fullbox.example"] == "mailbox_full"
     outbox = session.get(f"{base}/outbox")
     assert outbox.status_code == 200 and "Your credential" in outbox.text
