@@ -6,6 +6,21 @@ One transaction per batch: insert the events with "on conflict do nothing" on th
 recipients in bulk. Because the status is a join, recomputing it from all stored events gives
 the same answer whatever order the events came in and however often; a replayed batch inserts
 nothing and changes nothing.
+
+An event applies to a delivery only when it comes from the delivery's own provider and does not
+name another address; one that does is stored, unmatched, and changes no status.
+
+**Lock order** (one, everywhere, so that no two transactions can wait for each other in a
+circle). A transaction that writes deliveries or recipients first locks the rows of the
+recipients concerned, in id order (``lock_recipients``). A recipient's lock stands for the
+recipient *and all its deliveries*: delivery rows are written only under it, so they never wait
+on anyone. A credential being published or resent is written before its recipients are locked;
+events are inserted in dedupe-key order. Recording events (webhooks, the pixel, bounces),
+recording send answers, claiming sends, requeueing stalled ones, nudging and publishing all
+follow it. The locks are ``FOR NO KEY UPDATE``, which inserting a delivery or an event that
+refers to the row does not wait for. SQLite has one writer at a time and takes none. A conflict
+that still happens (a serialization failure; SQLite refusing a stale snapshot) is retried by
+``helpdesk.transactions.retried``, never reported as the database being down.
 """
 from __future__ import annotations
 
@@ -14,12 +29,15 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Iterable, Sequence
 
+import idna
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from . import diagnosis, plugins
 from .contract import ProviderEvent, capabilities
 from .models import Credential, CredentialState, Delivery, DeliveryEvent, Recipient, db, utcnow
 from .status import DeliveryOutcome, email_status, event_level, join
+from .transactions import retried
 
 
 @dataclass
@@ -27,18 +45,13 @@ class IngestResult:
     received: int = 0
     stored: int = 0
     duplicates: int = 0
-    unmatched: int = 0  # stored, but no delivery of ours carries their correlation id
+    unmatched: int = 0  # stored, but applied to no delivery (none of ours, or not theirs)
     changed: list[tuple[int, str, str]] = field(default_factory=list)  # (recipient, old, new)
 
     def as_dict(self) -> dict:
         return {"received": self.received, "stored": self.stored,
                 "duplicates": self.duplicates, "unmatched": self.unmatched,
                 "status_changes": len(self.changed)}
-
-
-_EVENT_COLUMNS = ("delivery_id", "provider", "provider_event_id", "type", "level", "occurred_at",
-                  "received_at", "correlation_id", "severity", "reason_code", "reason",
-                  "mta_response", "raw")
 
 
 def _stored_keys(rows: Sequence[dict]) -> set[tuple[str, str]]:
@@ -57,27 +70,17 @@ def _stored_keys(rows: Sequence[dict]) -> set[tuple[str, str]]:
 
 
 def _insert_rows(rows: Sequence[dict]) -> int:
-    """One ``executemany`` at the driver, "on conflict do nothing" on the dedupe key (a
-    concurrent batch may store the same event first). The columns' own bind processors turn
-    values into what the driver takes: SQLAlchemy's per-row statement machinery would cost
-    more than the insert itself for a thousand events."""
-    connection = db.session.connection()
-    dialect = connection.dialect
-    columns = DeliveryEvent.__table__.c
-    processed = [(index, process) for index, process in enumerate(
-        columns[name].type._cached_bind_processor(dialect) for name in _EVENT_COLUMNS) if process]
-    values = []
-    for row in rows:
-        value = [row[name] for name in _EVENT_COLUMNS]
-        for index, process in processed:
-            value[index] = process(value[index])
-        values.append(tuple(value))
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = (f"INSERT INTO delivery_event ({', '.join(_EVENT_COLUMNS)}) "
-           f"VALUES ({', '.join([mark] * len(_EVENT_COLUMNS))}) "
-           "ON CONFLICT (provider, provider_event_id) DO NOTHING")
-    # The rows really inserted, on both drivers.
-    return connection.exec_driver_sql(sql, values).rowcount
+    """Insert these rows, "on conflict do nothing" on the dedupe key (a concurrent batch may
+    store the same event first); returns how many were really inserted. SQLAlchemy's
+    "insertmanyvalues" sends a thousand rows as one multi-row statement."""
+    if not rows:
+        return 0
+    # Key order: two batches that share events wait for each other's in one direction only.
+    rows = sorted(rows, key=lambda r: (r["provider"], r["provider_event_id"]))
+    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(DeliveryEvent.__table__).on_conflict_do_nothing(
+        index_elements=["provider", "provider_event_id"]).returning(DeliveryEvent.id)
+    return len(db.session.execute(statement, rows).all())
 
 
 def _set_statuses(table, rows: list[dict]) -> None:
@@ -92,43 +95,69 @@ def _set_statuses(table, rows: list[dict]) -> None:
 MATCH_BY_ADDRESS_DAYS = 30
 
 
-def _match_deliveries(events: Sequence[ProviderEvent]) -> dict[tuple[str, ...], int]:
-    """Delivery ids by correlation id, by (provider, message id), and for an event that
-    carries neither, by (provider, recipient address) among recent deliveries (the latest one
-    to that address); three queries at most."""
-    found: dict[tuple[str, ...], int] = {}
+@dataclass(frozen=True)
+class _Match:
+    id: int
+    provider: str
+    email: str
+
+
+def _match_deliveries(events: Sequence[ProviderEvent]) -> dict[tuple[str, ...], _Match]:
+    """Deliveries by correlation id, by (provider, message id), and for an event that carries
+    neither, by (provider, recipient address) among recent deliveries (the latest one to that
+    address); three queries at most."""
+    found: dict[tuple[str, ...], _Match] = {}
+    columns = (Delivery.id, Delivery.provider, Delivery.email)
     correlations = {e.correlation_id for e in events if e.correlation_id}
     if correlations:
-        rows = db.session.execute(select(Delivery.correlation_id, Delivery.id)
+        rows = db.session.execute(select(Delivery.correlation_id, *columns)
                                   .where(Delivery.correlation_id.in_(correlations)))
-        found.update({("c", c): i for c, i in rows})
+        found.update({("c", c): _Match(*match) for c, *match in rows})
     message_ids = {e.message_id for e in events if e.message_id and not e.correlation_id}
     if message_ids:
-        rows = db.session.execute(select(Delivery.provider, Delivery.provider_message_id,
-                                         Delivery.id)
+        rows = db.session.execute(select(Delivery.provider_message_id, *columns)
                                   .where(Delivery.provider_message_id.in_(message_ids)))
-        found.update({(p, m): i for p, m, i in rows})
+        found.update({(match[1], m): _Match(*match) for m, *match in rows})
     addresses = {e.recipient.lower() for e in events if e.recipient and not e.correlation_id
                  and (e.provider, e.message_id) not in found}
     if addresses:
         since = utcnow() - timedelta(days=MATCH_BY_ADDRESS_DAYS)
-        rows = db.session.execute(select(Delivery.provider, func.lower(Delivery.email),
-                                         Delivery.id)
+        rows = db.session.execute(select(func.lower(Delivery.email), *columns)
                                   .where(func.lower(Delivery.email).in_(addresses),
                                          Delivery.created_at >= since)
                                   .order_by(Delivery.id))
-        found.update({("a", p, a): i for p, a, i in rows})
+        found.update({("a", match[1], a): _Match(*match) for a, *match in rows})
     return found
 
 
-def _delivery_for(event: ProviderEvent, matches: dict[tuple[str, ...], int]) -> int | None:
+def _comparable(address: str) -> str:
+    """An address as two spellings of it compare equal: case, and a domain in Unicode or in
+    its IDNA (punycode) form."""
+    local, _, domain = address.strip().lower().rpartition("@")
+    if not domain.isascii():
+        try:
+            domain = idna.encode(domain, uts46=True).decode("ascii")
+        except idna.IDNAError:
+            pass
+    return f"{local}@{domain}"
+
+
+def _delivery_for(event: ProviderEvent, matches: dict[tuple[str, ...], _Match]) -> int | None:
+    """The delivery this event applies to: one of the event's own provider, to the address
+    the event names (when it names one)."""
     if event.correlation_id:
-        return matches.get(("c", event.correlation_id))
-    if event.message_id and (event.provider, event.message_id) in matches:
-        return matches[(event.provider, event.message_id)]
-    if event.recipient:
-        return matches.get(("a", event.provider, event.recipient.lower()))
-    return None
+        match = matches.get(("c", event.correlation_id))
+    elif event.message_id and (event.provider, event.message_id) in matches:
+        match = matches[(event.provider, event.message_id)]
+    elif event.recipient:
+        match = matches.get(("a", event.provider, event.recipient.lower()))
+    else:
+        return None
+    if match is None or match.provider != event.provider:
+        return None
+    if event.recipient and _comparable(event.recipient) != _comparable(match.email):
+        return None
+    return match.id
 
 
 def _clip(text: str | None, length: int) -> str | None:
@@ -136,11 +165,20 @@ def _clip(text: str | None, length: int) -> str | None:
     return text[:length] if text else text
 
 
-def record_events(events: Iterable[ProviderEvent]) -> IngestResult:
-    """Store a batch of events and raise the statuses they affect, in one transaction."""
-    events = list(events)
+def record_events(events: Iterable[ProviderEvent], deliveries: Sequence[dict] = (),
+                  refresh: bool = True) -> IngestResult:
+    """Store a batch of events and raise the statuses they affect, in one transaction.
+    ``deliveries``: column values to write on deliveries (each with its ``id``: the send
+    path's answers), under the same locks and in the same transaction, their statuses
+    refreshed too. ``refresh=False`` leaves the statuses to a later call (the send path
+    refreshes a few answers at a time)."""
+    return _record(list(events), list(deliveries), refresh)
+
+
+@retried
+def _record(events: list[ProviderEvent], deliveries: list[dict], refresh: bool) -> IngestResult:
     result = IngestResult(received=len(events))
-    if not events:
+    if not events and not deliveries:
         return result
     matches = _match_deliveries(events)
     reporting = {name for name, provider in plugins.providers().items()
@@ -163,37 +201,45 @@ def record_events(events: Iterable[ProviderEvent]) -> IngestResult:
             "raw": e.raw,
         }
     rows = list(by_key.values())
-    delivery_ids = sorted({r["delivery_id"] for r in rows if r["delivery_id"] is not None})
     try:
-        _lock_recipients(delivery_ids)
+        lock_recipients({r["delivery_id"] for r in rows if r["delivery_id"] is not None}
+                        | {d["id"] for d in deliveries})
+        if deliveries:
+            db.session.execute(update(Delivery), deliveries)  # bulk, by primary key
         # Known duplicates are skipped cheaply; what a concurrent batch stores meanwhile is
         # caught by "on conflict", and the counts come from what the inserts really did.
         stored = _stored_keys(rows)
         new_rows = [r for r in rows if (r["provider"], r["provider_event_id"]) not in stored]
         matched = [r for r in new_rows if r["delivery_id"] is not None]
         unmatched = [r for r in new_rows if r["delivery_id"] is None]
-        result.unmatched = _insert_rows(unmatched) if unmatched else 0
-        result.stored = result.unmatched + (_insert_rows(matched) if matched else 0)
+        result.unmatched = _insert_rows(unmatched)
+        result.stored = result.unmatched + _insert_rows(matched)
         result.duplicates = len(events) - result.stored
-        # Refreshing a delivery whose event a concurrent batch stored first changes nothing.
-        affected = sorted({r["delivery_id"] for r in matched})
-        result.changed = refresh_statuses(affected)
+        if refresh:
+            # Refreshing a delivery whose event a concurrent batch stored first changes
+            # nothing.
+            result.changed = refresh_statuses(sorted({r["delivery_id"] for r in matched}
+                                                     | {d["id"] for d in deliveries}))
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
-    _announce(result.changed)
+    announce(result.changed)
     return result
 
 
-def _lock_recipients(delivery_ids: Sequence[int]) -> None:
-    """Serialise concurrent batches that touch the same recipients (PostgreSQL row locks, in id
-    order so that two batches cannot deadlock). SQLite serialises writers on its own."""
-    if not delivery_ids or db.engine.dialect.name != "postgresql":
+def lock_recipients(delivery_ids: Iterable[int] = (), recipient_ids: Iterable[int] = ()) -> None:
+    """Take the locks that guard these deliveries and recipients, as the lock order above
+    says: the recipients' rows, in id order (PostgreSQL; SQLite has one writer at a time)."""
+    delivery_ids, recipient_ids = sorted(delivery_ids), sorted(recipient_ids)
+    if not (delivery_ids or recipient_ids) or db.engine.dialect.name != "postgresql":
         return
-    recipient_ids = select(Delivery.recipient_id).where(Delivery.id.in_(delivery_ids))
-    db.session.execute(select(Recipient.id).where(Recipient.id.in_(recipient_ids))
-                       .order_by(Recipient.id).with_for_update())
+    wanted = Recipient.id.in_(recipient_ids)
+    if delivery_ids:
+        wanted = wanted | Recipient.id.in_(
+            select(Delivery.recipient_id).where(Delivery.id.in_(delivery_ids)))
+    db.session.execute(select(Recipient.id).where(wanted).order_by(Recipient.id)
+                       .with_for_update(key_share=True))
 
 
 def refresh_statuses(delivery_ids: Sequence[int]) -> list[tuple[int, str, str]]:
@@ -250,7 +296,7 @@ def refresh_recipients(recipient_ids) -> list[tuple[int, str, str]]:
     return changes
 
 
-def _announce(changes: list[tuple[int, str, str]]) -> None:
+def announce(changes: list[tuple[int, str, str]]) -> None:
     """Fire ``helpdesk_status_changed`` once per committed change."""
     if not changes:
         return
@@ -266,7 +312,9 @@ def _announce(changes: list[tuple[int, str, str]]) -> None:
 def refresh_and_commit(recipient_ids: Sequence[int]) -> list[tuple[int, str, str]]:
     """For changes that are not events (an address edited, a credential published): recompute,
     commit and announce."""
-    changes = refresh_recipients(list(recipient_ids))
+    recipient_ids = list(recipient_ids)
+    lock_recipients(recipient_ids=recipient_ids)
+    changes = refresh_recipients(recipient_ids)
     db.session.commit()
-    _announce(changes)
+    announce(changes)
     return changes

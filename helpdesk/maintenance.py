@@ -1,21 +1,22 @@
 """Periodic upkeep the worker runs: reading bounce reports from the bounce mailboxes (a
-Maildir, IMAP, POP3: ``helpdesk.mailboxes``), and putting back on the queue deliveries that a
-dead worker left half-done."""
+Maildir, IMAP, POP3: ``helpdesk.mailboxes``), and taking over the sends whose task was lost (a
+dead worker's, or one the queue never got)."""
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 from flask import current_app
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import plugins, queue
-from .ingest import IngestResult, record_events
+from .ingest import IngestResult, announce, lock_recipients, record_events, refresh_statuses
 from .mailboxes import Mailbox, MailboxError, Maildir, UnreadableMessage, from_url
 from .models import Delivery, SkippedMessage, WebhookNonce, db, utcnow
+from .publishing import BATCH_SIZE
 from .status import SENDING
 
 log = logging.getLogger(__name__)
@@ -131,24 +132,47 @@ def _skip(mailbox: str, key: str, why: str) -> None:
         db.session.rollback()
 
 
-def requeue_stalled() -> int:
-    """Queue again deliveries still unanswered SEND_STALL_SECONDS after they were due (their
-    worker died). One conditional update takes them, so a delivery a live task has just
-    claimed (its due time moved ahead) is never taken from it; a requeued delivery that was in
-    fact sent is skipped by ``send_batch``."""
-    now = utcnow()
-    cutoff = now - timedelta(seconds=float(current_app.config["SEND_STALL_SECONDS"]))
-    ids = db.session.execute(
-        update(Delivery).where(Delivery.status == SENDING, Delivery.sent_at.is_(None),
-                               Delivery.send_due_at < cutoff)
-        .values(send_due_at=now).returning(Delivery.id),
-        execution_options={"synchronize_session": False}).scalars().all()
+def requeue_stalled(now: datetime | None = None) -> int:
+    """Take over the sends whose task was lost: a lease run out (its worker died mid-batch) or
+    a delivery due SEND_STALL_SECONDS ago that no worker took (its task was lost, or the queue
+    was down when it was queued). What the dead worker answered is settled (its statuses
+    refreshed); the rest is queued again. Returns how many were taken over.
+
+    One conditional update takes them, so two workers looking at once take each delivery
+    once, and a lease that a live worker renews is never taken from it."""
+    now = now or utcnow()
+    stall = timedelta(seconds=float(current_app.config["SEND_STALL_SECONDS"]))
+    lost = or_(Delivery.leased_until < now,
+               and_(Delivery.leased_until.is_(None), Delivery.sent_at.is_(None),
+                    Delivery.status == SENDING, Delivery.send_due_at < now - stall))
+    candidates = db.session.scalars(select(Delivery.id).where(lost)).all()
+    if not candidates:
+        db.session.rollback()
+        return 0
+    lock_recipients(candidates)
+    taken = db.session.execute(
+        update(Delivery).where(Delivery.id.in_(candidates), lost)
+        .values(leased_until=None,
+                send_due_at=case((Delivery.leased_until.is_(None), now),
+                                 else_=Delivery.send_due_at))
+        .returning(Delivery.id, Delivery.sent_at, Delivery.status, Delivery.send_due_at),
+        execution_options={"synchronize_session": False}).all()
+    changes = refresh_statuses(sorted(d.id for d in taken))
     db.session.commit()
-    for start in range(0, len(ids), 100):
-        queue.submit_send(sorted(ids)[start:start + 100])
-    if ids:
-        log.warning("requeued %d stalled deliveries", len(ids))
-    return len(ids)
+    announce(changes)
+    unanswered: dict[float, list[int]] = {}
+    for d in taken:
+        if d.sent_at is None and d.status == SENDING:
+            delay = max(0.0, (d.send_due_at - now).total_seconds()) if d.send_due_at else 0.0
+            unanswered.setdefault(delay, []).append(d.id)
+    for delay, ids in unanswered.items():
+        ids.sort()
+        for start in range(0, len(ids), BATCH_SIZE):
+            queue.submit_send(ids[start:start + BATCH_SIZE], delay=delay or None)
+    if taken:
+        log.warning("took over %d stalled deliveries (%d queued again)", len(taken),
+                    sum(len(ids) for ids in unanswered.values()))
+    return len(taken)
 
 
 def forget_old_nonces() -> int:

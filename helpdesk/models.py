@@ -159,16 +159,23 @@ class Delivery(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     kind: Mapped[str] = mapped_column(String(20), default="send")  # send | resend | nudge
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # When the queued send is due; long past it and still unanswered means its worker died.
+    # When the queued send is due; long past it, never taken by a worker, its task was lost.
     send_due_at: Mapped[Optional[datetime]]
+    # While a worker sends it: until when it holds it (renewed as it goes). Past, and the
+    # delivery not settled, its worker died (``maintenance.requeue_stalled`` takes it over).
+    leased_until: Mapped[Optional[datetime]] = mapped_column(index=True)
     sent_at: Mapped[Optional[datetime]]  # when the provider gave its final answer
 
     recipient: Mapped[Recipient] = relationship(back_populates="deliveries")
     events: Mapped[list["DeliveryEvent"]] = relationship(
         back_populates="delivery", order_by="(DeliveryEvent.occurred_at, DeliveryEvent.id)")
 
-    # Lookup finds a recipient by an address it was sent to before (since corrected).
-    __table_args__ = (Index("ix_delivery_email_lower", text("lower(email)")),)
+    __table_args__ = (
+        # Lookup finds a recipient by an address it was sent to before (since corrected).
+        Index("ix_delivery_email_lower", text("lower(email)")),
+        # The sends still waiting, for the requeue: a handful among all the deliveries ever made.
+        Index("ix_delivery_unanswered", "sent_at", "send_due_at"),
+    )
 
 
 class DeliveryEvent(db.Model):

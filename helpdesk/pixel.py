@@ -9,6 +9,7 @@ from sqlalchemy import select
 from . import ingest
 from .contract import ProviderEvent
 from .models import Delivery, db, utcnow
+from .transactions import retried
 
 
 def _pixel_signer() -> URLSafeSerializer:
@@ -20,6 +21,7 @@ def pixel_url(delivery: Delivery) -> str:
     return f"{current_app.config['BASE_URL'].rstrip('/')}/t/{token}.gif"
 
 
+@retried
 def record_open(token: str) -> bool:
     """Record an open for a valid pixel token; a bad token records nothing."""
     try:

@@ -274,7 +274,9 @@ def nudge_due(now: datetime | None = None) -> int:
     for recipient_id, nudges in due:
         by_count.setdefault(nudges, []).append(recipient_id)
     # Every worker runs this task: a recipient is nudged by the one whose compare-and-set on
-    # ``nudges`` lands (one statement per count seen, at most NUDGE_MAX).
+    # ``nudges`` lands (one statement per count seen, at most NUDGE_MAX), under the locks that
+    # every writer of recipients takes first (``ingest.lock_recipients``).
+    ingest.lock_recipients(recipient_ids=[recipient_id for recipient_id, _ in due])
     claimed = [recipient_id for nudges, ids in by_count.items()
                for recipient_id in db.session.execute(
                    update(Recipient).where(Recipient.id.in_(ids), Recipient.nudges == nudges)

@@ -4,17 +4,21 @@
 The tasks themselves are in ``helpdesk.tasks``; the work they do (sending, publishing,
 maintenance) enqueues through here without this module knowing it, so the two stay out of an
 import cycle.
+
+The queue being down never fails what queued the work: the deliveries are committed first, and
+a worker sends them once the queue is back (``maintenance.requeue_stalled``).
 """
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+import sqlite3
 
 from flask import Flask, current_app
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 from huey.api import Huey
-from sqlalchemy import update
+from redis import RedisError
 
-from .models import Delivery, db, utcnow
+log = logging.getLogger(__name__)
 
 
 def make_huey(url: str, name: str = "helpdesk") -> Huey:
@@ -34,19 +38,16 @@ def huey_of(app: Flask | None = None) -> Huey:
     return (app or current_app).extensions["huey"]
 
 
-def enqueue_send(delivery_ids: list[int], delay: float | None = None) -> None:
-    """Queue a send of these deliveries (committed first: the worker reads them)."""
-    due = utcnow() + timedelta(seconds=delay or 0)
-    db.session.execute(update(Delivery).where(Delivery.id.in_(delivery_ids))
-                       .values(send_due_at=due), execution_options={"synchronize_session": False})
-    db.session.commit()
-    submit_send(delivery_ids, delay)
-
-
 def submit_send(delivery_ids: list[int], delay: float | None = None) -> None:
-    """Hand a send task to the queue for deliveries whose ``send_due_at`` is already set."""
+    """Hand a send task to the queue for deliveries already committed. A queue that is down is
+    logged, not raised: the deliveries wait in the database, and a worker queues them again
+    once their task is found missing."""
     send = current_app.extensions["helpdesk_tasks"].send
-    if delay:
-        send.schedule((delivery_ids,), delay=delay)
-    else:
-        send(delivery_ids)
+    try:
+        if delay:
+            send.schedule((delivery_ids,), delay=delay)
+        else:
+            send(delivery_ids)
+    except (RedisError, sqlite3.Error, OSError) as error:
+        log.warning("the queue is not answering (%s: %s); %d deliveries will be sent once it "
+                    "is back", type(error).__name__, error, len(delivery_ids))

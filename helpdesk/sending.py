@@ -1,10 +1,24 @@
 """Sending from the queue: building each message, handing it to its provider, and turning what
-the provider answered into events."""
+the provider answered into events.
+
+Exactly once, as far as the wire allows. A task first *claims* its deliveries: a lease of
+SEND_STALL_SECONDS that it renews while it works, so that no requeue takes them from a live
+worker. It then records each answer (its event, and the delivery marked answered) before the
+next message goes out: a worker killed mid-batch leaves at most the one message it was sending
+without its answer, and only that one can go out twice. Statuses follow every RECORD_EVERY
+answers, when the batch *settles* them (and gives up their lease); after a crash,
+``maintenance.requeue_stalled`` settles what the dead worker answered and queues the rest again.
+
+One message that cannot be built or sent (an address no header can carry, a provider raising)
+ends that delivery as refused, with the reason; the rest of the batch goes on.
+"""
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Callable, Iterable
 
 from flask import current_app, render_template
 from sqlalchemy import func, or_, select, update
@@ -15,6 +29,9 @@ from .contract import CORRELATION_HEADER, Message, ProviderEvent, SendResult
 from .models import Delivery, DeliveryEvent, Recipient, db, utcnow
 from .pixel import pixel_url
 from .status import SENDING
+from .transactions import retried
+
+log = logging.getLogger(__name__)
 
 
 def header_safe(text: str) -> str:
@@ -39,70 +56,122 @@ def build_message(delivery: Delivery) -> Message:
     )
 
 
-# The events of a batch's answers are recorded together, this many sends at a time: few enough
-# that a worker dying mid-batch leaves little to resend, enough to keep the database off the
-# critical path of sending.
+# Statuses are refreshed this many answers at a time: each answer is recorded at once, but
+# recomputing statuses per message would cost more than sending it.
 RECORD_EVERY = 10
 
 
 @dataclass(frozen=True)
 class _Pending:
     """What sending needs of a delivery, copied out so that no transaction stays open and no
-    row is reloaded while providers answer."""
+    row is reloaded while providers answer. ``problem``: why no message could be built."""
 
     id: int
     provider: str
     correlation_id: str
     email: str
     attempts: int
-    message: Message
+    message: Message | None
+    problem: str = ""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    item: _Pending
+    outcome: str
+    retry_after: float | None  # seconds, for a deferred send
 
 
 def send_batch(delivery_ids: Iterable[int], now: datetime | None = None) -> dict[str, int]:
     """Hand each delivery still waiting to its provider; returns counts by outcome. ``now``
     (default: the clock) is when this happens.
 
-    A delivery that already has an answer, or that another task holds, is skipped, so a batch
-    run twice (a worker that died mid-send and was restarted, a requeued batch whose original
-    was still queued) does not send it again.
+    A delivery that already has an answer, that is not due yet, or that another task holds,
+    is skipped, so a batch run twice (a requeued batch whose original was still queued) does
+    not send it again.
     """
-    claimed = _claim(list(delivery_ids), now or utcnow())
-    deliveries = db.session.scalars(
-        select(Delivery).where(Delivery.id.in_(list(delivery_ids))).order_by(Delivery.id)
+    clock: Callable[[], datetime] = (lambda: now) if now else utcnow
+    ids = sorted(set(delivery_ids))
+    lease = _Lease(float(current_app.config["SEND_STALL_SECONDS"]), clock)
+    claimed = _claim(ids, lease.seconds, clock())
+    pending = [_prepare(d) for d in db.session.scalars(
+        select(Delivery).where(Delivery.id.in_(claimed)).order_by(Delivery.id)
         # the messages need each recipient and credential: one query, not one per delivery
         .options(selectinload(Delivery.recipient).selectinload(Recipient.credential))
-        .execution_options(populate_existing=True)).all()  # what is stored, not what is cached
-    waiting = [d for d in deliveries
-               if d.id in claimed and d.status == SENDING and d.sent_at is None]
-    counts = {"skipped": len(deliveries) - len(waiting)} if len(waiting) < len(deliveries) else {}
-    pending = [_Pending(d.id, d.provider, d.correlation_id, d.email, d.attempts, build_message(d))
-               for d in waiting]
+        .execution_options(populate_existing=True))]  # what is stored, not what is cached
     db.session.commit()  # hold no transaction open while the providers answer
-    answered: list[tuple[_Pending, SendResult]] = []
-    for item in pending:
-        answered.append((item, plugins.provider(item.provider).send(item.message)))
-        if len(answered) == RECORD_EVERY:
-            _record_answers(answered, counts, now)
-            answered = []
-    _record_answers(answered, counts, now)
+    counts = {"skipped": len(ids) - len(pending)} if len(pending) < len(ids) else {}
+    unsettled: list[_Answer] = []
+    for index, item in enumerate(pending):
+        lease.keep([a.item.id for a in unsettled] + [p.id for p in pending[index:]])
+        answer = _record_answer(item, _send(item), clock())
+        counts[answer.outcome] = counts.get(answer.outcome, 0) + 1
+        unsettled.append(answer)
+        if len(unsettled) == RECORD_EVERY:
+            _settle(unsettled)
+            unsettled = []
+    _settle(unsettled)
     return counts
 
 
-def _claim(delivery_ids: list[int], now: datetime) -> set[int]:
-    """Take the deliveries that are due and unanswered for this task, for SEND_STALL_SECONDS:
-    their ``send_due_at`` moves past now, so a second task holding them (a requeued batch and
-    its original) finds none due. A worker that dies holding them leaves them to
-    ``requeue_stalled`` once that lease is long past."""
-    lease = now + timedelta(seconds=float(current_app.config["SEND_STALL_SECONDS"]))
+@retried
+def _claim(delivery_ids: list[int], seconds: float, now: datetime) -> list[int]:
+    """Take the deliveries that are due, unanswered and held by no live task, for ``seconds``
+    (the lease, renewed while the task works)."""
+    ingest.lock_recipients(delivery_ids)
     taken = db.session.execute(
         update(Delivery).where(
             Delivery.id.in_(delivery_ids), Delivery.status == SENDING,
             Delivery.sent_at.is_(None),
-            or_(Delivery.send_due_at.is_(None), Delivery.send_due_at <= now))
-        .values(send_due_at=lease).returning(Delivery.id),
+            or_(Delivery.send_due_at.is_(None), Delivery.send_due_at <= now),
+            or_(Delivery.leased_until.is_(None), Delivery.leased_until < now))
+        .values(leased_until=now + timedelta(seconds=seconds)).returning(Delivery.id),
         execution_options={"synchronize_session": False}).scalars().all()
     db.session.commit()
-    return set(taken)
+    return sorted(taken)
+
+
+class _Lease:
+    """A batch's hold on its deliveries, renewed once half of it has run out."""
+
+    def __init__(self, seconds: float, clock: Callable[[], datetime]):
+        self.seconds, self.clock = seconds, clock
+        self.renewed = time.monotonic()
+
+    def keep(self, delivery_ids: list[int]) -> None:
+        if time.monotonic() - self.renewed > self.seconds / 2:
+            _renew(delivery_ids, self.clock() + timedelta(seconds=self.seconds))
+            self.renewed = time.monotonic()
+
+
+@retried
+def _renew(delivery_ids: list[int], until: datetime) -> None:
+    ingest.lock_recipients(delivery_ids)
+    db.session.execute(update(Delivery).where(Delivery.id.in_(delivery_ids))
+                       .values(leased_until=until),
+                       execution_options={"synchronize_session": False})
+    db.session.commit()
+
+
+def _prepare(delivery: Delivery) -> _Pending:
+    try:
+        message, problem = build_message(delivery), ""
+    except Exception as error:  # one message that cannot be built is that delivery's failure
+        log.exception("the message of delivery %s could not be built", delivery.id)
+        message, problem = None, f"the message could not be built: {error}"
+    return _Pending(delivery.id, delivery.provider, delivery.correlation_id, delivery.email,
+                    delivery.attempts, message, problem)
+
+
+def _send(item: _Pending) -> SendResult:
+    if item.message is None:
+        return SendResult.refused(item.problem)
+    try:
+        return plugins.provider(item.provider).send(item.message)
+    except Exception as error:  # a provider's failure on one message stays with that message
+        log.exception("provider %s failed on delivery %s", item.provider, item.id)
+        return SendResult.refused(f"the {item.provider} provider failed on this message: "
+                                  f"{type(error).__name__}: {error}")
 
 
 def retry_delay(attempts: int, first: float, longest: float) -> float:
@@ -131,51 +200,57 @@ def _refused_since(delivery_ids: list[int]) -> dict[int, datetime]:
         .group_by(DeliveryEvent.delivery_id)).all())
 
 
-def _record_answers(answered: list[tuple[_Pending, SendResult]], counts: dict[str, int],
-                    now: datetime | None = None) -> None:
-    """Turn the providers' answers into events, in one transaction, and schedule the retries.
+@retried
+def _record_answer(item: _Pending, result: SendResult, now: datetime) -> _Answer:
+    """Record one provider answer (its event, and the delivery marked answered or due for a
+    retry), committed before the next message goes out.
 
     A temporary refusal is retried, backing off, until SEND_RETRY_WINDOW_HOURS after the first
     one; the last try falls on the window's end, and if it is refused for now too the delivery
     ends ``expired``: a soft failure, never a bounce."""
-    if not answered:
-        return
     cfg = current_app.config
-    now = now or utcnow()
-    window = timedelta(hours=float(cfg["SEND_RETRY_WINDOW_HOURS"]))
-    since = _refused_since([item.id for item, result in answered
-                            if result.outcome == "deferred" and item.attempts])
-    updates, found, retry_after = [], [], {}
-    for item, result in answered:
-        attempts = item.attempts + 1
-        outcome, reason, reason_code = result.outcome, result.reason or None, None
-        if outcome == "deferred":
-            first = since.get(item.id, now)
-            left = (first + window - now).total_seconds()
-            if left > 0:
-                reason_code = "temporary"
-                delay = retry_delay(attempts, float(cfg["SEND_RETRY_DELAY"]),
-                                    float(cfg["SEND_RETRY_MAX_DELAY"]))
-                retry_after.setdefault(min(delay, left), []).append(item.id)
-            else:
-                outcome, reason_code = "expired", "expired"
-                reason = (f"gave up after {_span(now - first)} of temporary refusals; the last: "
-                          f"{result.reason}")
-        counts[outcome] = counts.get(outcome, 0) + 1
-        update_row = {"id": item.id, "attempts": attempts}
-        if outcome != "deferred":
-            update_row["sent_at"] = now
-        if result.message_id:
-            update_row["provider_message_id"] = result.message_id
-        updates.append(update_row)
-        suffix = f":{attempts}" if outcome == "deferred" else ""
-        found.append(ProviderEvent(
-            provider=item.provider, type=outcome,
-            event_id=f"{item.correlation_id}:{outcome}{suffix}", occurred_at=now,
-            correlation_id=item.correlation_id, recipient=item.email,
-            severity="temporary" if reason_code else None, reason_code=reason_code,
-            reason=reason, mta_response=result.reason or None))
-    db.session.execute(update(Delivery), updates)  # bulk, by primary key
-    ingest.record_events(found)
-    for delay, ids in retry_after.items():
-        queue.enqueue_send(ids, delay=delay)
+    attempts = item.attempts + 1
+    outcome, reason, reason_code = result.outcome, result.reason or None, None
+    values = {"id": item.id, "attempts": attempts}
+    retry_after = None
+    if outcome == "deferred":
+        first = _refused_since([item.id]).get(item.id, now) if item.attempts else now
+        left = (first + timedelta(hours=float(cfg["SEND_RETRY_WINDOW_HOURS"])) - now
+                ).total_seconds()
+        if left > 0:
+            reason_code = "temporary"
+            retry_after = min(left, retry_delay(attempts, float(cfg["SEND_RETRY_DELAY"]),
+                                                float(cfg["SEND_RETRY_MAX_DELAY"])))
+            values["send_due_at"] = now + timedelta(seconds=retry_after)
+        else:
+            outcome, reason_code = "expired", "expired"
+            reason = (f"gave up after {_span(now - first)} of temporary refusals; the last: "
+                      f"{result.reason}")
+    if outcome != "deferred":
+        values["sent_at"] = now
+    if result.message_id:
+        values["provider_message_id"] = result.message_id
+    suffix = f":{attempts}" if outcome == "deferred" else ""
+    event = ProviderEvent(
+        provider=item.provider, type=outcome,
+        event_id=f"{item.correlation_id}:{outcome}{suffix}", occurred_at=now,
+        correlation_id=item.correlation_id, recipient=item.email,
+        severity="temporary" if reason_code else None, reason_code=reason_code,
+        reason=reason, mta_response=result.reason or None)
+    ingest.record_events([event], deliveries=[values], refresh=False)
+    return _Answer(item, outcome, retry_after)
+
+
+def _settle(answers: list[_Answer]) -> None:
+    """Refresh the statuses the answers raise, give up the lease on their deliveries and
+    queue the retries of the deferred ones."""
+    if not answers:
+        return
+    ingest.record_events([], deliveries=[{"id": a.item.id, "leased_until": None}
+                                         for a in answers])
+    retries: dict[float, list[int]] = {}
+    for answer in answers:
+        if answer.retry_after is not None:
+            retries.setdefault(answer.retry_after, []).append(answer.item.id)
+    for delay, ids in retries.items():
+        queue.submit_send(ids, delay=delay)

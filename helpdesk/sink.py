@@ -77,10 +77,11 @@ class SmtpSink:
     def __init__(self, host: str = "127.0.0.1", port: int | None = None,
                  refuse_domains: Iterable[str] | Mapping[str, str | None] = (),
                  defer_domains: Iterable[str] = (), tls_context: ssl.SSLContext | None = None,
-                 logins: Mapping[str, str] | None = None):
+                 logins: Mapping[str, str] | None = None, smtputf8: bool = True):
         """``refuse_domains``: domains answered 550, as a set or a mapping to the reply.
         ``tls_context``: offer STARTTLS and require it before mail. ``logins``: require AUTH
-        with one of these user names and passwords (over TLS when there is a context)."""
+        with one of these user names and passwords (over TLS when there is a context).
+        ``smtputf8``: offer SMTPUTF8 (addresses in Unicode), as most servers now do."""
         self.host = host
         self.port = port or free_port(host)
         replies = refuse_domains if isinstance(refuse_domains, Mapping) else \
@@ -89,6 +90,7 @@ class SmtpSink:
         self.defer_domains = {d.lower() for d in defer_domains}
         self.tls_context = tls_context
         self.logins = dict(logins) if logins is not None else None
+        self.smtputf8 = smtputf8
         self.messages: list[CaughtMessage] = []
         self.connections = 0  # SMTP sessions that said EHLO, to see connection reuse
         self._peers: set = set()
@@ -120,7 +122,7 @@ class SmtpSink:
                             auth_require_tls=self.tls_context is not None)
         self._controller = Controller(_Handler(self), hostname=self.host, port=self.port,
                                       decode_data=False, data_size_limit=10 * 1024 * 1024,
-                                      **security)
+                                      enable_SMTPUTF8=self.smtputf8, **security)
         self._controller.start()
         return self
 

@@ -65,3 +65,33 @@ def test_a_failure_inside_the_batch_is_raised_and_stores_nothing(app, sink, monk
     with pytest.raises(RuntimeError, match="went away"):
         record_events([event("boom-1", "opened", correlation)])
     assert db.session.scalar(select(func.count()).select_from(DeliveryEvent)) == before
+
+
+def test_an_event_from_another_provider_is_stored_but_changes_no_status(app):
+    credential = create_credential("Theirs", [{"name": "Ann", "email": "ann@valley.example"}],
+                                   state="published")
+    delivery = credential.recipients[0].deliveries[0]
+    assert delivery.provider == "smtp"
+    result = record_events([ProviderEvent(
+        provider="mailgun", type="bounced", event_id="mg-1", occurred_at=WHEN,
+        correlation_id=delivery.correlation_id, recipient="ann@valley.example")])
+    assert (result.stored, result.unmatched, result.changed) == (1, 1, [])
+    stored = db.session.scalar(select(DeliveryEvent).where(DeliveryEvent.provider_event_id ==
+                                                           "mg-1"))
+    assert stored.delivery_id is None and stored.correlation_id == delivery.correlation_id
+    assert db.session.scalar(select(Recipient.status)) != BOUNCED
+
+
+def test_an_event_naming_another_address_is_stored_but_changes_no_status(app):
+    credential = create_credential("Other", [{"name": "Ann", "email": "ann@bücher.example"}],
+                                   state="published")
+    correlation = credential.recipients[0].deliveries[0].correlation_id
+    result = record_events([
+        event("wrong", "bounced", correlation, recipient="eve@valley.example"),
+        # The same address, spelled as the provider may: other case, the domain in IDNA.
+        event("right", "opened", correlation, recipient="ANN@xn--bcher-kva.example")])
+    assert (result.stored, result.unmatched) == (2, 1)
+    wrong = db.session.scalar(select(DeliveryEvent).where(DeliveryEvent.provider_event_id ==
+                                                          "wrong"))
+    assert wrong.delivery_id is None
+    assert db.session.scalar(select(Recipient.status)) == OPENED

@@ -418,6 +418,11 @@ def correlation_of(recipient: Recipient) -> str:
                               .where(Delivery.recipient_id == recipient.id)).one()
 
 
+def about(recipient: Recipient) -> dict:
+    """What an event names of its delivery: the correlation id and the address."""
+    return {"correlation_id": correlation_of(recipient), "recipient": recipient.email}
+
+
 def status_of(recipient: Recipient) -> str:
     return db.session.scalar(select(Recipient.status).where(Recipient.id == recipient.id))
 
@@ -453,10 +458,10 @@ def test_the_mailgun_plugin_is_found_through_its_entry_point(app_factory, fake):
 
 def test_signed_events_raise_statuses(sent):
     client, people = sent
-    ada, bob = correlation_of(people["ada"]), correlation_of(people["bob"])
-    assert post(client, signed(delivered(correlation_id=ada)))[0] == 200
-    assert post(client, signed(opened(correlation_id=ada)))[0] == 200
-    code, result = post(client, signed(failed_permanent(correlation_id=bob)))
+    ada, bob = about(people["ada"]), about(people["bob"])
+    assert post(client, signed(delivered(**ada)))[0] == 200
+    assert post(client, signed(opened(**ada)))[0] == 200
+    code, result = post(client, signed(failed_permanent(**bob)))
     assert code == 200
     assert result == {"received": 1, "stored": 1, "duplicates": 0, "unmatched": 0,
                       "status_changes": 1}
@@ -464,7 +469,8 @@ def test_signed_events_raise_statuses(sent):
     assert status_of(people["bob"]) == "bounced"
     assert status_of(people["cy"]) == "sending"
     bounce = db.session.scalars(select(DeliveryEvent).where(
-        DeliveryEvent.correlation_id == bob, DeliveryEvent.type == "bounced")).one()
+        DeliveryEvent.correlation_id == bob["correlation_id"],
+        DeliveryEvent.type == "bounced")).one()
     assert bounce.severity == "permanent"
     assert bounce.mta_response.startswith("550 5.1.1")
     assert bounce.raw["delivery-status"]["code"] == 550
@@ -472,20 +478,21 @@ def test_signed_events_raise_statuses(sent):
 
 def test_a_rejection_bounces_and_a_temporary_failure_never_does(sent):
     client, people = sent
-    ada, bob = correlation_of(people["ada"]), correlation_of(people["bob"])
+    ada, bob = about(people["ada"]), about(people["bob"])
     for _ in range(3):
-        assert post(client, signed(failed_temporary(correlation_id=ada)))[0] == 200
-    assert post(client, signed(rejected(correlation_id=bob)))[0] == 200
+        assert post(client, signed(failed_temporary(**ada)))[0] == 200
+    assert post(client, signed(rejected(**bob)))[0] == 200
     assert status_of(people["ada"]) == "sending"
     assert status_of(people["bob"]) == "bounced"
     deferrals = db.session.scalars(select(DeliveryEvent.severity).where(
-        DeliveryEvent.correlation_id == ada, DeliveryEvent.type == "deferred")).all()
+        DeliveryEvent.correlation_id == ada["correlation_id"],
+        DeliveryEvent.type == "deferred")).all()
     assert deferrals == ["temporary"] * 3
 
 
 def test_the_same_event_with_a_fresh_token_is_stored_once(sent):
     client, people = sent
-    data = opened(correlation_id=correlation_of(people["ada"]))
+    data = opened(**about(people["ada"]))
     first, second = post(client, signed(data)), post(client, signed(data))
     assert first == (200, {"received": 1, "stored": 1, "duplicates": 0, "unmatched": 0,
                            "status_changes": 1})
@@ -506,9 +513,9 @@ def test_events_in_any_order_give_the_same_statuses(app_factory, fake):
                           for i in range(len(orders))])
         client = app.test_client()
         for i, (_, order) in enumerate(orders):
-            correlation_id = correlation_of(people[f"p{i}"])
+            named = about(people[f"p{i}"])
             for make in order:
-                assert post(client, signed(make(correlation_id=correlation_id)))[0] == 200
+                assert post(client, signed(make(**named)))[0] == 200
         assert [status_of(people[f"p{i}"]) for i in range(len(orders))] == \
             [expected for expected, _ in orders]
 

@@ -9,9 +9,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import plugins
 from ..auth import public
-from ..ingest import record_events
-from ..contract import SignatureError, WebhookError, capabilities
+from ..contract import ProviderEvent, SignatureError, WebhookError, capabilities
+from ..ingest import IngestResult, record_events
 from ..models import WebhookNonce, db
+from ..transactions import retried
 
 bp = Blueprint("webhooks", __name__)
 log = logging.getLogger(__name__)
@@ -40,10 +41,17 @@ def receive(name: str):
         if capabilities(provider).signs_one_time_tokens and not nonce:
             raise SignatureError("the request carries no signed one-time token")
         events = provider.parse_webhook(headers, raw)
-        if nonce:
-            _refuse_replayed_nonce(name, nonce)
+        result = _store(name, nonce, events)
     except WebhookError as error:
         log.info("webhook %s refused (%s): %s", name, error.status, error)
         return jsonify(error=str(error)), error.status
-    result = record_events(events)
     return jsonify(result.as_dict()), 200
+
+
+@retried
+def _store(provider: str, nonce: str | None, events: list[ProviderEvent]) -> IngestResult:
+    """The signed token and the events in one transaction, run again whole if it loses a
+    database conflict."""
+    if nonce:
+        _refuse_replayed_nonce(provider, nonce)
+    return record_events(events)

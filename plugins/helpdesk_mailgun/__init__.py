@@ -18,7 +18,8 @@ connections are transient, and the queue retries them with backoff.
 from __future__ import annotations
 
 from datetime import timezone
-from email.utils import formataddr, parsedate_to_datetime
+from email.headerregistry import Address
+from email.utils import parsedate_to_datetime
 from typing import Any, Mapping
 from urllib.parse import quote
 
@@ -43,11 +44,18 @@ def messages_url(api_url: str, domain: str) -> str:
     return f"{api_url.rstrip('/')}/{quote(domain.strip(), safe='')}/messages"
 
 
+def named_address(name: str, address: str) -> str:
+    """``Name <address>`` in Unicode, as the form takes it (``formataddr`` raises on an
+    international address). Raises ValueError for CR or LF in it."""
+    local, _, domain = address.rpartition("@")
+    return str(Address(name, local, domain))
+
+
 def message_form(message: Message, sender_name: str = "") -> list[tuple[str, str]]:
     """The messages API form fields for one message."""
     fields = [
-        ("from", formataddr((sender_name, message.sender))),
-        ("to", formataddr((message.to_name, message.to))),
+        ("from", named_address(sender_name, message.sender)),
+        ("to", named_address(message.to_name, message.to)),
         ("subject", message.subject),
         ("text", message.text),
         ("html", message.html),

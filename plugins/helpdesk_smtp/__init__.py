@@ -9,9 +9,12 @@ import socket
 import ssl
 import threading
 import time
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formataddr, make_msgid
+from email.utils import make_msgid
 from typing import Any, Mapping
+
+import idna
 
 from helpdesk import hookimpl
 from helpdesk.contract import Message, SendResult, Setting
@@ -26,10 +29,39 @@ def verp_address(sender: str, correlation_id: str) -> str:
     return f"{local}+{correlation_id}@{domain}"
 
 
-def build_email(message: Message, sender_name: str = "") -> EmailMessage:
+def header_address(name: str, address: str) -> Address:
+    """An address for a header, Unicode kept: SMTPUTF8 carries it as it is. Raises ValueError
+    for an address that no header can carry (no @, CR or LF in it)."""
+    local, at, domain = address.rpartition("@")
+    if not (at and local and domain):
+        raise ValueError(f"{address!r} is not an email address")
+    return Address(name, local, domain)
+
+
+def wire_address(address: str, smtputf8: bool) -> str:
+    """The address as a server takes it: as it is when it is ASCII or the server offers
+    SMTPUTF8; else with its domain in IDNA form (punycode), which every server takes. Raises
+    ValueError, with the reason, when neither can carry it (Unicode before the @, and no
+    SMTPUTF8)."""
+    if address.isascii() or smtputf8:
+        return address
+    local, _, domain = address.rpartition("@")
+    if not local.isascii():
+        raise ValueError(f"{address} has non-ASCII characters before the @, which only a "
+                         "server offering SMTPUTF8 can deliver, and this one does not")
+    try:
+        return f"{local}@{idna.encode(domain, uts46=True).decode('ascii')}"
+    except idna.IDNAError as error:
+        raise ValueError(f"the domain of {address} is not a valid international domain name "
+                         f"({error})") from None
+
+
+def build_email(message: Message, sender_name: str = "", to: str | None = None) -> EmailMessage:
+    """The MIME message; ``to``: the recipient's address as the server takes it (see
+    ``wire_address``), by default the message's own."""
     email = EmailMessage()
-    email["From"] = formataddr((sender_name, message.sender))
-    email["To"] = formataddr((message.to_name, message.to))
+    email["From"] = header_address(sender_name, message.sender)
+    email["To"] = header_address(message.to_name, to or message.to)
     email["Subject"] = message.subject
     email["Message-ID"] = make_msgid(domain=message.sender.rpartition("@")[2] or None)
     for name, value in message.headers.items():
@@ -114,7 +146,6 @@ class SmtpProvider:
             pass
 
     def send(self, message: Message) -> SendResult:
-        email = build_email(message, self.sender_name)
         envelope_from = verp_address(message.sender, message.correlation_id)
         try:
             conn = self._connection()
@@ -130,7 +161,13 @@ class SmtpProvider:
             return SendResult.deferred(f"cannot reach the SMTP server {self.host}:{self.port}: "
                                        f"{error}")
         try:
-            conn.send_message(email, from_addr=envelope_from, to_addrs=[message.to])
+            to = wire_address(message.to, conn.has_extn("smtputf8"))
+            email = build_email(message, self.sender_name, to)
+        except ValueError as error:
+            return SendResult.refused(f"not sent: {error}")
+        try:
+            # smtplib asks for SMTPUTF8 itself when an address needs it.
+            conn.send_message(email, from_addr=envelope_from, to_addrs=[to])
         except smtplib.SMTPRecipientsRefused as error:
             code, text = next(iter(error.recipients.values()))
             return self._refusal(code, text, on_permanent=SendResult.bounced)
