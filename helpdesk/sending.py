@@ -221,7 +221,8 @@ def _record_answer(item: _Pending, result: SendResult, now: datetime) -> _Answer
             reason_code = "temporary"
             retry_after = min(left, retry_delay(attempts, float(cfg["SEND_RETRY_DELAY"]),
                                                 float(cfg["SEND_RETRY_MAX_DELAY"])))
-            values["send_due_at"] = now + timedelta(seconds=retry_after)
+            # By the queue's clock, which schedules the retry.
+            values["send_due_at"] = utcnow() + timedelta(seconds=retry_after)
         else:
             outcome, reason_code = "expired", "expired"
             reason = (f"gave up after {_span(now - first)} of temporary refusals; the last: "

@@ -43,6 +43,12 @@ def sample(name: str, correlation_id: str | None = None, **fields) -> dict:
     return record
 
 
+def addressed_to(recipient) -> dict:
+    """The record's address fields naming this recipient (an event naming another address
+    applies to no delivery)."""
+    return {"Recipient": recipient.email, "Email": recipient.email}
+
+
 def basic(user: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
 
@@ -431,9 +437,10 @@ def test_the_postmark_plugin_is_found_through_its_entry_point(app_factory, fake)
 def test_authenticated_records_raise_statuses(sent):
     client, people = sent
     ada, bob = (delivery_of(people[n]).correlation_id for n in ("ada", "bob"))
-    assert post(client, sample("delivery", ada))[0] == 200
-    assert post(client, sample("open", ada))[0] == 200
-    code, result = post(client, sample("bounce", bob))
+    to_ada, to_bob = addressed_to(people["ada"]), addressed_to(people["bob"])
+    assert post(client, sample("delivery", ada, **to_ada))[0] == 200
+    assert post(client, sample("open", ada, **to_ada))[0] == 200
+    code, result = post(client, sample("bounce", bob, **to_bob))
     assert code == 200 and result["stored"] == 1 and result["unmatched"] == 0
     assert [status_of(people[n]) for n in ("ada", "bob")] == ["opened", "bounced"]
     bounce = db.session.scalars(select(DeliveryEvent).where(
@@ -443,16 +450,17 @@ def test_authenticated_records_raise_statuses(sent):
 
 def test_a_soft_bounce_never_bounces(sent):
     client, people = sent
-    ada = delivery_of(people["ada"]).correlation_id
-    assert post(client, sample("delivery", ada))[0] == 200
-    assert post(client, sample("bounce", ada, Type="SoftBounce", ID=7))[0] == 200
+    ada, to_ada = delivery_of(people["ada"]).correlation_id, addressed_to(people["ada"])
+    assert post(client, sample("delivery", ada, **to_ada))[0] == 200
+    assert post(client, sample("bounce", ada, Type="SoftBounce", ID=7, **to_ada))[0] == 200
     assert status_of(people["ada"]) == "not_opened"
 
 
 def test_records_match_by_message_id_without_metadata(sent):
     client, people = sent
     cy = delivery_of(people["cy"])
-    assert post(client, sample("click", MessageID=cy.provider_message_id))[0] == 200
+    assert post(client, sample("click", MessageID=cy.provider_message_id,
+                               **addressed_to(people["cy"])))[0] == 200
     assert status_of(people["cy"]) == "opened"
 
 
@@ -511,7 +519,8 @@ def test_every_status_through_postmarks_real_protocol(app_factory, fake):
                                    Email="bounced@example.com",
                                    MessageID=bounced.provider_message_id))[0] == 200
         assert post(client, sample("open", opened.correlation_id,
-                                   MessageID=opened.provider_message_id))[0] == 200
+                                   MessageID=opened.provider_message_id,
+                                   **addressed_to(people["opened"])))[0] == 200
         assert {name: status_of(r) for name, r in people.items()} == {
             "delivered": "not_opened", "suppressed": "not_sent", "bounced": "bounced",
             "opened": "opened", "no address": "not_provided", "down": "sending",
