@@ -534,8 +534,8 @@ def test_unsuppress_and_resend_reactivates_then_sends_again(sent, fake):
     client, people = sent
     ada = people["ada"]
     bounce = fake.add_bounce(ada.email)
-    assert post(client, sample("bounce", delivery_of(ada).correlation_id, ID=bounce["ID"]))[0] \
-        == 200
+    assert post(client, sample("bounce", delivery_of(ada).correlation_id, ID=bounce["ID"],
+                               **addressed_to(ada)))[0] == 200
     assert status_of(ada) == "bounced"
     again = unsuppress_and_resend(db.session.get(Recipient, ada.id))
     assert ada.email not in fake.inactive and bounce["Inactive"] is False

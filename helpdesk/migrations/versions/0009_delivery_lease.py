@@ -14,14 +14,14 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('delivery') as batch_op:
-        batch_op.add_column(sa.Column('leased_until', sa.DateTime(timezone=True), nullable=True))
-        batch_op.create_index('ix_delivery_leased_until', ['leased_until'])
-        batch_op.create_index('ix_delivery_unanswered', ['sent_at', 'send_due_at'])
+    # Not in batch mode: on SQLite that copies the table and loses its expression index.
+    op.add_column('delivery', sa.Column('leased_until', sa.DateTime(timezone=True),
+                                        nullable=True))
+    op.create_index('ix_delivery_leased_until', 'delivery', ['leased_until'])
+    op.create_index('ix_delivery_unanswered', 'delivery', ['sent_at', 'send_due_at'])
 
 
 def downgrade():
-    with op.batch_alter_table('delivery') as batch_op:
-        batch_op.drop_index('ix_delivery_unanswered')
-        batch_op.drop_index('ix_delivery_leased_until')
-        batch_op.drop_column('leased_until')
+    op.drop_index('ix_delivery_unanswered', table_name='delivery')
+    op.drop_index('ix_delivery_leased_until', table_name='delivery')
+    op.drop_column('delivery', 'leased_until')
