@@ -241,8 +241,6 @@ ENHANCED_REASONS: dict[str, str] = {
     "6.0": "spam", "7.1": "policy", "7.7": "spam",
     "1": "user_unknown", "7": "policy",
 }
-# Mailgun's codes for a drop because of its own lists (bounced, complained, unsubscribed).
-SUPPRESSION_REPLY_CODES = frozenset({"605", "606", "607"})
 
 # The phrases, most telling first: a block list is named before the word "spam" in it is read,
 # a missing domain before the missing mailbox its reply also mentions.
@@ -297,8 +295,6 @@ def reply_reason(text: str) -> tuple[str | None, bool | None]:
     enhanced = ENHANCED_CODE.search(text)
     klass = enhanced.group(1) if enhanced else (codes[0][0] if codes else None)
     temporary = None if klass is None else klass == "4"
-    if any(c in SUPPRESSION_REPLY_CODES for c in codes):
-        return "suppressed", False
     words = ADDRESS_OR_HOST.sub(" ", text)
     for code, pattern in PHRASES:
         if pattern.search(words):

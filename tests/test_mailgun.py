@@ -600,3 +600,13 @@ def test_a_suppressed_address_is_found_and_removed_from_every_list_it_is_on(fake
         wrong.suppression_lookup("alice@example.com")
     assert "key-wrong" not in str(error.value)
     wrong.close()
+
+
+@pytest.mark.parametrize("code, reason_code", [(605, "suppressed"), (606, "suppressed"),
+                                               (607, "suppressed"), (550, None)])
+def test_a_drop_by_mailguns_own_lists_says_suppressed(code, reason_code):
+    event = to_event({"event": "failed", "severity": "permanent", "id": f"drop-{code}",
+                      "timestamp": 1764547200.5, "recipient": "ann@valley.example",
+                      "delivery-status": {"code": code, "message": "Not delivering to "
+                                          "previously bounced address"}})
+    assert (event.type, event.reason_code) == ("bounced", reason_code)

@@ -119,6 +119,11 @@ def parse_events(raw_body: bytes) -> list[ProviderEvent]:
     return [to_event(event_data)]
 
 
+# The delivery-status codes of a message Mailgun dropped because of its own lists (an earlier
+# bounce, a spam complaint, an unsubscribe).
+SUPPRESSION_CODES = frozenset({"605", "606", "607"})
+
+
 def to_event(event_data: Any) -> ProviderEvent:
     """One ``event-data`` object as a normalized event.
 
@@ -153,6 +158,7 @@ def to_event(event_data: Any) -> ProviderEvent:
         reason=_reason(name, event_data, status),
         mta_response=_mta_response(status),
         raw=event_data,
+        reason_code="suppressed" if text_of(status.get("code")) in SUPPRESSION_CODES else None,
     )
 
 
