@@ -234,12 +234,14 @@ def lock_recipients(delivery_ids: Iterable[int] = (), recipient_ids: Iterable[in
     delivery_ids, recipient_ids = sorted(delivery_ids), sorted(recipient_ids)
     if not (delivery_ids or recipient_ids) or db.engine.dialect.name != "postgresql":
         return
-    wanted = Recipient.id.in_(recipient_ids)
+    # The deliveries' recipients are looked up first: an OR of two IN lists would make the
+    # planner read the whole recipient table.
+    wanted = set(recipient_ids)
     if delivery_ids:
-        wanted = wanted | Recipient.id.in_(
-            select(Delivery.recipient_id).where(Delivery.id.in_(delivery_ids)))
-    db.session.execute(select(Recipient.id).where(wanted).order_by(Recipient.id)
-                       .with_for_update(key_share=True))
+        wanted.update(db.session.scalars(
+            select(Delivery.recipient_id).where(Delivery.id.in_(delivery_ids))))
+    db.session.execute(select(Recipient.id).where(Recipient.id.in_(sorted(wanted)))
+                       .order_by(Recipient.id).with_for_update(key_share=True))
 
 
 def refresh_statuses(delivery_ids: Sequence[int]) -> list[tuple[int, str, str]]:

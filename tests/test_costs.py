@@ -50,6 +50,20 @@ def _first_row(parameters):
     return parameters
 
 
+def _pg_full_scans(plan: list[str]) -> list[str]:
+    """The nodes of a PostgreSQL plan that read a whole table or a whole index: a sequential
+    scan, or an index scan with no condition on the index (it only filters what it reads)."""
+    nodes: list[list[str]] = []
+    for line in plan:
+        if not nodes or line.lstrip().startswith("->"):
+            nodes.append([line.strip()])
+        else:
+            nodes[-1].append(line.strip())
+    return [node[0] for node in nodes
+            if "Seq Scan" in node[0] or (re.search(r"Index (Only )?Scan", node[0])
+                                         and not any("Index Cond" in d for d in node[1:]))]
+
+
 def scans(statements) -> list[str]:
     """The lines of these statements' plans that read a whole table."""
     found = []
@@ -63,8 +77,7 @@ def scans(statements) -> list[str]:
             if dialect == "postgresql":
                 plan = [row[0] for row in conn.exec_driver_sql(
                     "EXPLAIN " + statement, _first_row(parameters))]
-                found += [f"{line.strip()}  <-  {statement}" for line in plan
-                          if "Seq Scan" in line]
+                found += [f"{node}  <-  {statement}" for node in _pg_full_scans(plan)]
             else:
                 plan = [row[3] for row in conn.exec_driver_sql(
                     "EXPLAIN QUERY PLAN " + statement, _first_row(parameters))]
