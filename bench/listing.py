@@ -289,10 +289,10 @@ def main(argv=None) -> int:
     with app.app_context():
         agent = db.session.scalar(db.select(User).where(User.email == AGENT))
         token = create_token(agent)
-        agent_id = agent.id
+        agent_id = agent.get_id()
     client = app.test_client()
     with client.session_transaction() as session:
-        session["_user_id"] = str(agent_id)
+        session["_user_id"] = agent_id
         session["_fresh"] = True
 
     run_bare, connection = bare_runner(database_url)

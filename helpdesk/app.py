@@ -10,6 +10,7 @@ from flask import Flask
 from flask_migrate import Migrate
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.routing import IntegerConverter
 
 from . import auth, plugins, queue, security, tasks, views
@@ -55,6 +56,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     tasks.init_app(app)
     auth.init_app(app)
     security.init_app(app)
+    if hops := proxy_hops(app.config.get("PROXY_FIX")):
+        app.wsgi_app = ProxyFix(app.wsgi_app, **hops)
 
     views.init_app(app)
     register_commands(app)
@@ -71,9 +74,28 @@ def _derive_settings(app: Flask) -> None:
     cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     cfg.setdefault("QUEUE_URL", str(Path(app.instance_path) / "queue.db"))
     cfg["MAX_CONTENT_LENGTH"] = cfg.get("MAX_CONTENT_LENGTH") or cfg["WEBHOOK_MAX_BYTES"]
-    cfg.setdefault("SESSION_COOKIE_HTTPONLY", True)
-    cfg.setdefault("SESSION_COOKIE_SAMESITE", "Lax")
-    cfg.setdefault("SESSION_COOKIE_SECURE", str(cfg["BASE_URL"]).startswith("https:"))
+    # Flask's own defaults (no SameSite, not Secure) are in the config already: only a stricter
+    # choice of the user's stands.
+    cfg["SESSION_COOKIE_HTTPONLY"] = True
+    cfg["SESSION_COOKIE_SAMESITE"] = cfg.get("SESSION_COOKIE_SAMESITE") or "Lax"
+    cfg["SESSION_COOKIE_SECURE"] = bool(cfg.get("SESSION_COOKIE_SECURE")) or str(
+        cfg["BASE_URL"]).startswith("https:")
+
+
+PROXY_HEADERS = ("x_for", "x_proto", "x_host", "x_port", "x_prefix")
+
+
+def proxy_hops(setting: Any) -> dict[str, int]:
+    """ProxyFix's arguments from ``PROXY_FIX``: off when unset or false; ``true`` trusts one
+    proxy's X-Forwarded-For, -Proto and -Host; a mapping gives the hops of each header."""
+    if not setting:
+        return {}
+    if setting is True:
+        return {"x_for": 1, "x_proto": 1, "x_host": 1}
+    if not isinstance(setting, Mapping) or not set(setting) <= set(PROXY_HEADERS):
+        raise ValueError(f"PROXY_FIX must be true or a mapping of {', '.join(PROXY_HEADERS)} "
+                         f"to hop counts, not {setting!r}")
+    return {name: int(hops) for name, hops in setting.items()}
 
 
 def _templates_dir() -> Path:

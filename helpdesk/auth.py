@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Callable
 from urllib.parse import urlsplit
 
 from flask import (Blueprint, Flask, abort, current_app, flash, g, jsonify, redirect,
-                   render_template, request, url_for)
+                   render_template, request, session, url_for)
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import select
+from sqlalchemy import case, or_, select, update
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
+from . import queries
 from .models import ApiToken, Role, User, db, utcnow
 
 login_manager = LoginManager()
@@ -88,10 +89,16 @@ def create_user(email: str, password: str, role: str = "agent") -> User:
 
 
 @login_manager.user_loader
-def _load_user(user_id: str) -> User | None:
+def _load_user(session_id: str) -> User | None:
+    """The user a session cookie names (``User.get_id``: id and session version); a cookie of
+    an ended session, or of a deactivated account, signs no one in."""
     if request.path.startswith("/api/") and "Authorization" in request.headers:
         return None  # a token sent to the API speaks for the request, not the browser's cookie
-    return db.session.get(User, int(user_id))
+    user_id, _, version = str(session_id).partition(":")
+    user = db.session.get(User, queries.record_id(user_id) or 0)
+    if user is None or not user.active or version != str(user.session_version or 0):
+        return None
+    return user
 
 
 @login_manager.request_loader
@@ -145,29 +152,101 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200), no_nul])
 
 
+def _too_many_failures(user: User, now: datetime) -> bool:
+    cfg = current_app.config
+    window = timedelta(seconds=float(cfg["LOGIN_ACCOUNT_WINDOW_SECONDS"]))
+    return (user.login_failures >= int(cfg["LOGIN_ACCOUNT_MAX_FAILURES"])
+            and user.first_failure_at is not None and now - user.first_failure_at < window)
+
+
+def _count_failure(user: User, now: datetime) -> None:
+    """One more wrong password, counted in the database in one statement (several web
+    processes may count at once); a failure after the window starts a new count."""
+    window = timedelta(seconds=float(current_app.config["LOGIN_ACCOUNT_WINDOW_SECONDS"]))
+    fresh = or_(User.first_failure_at.is_(None), User.first_failure_at < now - window)
+    db.session.execute(update(User).where(User.id == user.id).values(
+        login_failures=case((fresh, 1), else_=User.login_failures + 1),
+        first_failure_at=case((fresh, now), else_=User.first_failure_at)))
+    db.session.commit()
+
+
 @bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(lambda: current_app.config["LOGIN_RATE_LIMIT"], methods=["POST"])
 @public
 def login():
     form = LoginForm()
-    if form.validate_on_submit():
-        user = db.session.scalar(select(User).where(User.email == form.email.data.strip().lower()))
-        if user is None:
-            check_password_hash(_DUMMY_HASH, form.password.data)
-        elif user.active and user.check_password(form.password.data):
-            login_user(user)
-            return redirect(local_path(request.args.get("next")) or url_for("pages.dashboard"))
-        # The same answer whether or not the account exists.
-        flash("Wrong email or password.", "error")
-        return render_template("login.html", form=form), 401
-    return render_template("login.html", form=form), 400 if form.errors else 200
+    if not form.validate_on_submit():
+        return render_template("login.html", form=form), 400 if form.errors else 200
+    user = db.session.scalar(select(User).where(User.email == form.email.data.strip().lower()))
+    # The password is checked whatever the account: a missing or deactivated one answers in
+    # the same time as a wrong password.
+    matches = check_password_hash(user.password_hash if user else _DUMMY_HASH,
+                                  form.password.data)
+    now = utcnow()
+    if user is not None and _too_many_failures(user, now):
+        flash("Too many wrong passwords for this account: wait a few minutes, or ask an admin "
+              "to set a new password.", "error")
+        return render_template("login.html", form=form), 429
+    if user is not None and user.active and matches:
+        user.login_failures, user.first_failure_at = 0, None
+        db.session.commit()
+        # A new session: the CSRF secret of the anonymous visit does not carry over.
+        session.pop("csrf_token", None)
+        login_user(user)
+        return redirect(local_path(request.args.get("next")) or url_for("pages.dashboard"))
+    if user is not None and not matches:
+        _count_failure(user, now)
+    # The same answer whether or not the account exists.
+    flash("Wrong email or password.", "error")
+    return render_template("login.html", form=form), 401
 
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    """Sign out everywhere: every session of this user ends, not only this browser's."""
+    current_user.end_sessions()
+    db.session.commit()
     logout_user()
     flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
+
+
+class PasswordForm(FlaskForm):
+    current = PasswordField("Current password", validators=[DataRequired(), Length(max=200),
+                                                            no_nul])
+    new = PasswordField("New password", validators=[DataRequired(), Length(min=8, max=200),
+                                                    no_nul])
+    confirm = PasswordField("New password again", validators=[
+        DataRequired(), EqualTo("new", message="The two new passwords differ.")])
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+def change_password():
+    """A new password ends every session of the user (this one starts afresh)."""
+    form = PasswordForm()
+    if form.validate_on_submit():
+        if not current_user.check_password(form.current.data):
+            form.current.errors.append("This is not your current password.")
+            return render_template("password.html", form=form), 400
+        current_user.set_password(form.new.data)
+        db.session.commit()
+        login_user(current_user)
+        flash("Your password is changed; your other sessions are signed out.", "success")
+        return redirect(url_for("pages.dashboard"), 303)
+    return render_template("password.html", form=form), 400 if form.errors else 200
+
+
+def reset_password(email: str, password: str) -> User:
+    """Set a user's password (the CLI's reset); every session of the user ends."""
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise ValueError(f"no user {email}")
+    if len(password) < 8:
+        raise ValueError("the password must have at least 8 characters")
+    user.set_password(password)
+    user.login_failures, user.first_failure_at = 0, None
+    db.session.commit()
+    return user
 
 
 def init_app(app: Flask) -> None:
@@ -180,6 +259,9 @@ def init_app(app: Flask) -> None:
     queue_url = str(app.config.get("QUEUE_URL", ""))
     app.config.setdefault("RATELIMIT_STORAGE_URI", queue_url if queue_url.startswith(
         ("redis://", "rediss://")) else "memory://")
+    # Redis down must not make sign-in a 500: the limiter then counts in this process.
+    app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
+    app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)
     app.register_blueprint(bp)
     app.before_request(_require_login)

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from . import importer, intake, plugins
 from .addresses import known_domains, offered_domains
-from .auth import create_token, create_user
+from .auth import create_token, create_user, reset_password
 from .contract import capabilities
 from .demo import run_demo
 from .diagnosis import refresh_all
@@ -83,16 +83,33 @@ def users() -> None:
 @with_appcontext
 def users_create(email: str, role: str, password: str | None) -> None:
     """Create a user who can sign in."""
-    if password is None:
-        if sys.stdin.isatty():
-            password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-        else:
-            password = sys.stdin.readline().rstrip("\r\n")
+    password = password if password is not None else _read_password()
     try:
         user = create_user(email, password, role)
     except ValueError as error:
         raise click.ClickException(str(error)) from None
     click.echo(f"Created {user.role.value} {user.email}.", err=True)
+
+
+@users.command("reset-password")
+@click.argument("email")
+@click.option("--password", help="Prompted for when not given (read from standard input when "
+              "that is not a terminal).")
+@with_appcontext
+def users_reset_password(email: str, password: str | None) -> None:
+    """Set a new password for a user; every session of the user is signed out."""
+    password = password if password is not None else _read_password()
+    try:
+        user = reset_password(email, password)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"New password set for {user.email}; their sessions are signed out.", err=True)
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return sys.stdin.readline().rstrip("\r\n")
 
 
 @click.group()

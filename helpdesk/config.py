@@ -47,4 +47,14 @@ WEBHOOK_MAX_BYTES = 5 * 1024 * 1024
 WEBHOOK_TOLERANCE_SECONDS = 600
 
 PAGE_SIZE = 50
+# Sign-in attempts per address (counted in Redis when the queue is there, else per process) and
+# wrong passwords per account (counted in the database, shared by every process): past
+# LOGIN_ACCOUNT_MAX_FAILURES within the window the account cannot sign in until it ends.
 LOGIN_RATE_LIMIT = "10 per minute"
+LOGIN_ACCOUNT_MAX_FAILURES = 10
+LOGIN_ACCOUNT_WINDOW_SECONDS = 900
+
+# Behind a reverse proxy (nginx, a load balancer): true trusts one proxy's X-Forwarded-For,
+# -Proto and -Host; {"x_for": 2, "x_proto": 1} gives each header's hop count. Off by default:
+# without a proxy those headers are the client's to forge.
+PROXY_FIX = None

@@ -282,12 +282,27 @@ class User(UserMixin, db.Model):
                                        default=Role.agent)
     active: Mapped[bool] = mapped_column(default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Part of the id a session cookie carries: raising it (sign-out, a new password) ends every
+    # session of the user, wherever its cookie is.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Wrong passwords in a row since the first of them (the per-account sign-in limit): in the
+    # database, so every web process counts the same failures.
+    login_failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    first_failure_at: Mapped[datetime | None]
 
     tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user",
                                                     cascade="all, delete-orphan")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password)
+        self.end_sessions()
+
+    def end_sessions(self) -> None:
+        """Every session cookie of this user stops signing in."""
+        self.session_version = (self.session_version or 0) + 1
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version or 0}"
 
     def check_password(self, password: str) -> bool:
         return check_password_hash(self.password_hash, password)

@@ -117,6 +117,9 @@ def _headers(response: Response) -> Response:
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.endpoint != "static":
+        # Pages show tokens once, share links, recipients' data: no browser or proxy keeps them.
+        headers.setdefault("Cache-Control", "no-store")
     return response
 
 

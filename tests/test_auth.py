@@ -3,6 +3,7 @@ every route needs a signed-in user unless it is on the public list below."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 from werkzeug.routing import IntegerConverter, PathConverter
@@ -248,3 +249,123 @@ def test_a_token_speaks_for_an_api_change_even_beside_a_session_cookie(app, agen
     with_token = agent_client.post(f"/api/v1/recipients/{recipient_id}/resend", json={},
                                    headers={"Authorization": f"Bearer {token}"})
     assert with_token.status_code == 202, with_token.json
+
+
+# --- sessions: revocation, password changes, limits --------------------------------------------
+
+def _copy_session(app, client):
+    """A second browser holding the same session cookie (a stolen or forgotten one)."""
+    other = app.test_client()
+    cookie = client.get_cookie(app.config["SESSION_COOKIE_NAME"])
+    other.set_cookie(cookie.key, cookie.value)
+    return other
+
+
+def test_signing_out_ends_every_session_of_the_user(app, client, agent):
+    assert login(client, agent.email, PASSWORD).status_code == 302
+    copy = _copy_session(app, client)
+    assert copy.get("/credentials").status_code == 200
+    client.post("/logout")
+    response = copy.get("/credentials")
+    assert response.status_code == 302 and response.headers["Location"].startswith("/login")
+
+
+def test_a_password_change_ends_the_other_sessions_and_keeps_this_one(app, client, agent):
+    login(client, agent.email, PASSWORD)
+    copy = _copy_session(app, client)
+    wrong = client.post("/account/password", data={"current": "not it", "new": "a new one!",
+                                                   "confirm": "a new one!"})
+    assert wrong.status_code == 400 and "not your current password" in wrong.get_data(
+        as_text=True)
+    response = client.post("/account/password", data={
+        "current": PASSWORD, "new": "a brand new password", "confirm": "a brand new password"})
+    assert response.status_code == 303
+    assert client.get("/credentials").status_code == 200
+    assert copy.get("/credentials").status_code == 302
+    client.post("/logout")
+    assert login(client, agent.email, PASSWORD).status_code == 401
+    assert login(client, agent.email, "a brand new password").status_code == 302
+
+
+def test_the_cli_resets_a_password_and_ends_the_sessions(app, client, agent):
+    login(client, agent.email, PASSWORD)
+    result = app.test_cli_runner().invoke(
+        args=["users", "reset-password", agent.email], input="reset by an admin\n")
+    assert result.exit_code == 0, result.output
+    assert client.get("/credentials").status_code == 302
+    assert login(client, agent.email, "reset by an admin").status_code == 302
+    missing = app.test_cli_runner().invoke(
+        args=["users", "reset-password", "nobody@issuer.example", "--password", "long enough"])
+    assert missing.exit_code != 0 and "no user nobody@issuer.example" in missing.output
+
+
+def test_a_deactivated_account_loses_its_open_sessions(agent_client, agent):
+    agent.active = False
+    db.session.commit()
+    assert agent_client.get("/credentials").status_code == 302
+
+
+def test_signing_in_gives_a_new_csrf_secret(app_factory, sink):
+    app = app_factory(sink, WTF_CSRF_ENABLED=True)
+    with app.app_context():
+        agent = create_user("agent@issuer.example", PASSWORD, "agent")
+        client = app.test_client()
+        page = client.get("/login").get_data(as_text=True)
+        token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+        with client.session_transaction() as session:
+            anonymous = session["csrf_token"]
+        response = client.post("/login", data={"email": agent.email, "password": PASSWORD,
+                                               "csrf_token": token})
+        assert response.status_code == 302
+        with client.session_transaction() as session:
+            assert session.get("csrf_token") != anonymous
+
+
+def test_wrong_passwords_are_limited_per_account_across_processes(app_factory, sink):
+    settings = dict(LOGIN_ACCOUNT_MAX_FAILURES=3, LOGIN_ACCOUNT_WINDOW_SECONDS=900)
+    first, second = app_factory(sink, **settings), app_factory(sink, **settings)
+    with first.app_context():
+        create_user("agent@issuer.example", PASSWORD, "agent")
+        assert login(first.test_client(), "agent@issuer.example", PASSWORD).status_code == 302
+        codes = [login(first.test_client(), "agent@issuer.example", "guess").status_code
+                 for _ in range(2)]
+    with second.app_context():  # another process, another address: the same count
+        codes.append(login(second.test_client(), "agent@issuer.example", "guess").status_code)
+        refused = login(second.test_client(), "agent@issuer.example", PASSWORD)
+    assert codes == [401, 401, 401]
+    assert refused.status_code == 429
+    assert "Too many wrong passwords for this account" in refused.get_data(as_text=True)
+    with first.app_context():
+        user = db.session.scalar(db.select(User).where(User.email == "agent@issuer.example"))
+        user.first_failure_at = user.first_failure_at - timedelta(seconds=901)
+        db.session.commit()
+        assert login(first.test_client(), "agent@issuer.example", PASSWORD).status_code == 302
+        db.session.refresh(user)
+        assert user.login_failures == 0
+
+
+@pytest.mark.parametrize("case", ["unknown", "deactivated", "wrong"])
+def test_every_refusal_checks_one_password_hash_so_each_takes_as_long(
+        client, agent, monkeypatch, case):
+    import helpdesk.auth
+
+    checked = []
+    real = helpdesk.auth.check_password_hash
+    monkeypatch.setattr(helpdesk.auth, "check_password_hash",
+                        lambda *args: checked.append(args[0]) or real(*args))
+    if case == "deactivated":
+        agent.active = False
+        db.session.commit()
+    email = "nobody@issuer.example" if case == "unknown" else agent.email
+    password = "not the password" if case == "wrong" else PASSWORD
+    assert login(client, email, password).status_code == 401
+    assert len(checked) == 1
+    assert checked[0].startswith(agent.password_hash.split("$")[0])  # the same hash method
+
+
+def test_sign_in_works_while_the_limiters_storage_is_down(app_factory, sink):
+    app = app_factory(sink, RATELIMIT_ENABLED=True,
+                      RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0")  # nothing listens there
+    with app.app_context():
+        create_user("agent@issuer.example", PASSWORD, "agent")
+        assert login(app.test_client(), "agent@issuer.example", PASSWORD).status_code == 302

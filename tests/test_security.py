@@ -16,7 +16,7 @@ from werkzeug.serving import make_server
 
 from helpdesk.auth import create_token, create_user
 from helpdesk.credentials import create_credential
-from helpdesk.models import ApiToken, ShareLink, db
+from helpdesk.models import ApiToken, ShareLink, User, db
 from helpdesk.security import CONTENT_SECURITY_POLICY, redact
 from helpdesk.sharing import create_link
 from helpdesk.status import STATUSES
@@ -116,8 +116,12 @@ def test_the_public_views_are_exactly_the_ones_listed(app):
 
 
 def test_every_route_answers_each_caller_as_the_matrix_says(app, world, agent, admin, token):
-    # Plain ids: a route that deletes expunges the session these ORM objects live in.
-    users = {"agent": SimpleNamespace(id=agent.id), "admin": SimpleNamespace(id=admin.id)}
+    # Plain ids: a route that deletes expunges the session these ORM objects live in; the
+    # session id is read afresh because signing out ends the sessions of before.
+    def caller(user_id: int) -> SimpleNamespace:
+        return SimpleNamespace(id=user_id, get_id=lambda: db.session.get(User, user_id).get_id())
+
+    users = {"agent": caller(agent.id), "admin": caller(admin.id)}
     checked = 0
     for endpoint, rule, method, url in routes(app, world):
         kind = kind_of(endpoint, rule)
@@ -270,3 +274,51 @@ def test_secrets_never_reach_the_logs(app_factory, sink, caplog):
 ])
 def test_request_lines_lose_their_tokens(line, expected):
     assert redact(line) == expected
+
+
+# --- cookies, caching, proxies, settings ------------------------------------------------------
+
+def test_the_session_cookie_is_lax_and_secure_when_the_site_is_https(app_factory, sink):
+    for base_url, secure in (("https://desk.example", True), ("http://localhost", False)):
+        app = app_factory(sink, BASE_URL=base_url)
+        with app.app_context():
+            user = create_user(f"a{int(secure)}@issuer.example", "long enough", "agent")
+            response = app.test_client().post("/login", data={"email": user.email,
+                                                              "password": "long enough"})
+        cookie = response.headers["Set-Cookie"]
+        assert "SameSite=Lax" in cookie and "HttpOnly" in cookie
+        assert ("Secure" in cookie) is secure
+
+
+def test_pages_are_not_stored_by_browsers_or_proxies(app, admin_client, agent):
+    response = admin_client.post(f"/admin/users/{agent.id}/tokens")
+    assert response.status_code == 200 and "hd_" in response.get_data(as_text=True)
+    assert response.headers["Cache-Control"] == "no-store"
+    assert admin_client.get("/admin/settings").headers["Cache-Control"] == "no-store"
+    assert "no-store" not in admin_client.get("/static/style.css").headers.get(
+        "Cache-Control", "")
+
+
+def test_a_libpq_password_parameter_is_masked_on_the_settings_page():
+    from helpdesk.views.admin import masked
+
+    shown = masked("DATABASE_URL", "postgresql://db.example/helpdesk?sslmode=require&"
+                                   "password=pg-hunter2", False)
+    assert "pg-hunter2" not in shown and "sslmode=require" in shown and "password=••" in shown
+    assert masked("DATABASE_URL", "sqlite:////var/lib/helpdesk.db", False) == \
+        "sqlite:////var/lib/helpdesk.db"
+
+
+def test_behind_a_proxy_its_forwarded_headers_count_only_when_configured(app_factory, sink):
+    from helpdesk.app import proxy_hops
+
+    forwarded = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+    plain = app_factory(sink)
+    assert "Strict-Transport-Security" not in plain.test_client().get(
+        "/help", headers=forwarded).headers
+    behind = app_factory(sink, PROXY_FIX=True)
+    assert behind.test_client().get("/help", headers=forwarded).headers[
+        "Strict-Transport-Security"]
+    assert proxy_hops({"x_for": 2, "x_proto": "1"}) == {"x_for": 2, "x_proto": 1}
+    with pytest.raises(ValueError, match="PROXY_FIX must be"):
+        proxy_hops({"x_forwarded": 1})

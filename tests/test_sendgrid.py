@@ -637,7 +637,7 @@ def test_a_dropped_address_is_suppressed_and_the_desk_clears_it_and_resends(
         BOUNCED, "suppressed", "Bounced Address")
     user = create_user("agent@issuer.example", "correct horse battery")
     with client.session_transaction() as session:
-        session["_user_id"], session["_fresh"] = str(user.id), True
+        session["_user_id"], session["_fresh"] = user.get_id(), True
     html = client.get(f"/recipients/{recipient.id}").get_data(as_text=True)
     assert 'id="unsuppress-form"' in html
     sent_before = len(fake_api.accepted)

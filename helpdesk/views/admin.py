@@ -3,6 +3,7 @@ the audit log and the effective settings, secrets masked. Agents get 403 here.""
 from __future__ import annotations
 
 from dataclasses import dataclass
+import re
 from urllib.parse import urlsplit, urlunsplit
 
 from flask import (Blueprint, abort, current_app, flash, redirect, render_template, request,
@@ -23,6 +24,7 @@ bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 # Core settings not in helpdesk.config: derived when the app is built.
 DERIVED_SETTINGS = {"SECRET_KEY", "DATABASE_URL", "QUEUE_URL"}
+PASSWORD_PARAMETER = re.compile(r"([?&]password=)[^&#]*", re.I)
 URL_SETTINGS = ("DATABASE_URL", "QUEUE_URL", "SQLALCHEMY_DATABASE_URI", "RATELIMIT_STORAGE_URI")
 
 
@@ -121,7 +123,9 @@ def masked(name: str, value: object, secret: bool) -> object:
         parts = urlsplit(value)
         if parts.password:
             netloc = parts.netloc.replace(f":{parts.password}@", ":••••••@")
-            return urlunsplit(parts._replace(netloc=netloc))
+            value = urlunsplit(parts._replace(netloc=netloc))
+        # libpq also takes the password as a parameter: ?password=…
+        return PASSWORD_PARAMETER.sub(r"\1••••••", value)
     return value
 
 
