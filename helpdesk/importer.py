@@ -329,6 +329,8 @@ def import_rows(credential, parsed: ParsedFile, use_suggestion: Collection[int] 
             created.append(recipient)
             if progress and (done % PROGRESS_EVERY == 0):
                 progress(done, len(rows))
+        if progress:
+            progress(len(rows), len(rows))
         db.session.add_all(created)
         db.session.flush()
         audit.record_credential("imported", credential, f"{len(created)} recipient"

@@ -101,30 +101,36 @@ def test_plugins_add_known_domains(app):
 
 # --- import ------------------------------------------------------------------------------------
 
-def test_import_prints_every_row_not_imported_and_a_summary(app, sink, tmp_path):
+def test_import_asks_about_typos_then_prints_every_verdict_and_a_summary(app, sink, tmp_path):
     credential = create_credential("Course", [{"name": "Ann", "email": "ann@example.com"}])
     path = tmp_path / "people.csv"
     path.write_bytes("\ufeffFull name;E-mail\nAnn;ann@example.com\nBob;bob@gmial.com\n;\n"
                      "Cid;cid@example.com\nDee;dee\n".encode())
+    asked = run(app, "import", str(path), "--credential", str(credential.id))
+    assert asked.exit_code == 2  # a question waits for an answer
+    assert asked.stdout.splitlines() == [
+        "line 3: bob@gmial.com: did you mean bob@gmail.com?",
+        "1 likely typo(s): nothing was imported; run again with --typos suggest or --typos keep."]
+    assert db.session.scalar(select(func.count()).select_from(Recipient)) == 1
     refused = tmp_path / "refused.csv"
     result = run(app, "import", str(path), "--credential", str(credential.id),
-                 "--refused-csv", str(refused))
-    assert result.exit_code == 1  # some rows were refused
+                 "--typos", "suggest", "--refused-csv", str(refused))
+    assert result.exit_code == 1  # a row was left out
     assert result.stdout.splitlines() == [
-        "line 2: refused: already a recipient of this credential",
-        "line 3: imported with a typo warning: did you mean bob@gmail.com?",
-        "line 4: skipped: empty row",
-        "line 6: refused: invalid address: An email address must have an @-sign.",
-        "Credential 1 (Course): 2 imported (1 with a typo warning), 2 refused, 1 empty skipped "
-        "of 5 rows.",
+        "line 2: duplicate (not added again): already a recipient of this credential",
+        "line 4: empty (skipped): empty row",
+        "line 6: not a usable address (kept, never emailed): An email address must have an "
+        "@-sign.",
+        "Credential 1 (Course): 3 imported of 5 rows: 1 not a usable address (kept, never "
+        "emailed), 1 duplicate (not added again), 2 accepted, 1 empty (skipped).",
     ]
     assert "Checking rows" in result.stderr and "Importing" in result.stderr  # the bars
-    assert db.session.scalar(select(func.count()).select_from(Recipient)) == 3
+    db.session.expire_all()
+    assert {r.email for r in credential.recipients} == {
+        "ann@example.com", "bob@gmail.com", "cid@example.com", "dee"}
     rows = list(csv.reader(io.StringIO(refused.read_text(encoding="utf-8-sig"))))
     assert [row[:2] for row in rows] == [["line", "reason"],
-                                         ["2", "already a recipient of this credential"],
-                                         ["6", "invalid address: An email address must have "
-                                               "an @-sign."]]
+                                         ["2", "already a recipient of this credential"]]
 
 
 def test_import_of_clean_rows_exits_0_and_sends_when_published(app, sink, tmp_path):
@@ -133,8 +139,8 @@ def test_import_of_clean_rows_exits_0_and_sends_when_published(app, sink, tmp_pa
     path.write_text("name,email\nAnn,ann@example.com\nBob,bob@example.org\n")
     result = run(app, "import", str(path), "--credential", str(credential.id))
     assert result.exit_code == 0, result.output
-    assert result.stdout == ("Credential 1 (Course): 2 imported, 0 refused, 0 empty skipped of "
-                             "2 rows. 2 emails queued.\n")
+    assert result.stdout == ("Credential 1 (Course): 2 imported of 2 rows: 2 accepted. "
+                             "2 emails queued.\n")
     assert sorted(m.recipients[0] for m in sink.messages) == ["ann@example.com",
                                                               "bob@example.org"]
 

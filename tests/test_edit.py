@@ -160,3 +160,14 @@ def test_the_audit_log_pages_by_entry_id(app, admin_client):
     older = first.split('rel="next" href="')[1].split('"')[0].replace("&amp;", "&")
     second = page(admin_client.get(older))
     assert "thing 9<" in second and "thing 0<" in second and "thing 10<" not in second
+
+
+def test_error_pages_speak_plain_words_not_werkzeugs(agent_client, desk):
+    response = agent_client.get("/no-such-page")
+    assert response.status_code == 404
+    assert "the link may be old, cut short or mistyped" in response.text
+    assert "requested URL was not found" not in response.text
+    assert agent_client.get("/recipients/999999/edit").status_code == 404
+    refused = agent_client.delete("/recipients")
+    assert refused.status_code == 405 and "own buttons" in refused.text
+    assert "The method is not allowed" not in refused.text

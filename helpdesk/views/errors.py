@@ -23,11 +23,25 @@ TITLES = {
     429: "Too many attempts",
     500: "Something went wrong on our side",
 }
+# Said instead of Werkzeug's stock texts ("read-protected or not readable by the server"), when
+# the view gave no reason of its own.
+PLAIN_WORDS = {
+    400: "Something in what was sent could not be used. Go back and try again.",
+    401: "Sign in to see this page.",
+    403: "Your account cannot open this page. Ask an admin if you need it.",
+    404: "There is nothing at this address: the link may be old, cut short or mistyped.",
+    405: "This address does not take that kind of request: use the page's own buttons.",
+    410: "This link no longer works. Ask whoever sent it for a new one.",
+    413: "What was sent is larger than this page accepts.",
+    429: "Too many attempts in a short time: wait a minute, then try again.",
+}
 
 
 def _answer(error: HTTPException):
     code = error.code or 500
     description = error.description or ""
+    if description == type(error).description:  # Werkzeug's default, not the view's reason
+        description = PLAIN_WORDS.get(code, "")
     if isinstance(error, CSRFError):
         description = ("The form had expired or was sent from another site. Go back, reload the "
                        "page and try again.")
