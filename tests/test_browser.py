@@ -525,3 +525,30 @@ def test_an_agent_corrects_an_opened_recipient_and_publishes_a_draft_on_purpose(
     expect(page.locator("#flashes")).to_contain_text("Deleted Quinn Draft <quinn@example.com>.")
     expect(page.get_by_role("link", name="Quinn Draft")).to_have_count(0)
     shot(page, f"after-delete-{width}")
+
+
+def assert_fits(page) -> None:
+    """No horizontal scrolling: the page is no wider than the window."""
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), page.url
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_an_agent_filters_all_recipients_and_resends_a_subset(page, desk, shot, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page)
+    page.locator("#status-counts [data-status=bounced] a").click()
+    expect(page).to_have_url(re.compile(r"/recipients\?status=bounced"))
+    rows = page.locator("#recipients-table tbody tr")
+    expect(rows).to_have_count(5)  # Sam, Ivy, Jon, Kim and Hal across both credentials
+    assert_fits(page)
+    shot(page, f"recipients-bounced-{width}")
+    page.fill("#f-domain", COMPANY)
+    page.get_by_role("button", name="Show").click()
+    expect(rows).to_have_count(3)
+    expect(page.locator("#recipients-table [data-label=Reason]").first).to_contain_text(
+        "policy", ignore_case=True)
+    page.locator("#bulk-all").check()
+    page.locator("#bulk-submit").click()
+    expect(page.locator("#flashes")).to_contain_text("Sending again to 3 of the 3 recipients chosen")
+    assert_fits(page)
+    shot(page, f"recipients-resent-{width}")
