@@ -41,8 +41,8 @@ class SmtpAnswer(NamedTuple):
 
 class DemoService:
     """A stand-in for an email service. ``settings`` are the app settings that point the
-    provider at it; ``attach`` lets it adjust the built provider (the SES stand-in makes the
-    provider trust its own SNS host)."""
+    provider at it; ``attach`` lets it adjust the built provider (a stand-in that signs with a
+    certificate of its own makes the provider trust it)."""
 
     settings: Mapping[str, Any] = {}
 
