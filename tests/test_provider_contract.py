@@ -22,6 +22,7 @@ import hmac
 import json
 import secrets
 import time
+from abc import ABC, abstractmethod
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timezone
 from typing import Any
@@ -49,7 +50,9 @@ from test_sendgrid import public_key_b64
 Request = tuple[dict[str, str], bytes]  # headers, raw body
 
 
-class ProviderCase:
+class ProviderCase(ABC):
+    """What each provider's case supplies; the suite's tests are written once against it."""
+
     name: str
     capabilities: set[str]
     # The service signs a timestamp that can go stale (Postmark signs nothing: its basic auth
@@ -59,35 +62,35 @@ class ProviderCase:
     def attach(self, app, fake) -> None:
         """Adjust the built provider to reach the fake (SES: the local SNS host)."""
 
+    @abstractmethod
     def fake(self) -> AbstractContextManager:
         """The local fake of the service's sending API."""
-        raise NotImplementedError
 
+    @abstractmethod
     def settings(self, fake) -> dict[str, Any]:
         """App settings pointing the provider at ``fake``, with a webhook key."""
-        raise NotImplementedError
 
+    @abstractmethod
     def without_key(self) -> dict[str, Any]:
         """The settings that leave the webhook key unset."""
-        raise NotImplementedError
 
+    @abstractmethod
     def carried(self, fake) -> set[str]:
         """The correlation ids the fake was handed."""
-        raise NotImplementedError
 
+    @abstractmethod
     def request(self, event: str, correlation_id: str, address: str, *,
                 signed_at: float | None = None) -> Request:
         """A signed request with one event (``delivered``, ``opened`` or a name the service
         does not document) about a delivery, as the service posts it."""
-        raise NotImplementedError
 
+    @abstractmethod
     def unsigned(self, request: Request) -> list[Request]:
         """``request`` with each part of its signature missing or altered in turn."""
-        raise NotImplementedError
 
+    @abstractmethod
     def malformed(self) -> list[Request]:
         """Requests whose body cannot be read (signed where the signature is in the headers)."""
-        raise NotImplementedError
 
 
 class SendgridCase(ProviderCase):
