@@ -55,7 +55,8 @@ def rows_of(data: Path, split: str) -> list[dict[str, str]]:
 def ours(raw: bytes) -> dict[str, set[str]]:
     """Recipient → the levels its events raise a delivery to ("" for a timeline-only one)."""
     found: dict[str, set[str]] = defaultdict(set)
-    for event in parse_bounce(raw) or []:
+    read = parse_bounce(raw)
+    for event in read if isinstance(read, list) else []:
         if event.recipient:
             found[event.recipient.lower()].add(event_level(event.type) or "")
     return found

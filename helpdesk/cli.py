@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from . import importer, intake, plugins
 from .addresses import known_domains, offered_domains
 from .auth import create_token, create_user, reset_password
-from .contract import capabilities
+from .contract import NotABounce, capabilities
 from .demo import run_demo
 from .diagnosis import refresh_all
 from .maintenance import ingest_bounce, poll_bounces
@@ -176,8 +176,8 @@ def bounces_ingest(source) -> None:
     except ValueError as error:
         raise click.ClickException(f"not a readable bounce report: {error}; "
                                    "nothing was recorded") from None
-    if result is None:
-        raise click.ClickException("not a bounce report; nothing was recorded")
+    if isinstance(result, NotABounce):
+        raise click.ClickException(f"{result.what}; nothing was recorded")
     click.echo(f"Recorded {result.stored} events ({result.duplicates} seen before, "
                f"{result.unmatched} for no delivery of ours).")
 

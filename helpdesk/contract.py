@@ -2,7 +2,8 @@
 no database), so that a plugin's parser can be imported and tested on its own.
 
 - the shapes: ``Message`` (what to send), ``SendResult`` (what a send returned),
-  ``ProviderEvent`` (one normalized event), ``Setting`` (a setting a plugin declares through the
+  ``ProviderEvent`` (one normalized event), ``NotABounce`` (a bounce reader's verdict on a
+  returned message that is no report), ``Setting`` (a setting a plugin declares through the
   ``helpdesk_settings`` hook);
 - the protocols: ``Provider`` (it sends), ``WebhookProvider`` (it also takes signed webhooks),
   ``SuppressionList`` (it can look an address up on the service's suppression list, and take it
@@ -148,6 +149,14 @@ class ProviderEvent:
             raise ValueError(f"unknown reason code {self.reason_code!r}")
         if self.occurred_at.tzinfo is None:
             raise ValueError("occurred_at must be timezone-aware")
+
+
+@dataclass(frozen=True)
+class NotABounce:
+    """A bounce reader's verdict on a message that came back but reports no failure: ``what``
+    it is, in words for a log line ("an auto-reply (RFC 3834)", "a read receipt")."""
+
+    what: str
 
 
 class WebhookError(Exception):

@@ -117,8 +117,10 @@ def helpdesk_parse_bounce(raw_message):
     that came back to the sender.
 
     :param raw_message: the whole message as bytes.
-    :return: a list of ``helpdesk.contract.ProviderEvent`` when this plugin understood the message,
-        or ``None`` to let another plugin try. The first non-None answer wins.
+    :return: a list of ``helpdesk.contract.ProviderEvent`` when this plugin understood the message;
+        a ``helpdesk.contract.NotABounce`` saying what the message is when this plugin read it
+        and it reports no failure (an auto-reply, a read receipt); or ``None`` to let another
+        plugin try. The first non-None answer wins.
     :raises ValueError: for a message that is a report of this plugin's kind but cannot be
         read (cut short, malformed); the message is reported and nothing is recorded.
     """

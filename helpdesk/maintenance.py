@@ -13,6 +13,7 @@ from sqlalchemy import and_, case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from . import plugins, queue
+from .contract import NotABounce, ProviderEvent
 from .ingest import IngestResult, announce, lock_recipients, record_events, refresh_statuses
 from .mailboxes import Mailbox, MailboxError, Maildir, UnreadableMessage, from_url
 from .models import Delivery, SkippedMessage, WebhookNonce, db, utcnow
@@ -22,12 +23,21 @@ from .status import SENDING
 log = logging.getLogger(__name__)
 
 
-def ingest_bounce(raw: bytes) -> IngestResult | None:
-    """Read one returned message; None when no plugin recognises it as a bounce report.
-    A report that cannot be read raises ValueError and records nothing."""
+def read_bounce(raw: bytes) -> list[ProviderEvent] | NotABounce:
+    """The events of one returned message, or the readers' verdict on what it is when it is not
+    a bounce report. A report that cannot be read raises ValueError."""
     found = plugins.hook().helpdesk_parse_bounce(raw_message=raw)
     if found is None:
-        return None
+        return NotABounce("not a bounce report: no bounce reader recognised it")
+    return found
+
+
+def ingest_bounce(raw: bytes) -> IngestResult | NotABounce:
+    """Read one returned message and record its events; what it is when it is not a bounce
+    report. A report that cannot be read raises ValueError and records nothing."""
+    found = read_bounce(raw)
+    if isinstance(found, NotABounce):
+        return found
     return record_events(found)
 
 
@@ -74,10 +84,11 @@ def _poll(setting: str, open_mailbox: Callable[[], Mailbox]) -> MailboxPoll:
 
 def read_mailbox(mailbox: Mailbox) -> dict[str, int]:
     """Ingest the reports of an open mailbox, oldest first, removing each once its events are
-    committed. A message that is not a report, or that cannot be read, is logged, left there
-    for a person and remembered, so that it is not read again while it stays; one whose events
-    could not be recorded (the database failed) is left for the next poll. Neither stops the
-    messages after it."""
+    committed. A message that is not a report (logged as the reader's verdict says), a report
+    that cannot be read, or one whose reading failed, is logged, left there for a person and
+    remembered, so that it is not read again while it stays; one whose events could not be
+    recorded (the database failed) is left for the next poll. None stops the messages after
+    it."""
     counts = dict.fromkeys(("ingested", "not_reports", "unreadable", "failed"), 0)
     keys = mailbox.keys()
     skipped = _still_skipped(mailbox.name, keys)
@@ -91,20 +102,29 @@ def read_mailbox(mailbox: Mailbox) -> dict[str, int]:
         if raw is None:  # another worker took it
             continue
         try:
-            result = ingest_bounce(raw)
+            found = read_bounce(raw)
         except ValueError as error:
             counts["unreadable"] += 1
             _skip(mailbox.name, key, f"is a report that cannot be read ({error})")
             continue
+        except Exception:  # a fault of a reader: reading it again would fail again
+            counts["unreadable"] += 1
+            log.exception("reading message %s in the bounce mailbox %s failed", key,
+                          mailbox.name)
+            _skip(mailbox.name, key, "could not be read by the bounce reader (its error is "
+                  "logged above)")
+            continue
+        if isinstance(found, NotABounce):
+            counts["not_reports"] += 1
+            _skip(mailbox.name, key, f"is {found.what}")
+            continue
+        try:
+            record_events(found)
         except Exception:  # whatever went wrong with one message, the others are still read
             db.session.rollback()
             counts["failed"] += 1
             log.exception("message %s in the bounce mailbox %s could not be recorded; left "
                           "there for the next poll", key, mailbox.name)
-            continue
-        if result is None:
-            counts["not_reports"] += 1
-            _skip(mailbox.name, key, "is not a bounce report")
             continue
         mailbox.remove(key)
         counts["ingested"] += 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from helpdesk.contract import NotABounce
 from helpdesk.credentials import create_credential
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
 from helpdesk.status import BOUNCED, NOT_OPENED
@@ -194,7 +195,7 @@ def test_unknown_actions_are_skipped():
     b"",
 ], ids=["read receipt", "a reply", "binary", "empty"])
 def test_anything_that_is_not_a_bounce_report_is_none(raw):
-    assert parse_dsn(raw) is None
+    assert isinstance(parse_dsn(raw), NotABounce)
 
 
 @pytest.mark.parametrize("raw, message", [
@@ -265,7 +266,8 @@ def test_ingest_from_standard_input_twice_stores_it_once(app, sent):
 
 
 @pytest.mark.parametrize("name, message", [
-    ("not-a-report-read-receipt.eml", "not a bounce report; nothing was recorded"),
+    ("not-a-report-read-receipt.eml",
+     "a read receipt (RFC 8098), not a bounce report; nothing was recorded"),
     ("truncated.eml", "not a readable bounce report: recipient group 1 has no Action field"),
 ])
 def test_ingest_refuses_what_is_not_a_readable_report(app, sent, name, message):

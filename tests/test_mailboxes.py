@@ -17,12 +17,13 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from helpdesk import maintenance
+from helpdesk import hookimpl, maintenance
 from helpdesk.auth import create_user
 from helpdesk.credentials import create_credential
 from helpdesk.mailboxes import ImapMailbox, MailboxError, from_url
 from helpdesk.maintenance import poll_bounces
 from helpdesk.models import DeliveryEvent, Recipient, SkippedMessage, db
+from helpdesk.plugins import plugin_manager
 from helpdesk.queue import huey_of
 from helpdesk.status import BOUNCED, NOT_OPENED
 
@@ -136,7 +137,8 @@ def test_reports_are_recorded_and_removed_and_the_rest_left_alone(
         assert [body for _, body in left] == [THANKS, CUT_SHORT]  # byte for byte
         if scheme.startswith("imap"):
             assert all(b"\\Seen" not in flags for flags, _ in left)  # still unread for a person
-        assert "is not a bounce report; left there" in caplog.text
+        assert "is not a bounce report (no delivery status, no words of failure); left there" \
+            in caplog.text
         assert "is a report that cannot be read" in caplog.text
         assert dovecot.passwords[account] not in caplog.text
 
@@ -356,6 +358,61 @@ def test_the_worker_reads_the_bounce_maildir(app_factory, sink, tmp_path: Path):
         # What was left stays in new/ for a person, and is not read again.
         assert poll_once(app) == NOTHING
         assert skipped() == {keys["thanks"], keys["cut"]}
+
+
+AUTO_REPLY = (b"From: Ada Lovelace <ada@example.co.uk>\r\nTo: credentials@issuer.example\r\n"
+              b"Subject: Out of office\r\nAuto-Submitted: auto-replied\r\n"
+              b"Message-ID: <away-1@example.co.uk>\r\n\r\nI am away until Monday.\r\n")
+
+
+class ReaderWithAFault:
+    """A bounce reader that fails on one message, as a reader's bug would."""
+
+    @hookimpl(tryfirst=True)
+    def helpdesk_parse_bounce(self, raw_message):
+        if b"Subject: Out of office" in raw_message:
+            raise RuntimeError("the reader tripped over this one")
+        return None  # the others go on to the SMTP plugin's reader
+
+
+def test_the_log_says_what_each_message_left_was(app_factory, sink, tmp_path, caplog):
+    box = stdlib_mailbox.Maildir(tmp_path / "bounces", create=True)
+    app = app_factory(sink, BOUNCE_MAILDIR=str(tmp_path / "bounces"))
+    with app.app_context(), caplog.at_level(logging.WARNING, logger="helpdesk.maintenance"):
+        keys = {"away": box.add(AUTO_REPLY), "thanks": box.add(THANKS)}
+        assert poll_once(app) == {**NOTHING, "not_reports": 2}
+    lines = {name: next(line for line in caplog.messages if key in line)
+             for name, key in keys.items()}
+    assert "is an auto-reply (RFC 3834: out of office, vacation), not a bounce report; left " \
+        "there" in lines["away"]
+    assert "is not a bounce report (no delivery status, no words of failure); left there" in \
+        lines["thanks"]
+
+
+def test_a_message_the_reader_fails_on_is_logged_left_and_not_lost(app_factory, sink, tmp_path,
+                                                                  caplog):
+    box_path = tmp_path / "bounces"
+    box = stdlib_mailbox.Maildir(box_path, create=True)
+    app = app_factory(sink, BOUNCE_MAILDIR=str(box_path))
+    plugin_manager(app).register(ReaderWithAFault(), name="reader-with-a-fault")
+    with app.app_context():
+        recipients, reports = send_two(sink)
+        keys = [box.add(reports[0]), box.add(AUTO_REPLY), box.add(reports[1])]
+        with caplog.at_level(logging.WARNING, logger="helpdesk.maintenance"):
+            assert poll_once(app) == {**NOTHING, "ingested": 2, "unreadable": 1}
+        assert statuses(recipients) == [BOUNCED, BOUNCED]  # the messages after it were read
+        [failure] = [r for r in caplog.records if r.levelno == logging.ERROR]
+        assert keys[1] in failure.getMessage() and "failed" in failure.getMessage()
+        assert "the reader tripped over this one" in failure.exc_text  # with its traceback
+        assert f"message {keys[1]} in the bounce mailbox maildir:{box_path} could not be read " \
+            "by the bounce reader (its error is logged above); left there" in caplog.text
+        # Left byte for byte for a person, and not read (nor logged) again while it stays.
+        assert os.listdir(box_path / "new") == [keys[1]]
+        assert (box_path / "new" / keys[1]).read_bytes() == AUTO_REPLY
+        caplog.clear()
+        assert poll_once(app) == NOTHING
+        assert caplog.text == ""
+        assert skipped() == {keys[1]}
 
 
 def test_a_directory_that_is_not_a_maildir_is_a_clear_error(app_factory, sink, tmp_path):

@@ -237,6 +237,6 @@ def helpdesk_demo_service(name, sink, webhook_url):
         return SinkService(sink)
 
 
-@hookimpl
+@hookimpl(trylast=True)  # it reads any returned message: a reader of one format goes first
 def helpdesk_parse_bounce(raw_message):
     return parse_bounce(raw_message)

@@ -5,7 +5,8 @@ any shape, a spam complaint, or something that is not a bounce at all.
 - bounces written as prose, with no status part (``prose``);
 - Amazon SES notifications by email (``ses``);
 - ARF feedback reports (RFC 5965): a ``complained`` event for the recipient;
-- auto-replies (RFC 3834, out-of-office) and anything else that is not a bounce: None.
+- auto-replies (RFC 3834, out-of-office), read receipts and anything else that is not a
+  bounce: a ``NotABounce`` saying which.
 
 Each failed recipient becomes one event: ``bounced`` (severity ``permanent``) when the address
 was refused for good, ``deferred`` (``temporary``) otherwise, with a reason code from
@@ -25,7 +26,7 @@ from datetime import datetime, timezone
 from email.message import Message
 from email.utils import parsedate_to_datetime
 
-from helpdesk.contract import CORRELATION_HEADER, ProviderEvent
+from helpdesk.contract import CORRELATION_HEADER, NotABounce, ProviderEvent
 
 from . import dsn, mime, prose, reasons, ses
 from .dsn import MalformedReport
@@ -46,8 +47,9 @@ AUTO_REPLY_SUBJECT = re.compile(
 AUTO_REPLY_HEADERS = ("x-autoreply", "x-autorespond", "x-autoresponder", "x-vacation")
 
 
-def parse_bounce(raw: bytes, now: datetime | None = None) -> list[ProviderEvent] | None:
-    """The events of one returned message; None when it is not a bounce or complaint report.
+def parse_bounce(raw: bytes, now: datetime | None = None) -> list[ProviderEvent] | NotABounce:
+    """The events of one returned message; what it is when it is not a bounce or complaint
+    report.
 
     :raises MalformedReport: (a ValueError) a report that cannot be read: cut short, or naming
         no recipient.
@@ -78,7 +80,7 @@ def parse_bounce(raw: bytes, now: datetime | None = None) -> list[ProviderEvent]
                                   if message.is_multipart() else
                                   "the multipart/report has no parts: it is cut short or its "
                                   "boundary is wrong")
-        return None
+        return _what_it_is(message, headers, text)
     recipients = _prose_recipients(headers, text, ours, original)
     if not recipients:
         raise MalformedReport("the message reads as a bounce but names no recipient address")
@@ -101,6 +103,19 @@ def _is_bounce(headers: mime.Fields, text: str, original: mime.Fields) -> bool:
         return False
     return not _is_auto_reply(headers) or \
         bool(prose.BOUNCE_SENDER.search(mime.first(headers, "from")))
+
+
+def _what_it_is(message: Message, headers: mime.Fields, text: str) -> NotABounce:
+    """Which kind of message that is not a bounce this is, for the log of a bounce mailbox."""
+    kinds = {p.get_content_type() for p in mime.parts(message)}
+    if "message/disposition-notification" in kinds:
+        return NotABounce("a read receipt (RFC 8098), not a bounce report")
+    if _is_auto_reply(headers):
+        return NotABounce("an auto-reply (RFC 3834: out of office, vacation), not a bounce "
+                          "report")
+    if prose.DELIVERED.search(mime.first(headers, "subject")):
+        return NotABounce("a delivery-success notice, not a bounce report")
+    return NotABounce("not a bounce report (no delivery status, no words of failure)")
 
 
 def _is_auto_reply(headers: mime.Fields) -> bool:

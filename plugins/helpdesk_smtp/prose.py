@@ -86,6 +86,10 @@ BOUNCE_SUBJECT = re.compile(
     r"mail could not|message (?:not|could not)|error sending|sending failed|failure|"
     r"notification|\bNDN\b|\bDSN\b|permanent error|undeliverable|エラー|不達|未達|退信|"
     r"系统退信", re.I)
+# A notice that the message arrived (Exchange's "Delivered:", Gmail's "(Success)").
+DELIVERED = re.compile(
+    r"^\s*delivered\s*:|delivery status notification \(success\)|\bsuccessful(?:ly)? "
+    r"delivered|delivery (?:receipt|confirmation|succeeded)|relayed\s*:|zugestellt\s*:", re.I)
 PERSONAL_SUBJECT = re.compile(r"\s*(?:re|fwd?|aw|wg|tr|rv|sv|vs|antw)\s*:", re.I)
 BOUNCE_WORDS = re.compile(
     r"could ?n[o']t be delivered|could not deliver|was not delivered|wasn't delivered|"
