@@ -2,35 +2,66 @@
 from __future__ import annotations
 
 import time
+from typing import NamedTuple
 
 from flask import current_app
 from sqlalchemy import select
 
 from . import plugins
+from .causes import DOMAIN_UNKNOWN, TYPO, reply_reason
 from .models import Recipient, db
 from .status import NOT_OPENED, OPENED
 from .validation import EmailCheck, check_email
 
-# Known domains are read again at most this often: new ones matter for typo suggestions only.
+# The installation's history is read again at most this often: it matters for typo
+# suggestions only, and the stored ones are brought up to date by ``diagnosis.refresh_typos``.
 KNOWN_DOMAINS_MAX_AGE_SECONDS = 60
 
 
-def known_domains() -> frozenset[str]:
-    """Domains the typo suggester treats as real besides the built-in mailbox providers: those
-    this installation has delivered to (a recipient there is not opened or opened) and those
-    plugins add (``helpdesk_known_domains``). Cached per app for a minute."""
+class DomainHistory(NamedTuple):
+    """What this installation's mail says about domains, for the typo suggester: ``known``
+    ones are real (delivered to, or declared by a plugin), ``unknown`` ones do not exist (mail
+    to them bounced as "host unknown" and none was delivered)."""
+
+    known: frozenset[str]
+    unknown: frozenset[str]
+
+
+def read_domain_history() -> DomainHistory:
+    """The history as the database has it now (uncached)."""
+    delivered = db.session.scalars(
+        select(Recipient.email_domain).distinct()
+        .where(Recipient.status.in_((NOT_OPENED, OPENED)), Recipient.email_domain.is_not(None)))
+    known = frozenset(d.strip().lower() for d in delivered if d and d.strip()) | offered_domains()
+    # The stored diagnosis holds the bounce that decided it; a typo's is read again to tell
+    # "no such domain" from "no such mailbox" (ix_recipient_cause finds both kinds).
+    bounced = db.session.execute(
+        select(Recipient.email_domain, Recipient.cause, Recipient.evidence).distinct()
+        .where(Recipient.cause.in_((DOMAIN_UNKNOWN, TYPO)), Recipient.email_domain.is_not(None)))
+    unknown = frozenset(
+        domain.strip().lower() for domain, cause, evidence in bounced
+        if cause == DOMAIN_UNKNOWN or reply_reason(evidence or "")[0] == "host_unknown")
+    return DomainHistory(known, unknown - known)
+
+
+def domain_history() -> DomainHistory:
+    """``read_domain_history``, cached per app for a minute."""
     app = current_app._get_current_object()
     cached = app.extensions.get("helpdesk_known_domains")
     now = time.monotonic()
     if cached is not None and now - cached[0] < KNOWN_DOMAINS_MAX_AGE_SECONDS:
         return cached[1]
-    delivered = db.session.scalars(
-        select(Recipient.email_domain).distinct()
-        .where(Recipient.status.in_((NOT_OPENED, OPENED)), Recipient.email_domain.is_not(None)))
-    # One frozenset object per minute: the suggester is cached by it.
-    domains = frozenset(d.strip().lower() for d in delivered if d and d.strip()) | offered_domains()
-    app.extensions["helpdesk_known_domains"] = (now, domains)
-    return domains
+    # The same frozensets for a minute: the suggester is cached by them.
+    history = read_domain_history()
+    app.extensions["helpdesk_known_domains"] = (now, history)
+    return history
+
+
+def known_domains() -> frozenset[str]:
+    """Domains the typo suggester treats as real besides the built-in mailbox providers: those
+    this installation has delivered to (a recipient there is not opened or opened) and those
+    plugins add (``helpdesk_known_domains``)."""
+    return domain_history().known
 
 
 def offered_domains() -> frozenset[str]:
@@ -39,11 +70,18 @@ def offered_domains() -> frozenset[str]:
                      for d in domains or () if d and d.strip())
 
 
-def check_address(address: str, *, check_deliverability: bool = False) -> EmailCheck:
-    """The one "did you mean …?": ``check_email`` with this installation's known domains, so that
-    a domain a plugin declares real or one delivered to before is never "corrected". Every page,
-    the API and the command line ask here."""
-    return check_email(address, known_domains=known_domains(),
+def check_address(address: str, *, check_deliverability: bool = False,
+                  domain_unknown: bool = False) -> EmailCheck:
+    """The one "did you mean …?": ``check_email`` with this installation's history, so that a
+    domain a plugin declares real or one delivered to before is never "corrected", and one that
+    bounced as "host unknown" is corrected on the strength of that evidence. Every page, the API,
+    the command line and the diagnosis ask here; ``domain_unknown`` says the caller has such a
+    bounce for this address."""
+    history = domain_history()
+    unknown = history.unknown
+    if domain_unknown:
+        unknown = unknown | {address.rpartition("@")[2].strip().lower()}
+    return check_email(address, known_domains=history.known, unknown_domains=unknown,
                        check_deliverability=check_deliverability)
 
 

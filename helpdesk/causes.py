@@ -392,7 +392,10 @@ def _opened(deliveries: Sequence[DeliveryFacts]) -> Diagnosis:
         "as link scanners do.")
 
 
-def _bounce(delivery: DeliveryFacts, suggest: Callable[[], str | None]) -> Diagnosis:
+Suggest = Callable[[bool], "str | None"]  # given whether a bounce said the domain does not exist
+
+
+def _bounce(delivery: DeliveryFacts, suggest: Suggest) -> Diagnosis:
     bounces = [(read_event(e), e) for e in delivery.events if event_level(e.type) == BOUNCED]
     deferred = any(e.type == "deferred" for e in delivery.events)
     if all(e.type == "rejected" for _, e in bounces):
@@ -408,7 +411,7 @@ def _bounce(delivery: DeliveryFacts, suggest: Callable[[], str | None]) -> Diagn
     if reading.temporary and deferred and reason_code not in ("suppressed", "expired"):
         # A refusal "for now" that outlasted the retries was given up on, whatever it was.
         reason_code = "temporary"
-    suggestion = suggest() if reason_code in TYPO_REASONS else None
+    suggestion = suggest(reason_code == "host_unknown") if reason_code in TYPO_REASONS else None
     if suggestion:
         return Diagnosis(TYPO, reading.text or f"Mail to {delivery.email} did not go through.",
                          suggestion)
@@ -429,12 +432,12 @@ def _not_sent(delivery: DeliveryFacts) -> Diagnosis:
                      or "The email service refused to send it.")
 
 
-def _still_sending(delivery: DeliveryFacts, suggest: Callable[[], str | None]) -> Diagnosis:
+def _still_sending(delivery: DeliveryFacts, suggest: Suggest) -> Diagnosis:
     deferral = _one(e for e in delivery.events if e.type == "deferred")
     if deferral is None:
         return Diagnosis(ON_ITS_WAY, "Queued; the email service has not answered yet.")
     reading = read_event(deferral)
-    suggestion = suggest() if reading.reason_code == "host_unknown" else None
+    suggestion = suggest(True) if reading.reason_code == "host_unknown" else None
     if suggestion:
         return Diagnosis(TYPO, reading.text, suggestion)
     return _deferred(reading)
@@ -470,16 +473,18 @@ def diagnose(
     email_error: str | None,
     published: bool,
     deliveries: Sequence[DeliveryFacts],
-    suggest: Callable[[str], str | None] | None = None,
+    suggest: Callable[[str, bool], str | None] | None = None,
 ) -> Diagnosis:
     """A recipient's cause and its evidence.
 
     :param email: the recipient's address; ``email_error`` why it cannot be used, if so.
     :param published: whether its credential is published.
     :param deliveries: its deliveries, oldest first; each one's events in any order.
-    :param suggest: the typo suggester: an address's likely correction, or None (it knows
-        the installation's delivered domains, which it never corrects). Asked only about a
-        failed delivery to the recipient's current address.
+    :param suggest: the typo suggester: ``suggest(address, domain_unknown)``, the address's
+        likely correction or None, where ``domain_unknown`` says the bounce found no such
+        domain, strong evidence of a typo (it knows the installation's delivered domains, which
+        it never corrects, and those that bounced so before). Asked only about a failed
+        delivery to the recipient's current address.
     """
     if not email:
         return Diagnosis(NO_ADDRESS, "No email address was given.")
@@ -490,8 +495,10 @@ def diagnose(
                          else "The credential was published without sending email.")
     latest = deliveries[-1]
 
-    def suggestion() -> str | None:
-        return suggest(email) if suggest and same_address(email, latest.email) else None
+    def suggestion(domain_unknown: bool) -> str | None:
+        if suggest and same_address(email, latest.email):
+            return suggest(email, domain_unknown)
+        return None
 
     listed = _listed_by_recipient([d for d in deliveries if same_address(d.email, email)])
     if listed:

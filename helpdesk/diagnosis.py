@@ -17,8 +17,8 @@ from .models import Credential, CredentialState, Delivery, DeliveryEvent, Recipi
 EVIDENCE_LENGTH = 500  # the column's; the whole reply stays on the event
 
 
-def _suggestion(email: str) -> str | None:
-    return check_address(email).suggestion
+def _suggestion(email: str, domain_unknown: bool) -> str | None:
+    return check_address(email, domain_unknown=domain_unknown).suggestion
 
 
 def diagnoses(recipient_ids: Sequence[int]) -> dict[int, Diagnosis]:

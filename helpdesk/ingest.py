@@ -282,9 +282,6 @@ def refresh_recipients(recipient_ids) -> list[tuple[int, str, str]]:
         .where(Delivery.recipient_id.in_([r.id for r in recipients])).order_by(Delivery.id)
     ):
         outcomes[recipient_id].append(DeliveryOutcome(email, status))
-    causes = diagnosis.changed_causes([r.id for r in recipients])
-    if causes:
-        _set_statuses(Recipient.__table__, causes)
     changes = []
     for r in recipients:
         new = email_status(email=r.email, published=r.state == CredentialState.published,
@@ -295,6 +292,11 @@ def refresh_recipients(recipient_ids) -> list[tuple[int, str, str]]:
         now = utcnow()
         _set_statuses(Recipient.__table__, [{"id": i, "status": new, "updated_at": now}
                                             for i, _, new in changes])
+    # After the statuses: a recipient's own earlier delivery is no evidence that its domain
+    # takes mail once it bounced (``addresses.domain_history``).
+    causes = diagnosis.changed_causes([r.id for r in recipients])
+    if causes:
+        _set_statuses(Recipient.__table__, causes)
     return changes
 
 

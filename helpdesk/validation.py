@@ -6,7 +6,8 @@ our own suggester, deterministic and without network: it compares the domain wit
 domains using an edit distance that knows how people mistype, and repairs broken endings on any
 domain. It leaves alone every domain it knows and every unknown domain with a real ending, unless
 that domain is one typing error away from a mailbox provider: a wrong correction of a real domain
-does more harm than a missed typo.
+does more harm than a missed typo. Evidence that a domain does not exist (mail to it bounced as
+"host unknown") removes that risk, so such a domain is corrected on looser terms.
 
 Costs are in tenths of an arbitrary one-letter edit, so that they add up exactly.
 """
@@ -46,14 +47,17 @@ class DomainSuggestion:
 
 
 def check_email(
-    address: str, known_domains: Iterable[str] = (), check_deliverability: bool = False
+    address: str, known_domains: Iterable[str] = (), check_deliverability: bool = False,
+    unknown_domains: Iterable[str] = (),
 ) -> EmailCheck:
     """Validate and normalise ``address`` and suggest a correction of a mistyped domain.
 
     ``known_domains`` are domains to treat as real besides the built-in mailbox providers (the
-    installation's past recipients, plugins' domains). ``check_deliverability`` also asks DNS
+    installation's past recipients, plugins' domains); ``unknown_domains`` those known not to
+    exist (mail to them bounced as "host unknown"). ``check_deliverability`` also asks DNS
     whether the domain accepts mail, with a short timeout and a cache.
     """
+    unknown = frozenset(_normalized(d) for d in unknown_domains)
     text = address.strip()
     try:
         validated = email_validator.validate_email(
@@ -64,11 +68,13 @@ def check_email(
     except email_validator.EmailNotValidError as error:
         local_part, _, domain = text.partition("@")
         if local_part and domain and "@" not in domain:
-            suggestion = suggest_domain(domain, known_domains)
+            suggestion = suggest_domain(domain, known_domains,
+                                        domain_unknown=_normalized(domain) in unknown)
         else:
             suggestion = None
         return EmailCheck(address, False, None, str(error), *_whole_address(local_part, suggestion))
-    suggestion = suggest_domain(validated.domain, known_domains)
+    suggestion = suggest_domain(validated.domain, known_domains,
+                                domain_unknown=_normalized(validated.domain) in unknown)
     return EmailCheck(
         address, True, validated.normalized, None, *_whole_address(validated.local_part, suggestion)
     )
@@ -87,13 +93,17 @@ def _dns_resolver():
     return email_validator.caching_resolver(timeout=DNS_TIMEOUT_SECONDS)
 
 
-def suggest_domain(domain: str, known: Iterable[str] = ()) -> DomainSuggestion | None:
+def suggest_domain(
+    domain: str, known: Iterable[str] = (), *, domain_unknown: bool = False
+) -> DomainSuggestion | None:
     """The domain the sender probably meant, or None when ``domain`` should be left alone.
 
     ``known`` lists extra real domains: never changed, and suggested like mailbox providers.
-    For many calls with a long ``known`` list, build one :class:`DomainSuggester` instead.
+    ``domain_unknown``: mail to ``domain`` bounced because it does not exist (see
+    :meth:`DomainSuggester.suggest`). For many calls with a long ``known`` list, build one
+    :class:`DomainSuggester` instead.
     """
-    return _suggester(frozenset(known)).suggest(domain)
+    return _suggester(frozenset(known)).suggest(domain, domain_unknown=domain_unknown)
 
 
 @functools.lru_cache(maxsize=16)
@@ -118,6 +128,11 @@ LABEL_ADDED = 12  # a known domain then a broken label: gmail.com.cmo (dearer th
 ENDING_MISSING = 6  # a provider's name alone: gmail
 COUNTRY_VARIANT = 5  # choosing yahoo.cn rather than yahoo.com
 TWO_SMALL_SLIPS = 2 * DOUBLED
+
+# For a domain known not to exist, a name correction may cost this much whatever its length,
+# and a provider's own ending may be reached by one small slip (cox.bet).
+UNKNOWN_NAME_BUDGET = ARBITRARY + NEIGHBOUR_KEY + FIRST_LETTER
+UNKNOWN_ENDING_BUDGET = DROPPED
 
 MARGIN = 3  # a runner-up closer than this to the best candidate means no suggestion
 BROKEN_ENDING_BUDGET = 10  # what may be spent repairing an ending that is not real
@@ -459,8 +474,14 @@ class DomainSuggester:
     def is_known(self, domain: str) -> bool:
         return any(domain in mailboxes.domains for mailboxes in self._mailboxes)
 
-    def suggest(self, domain: str) -> DomainSuggestion | None:
-        """The domain the sender probably meant, or None when ``domain`` should be left alone."""
+    def suggest(self, domain: str, *, domain_unknown: bool = False) -> DomainSuggestion | None:
+        """The domain the sender probably meant, or None when ``domain`` should be left alone.
+
+        ``domain_unknown``: mail to ``domain`` bounced because it does not exist ("host
+        unknown", "no such domain"). It is then no real domain that a correction could wrong,
+        so slips too big for a domain that may exist are accepted (hmail.com, cox.bet); a close
+        runner-up still means no suggestion. A known domain is never corrected, whatever the
+        bounce said: it was delivered to."""
         typed = _normalized(domain)
         if not typed or self.is_known(typed):
             return None
@@ -474,14 +495,16 @@ class DomainSuggester:
         elif _has_real_ending(cleaned):
             if cost:
                 candidates.add(cleaned, cost + ending_prior(cleaned.rpartition(".")[2]), _REPAIR)
-            self._fix_name(cleaned, cost, candidates)
+            self._fix_name(cleaned, cost, candidates, domain_unknown)
         else:
             self._fix_broken(cleaned, cost, candidates)
         return candidates.best()
 
-    def _fix_name(self, domain: str, cost: int, candidates: _Candidates) -> None:
+    def _fix_name(
+        self, domain: str, cost: int, candidates: _Candidates, domain_unknown: bool = False
+    ) -> None:
         """Corrections of a domain whose ending is real: only single typing errors towards a
-        known domain, and a repeated ending."""
+        known domain, and a repeated ending (looser when the domain is known not to exist)."""
         labels = domain.split(".")
         if len(labels) >= 3 and labels[-1] == labels[-2]:
             fixed = ".".join(labels[:-1])
@@ -492,7 +515,7 @@ class DomainSuggester:
                 candidates.add(shifted, cost + DOT_MOVED, _PROVIDER)
         # A dot left out before a country's second level: hotmailco.uk. Short names glued to
         # one (liveco.uk) read as company names of their own.
-        self._restore_dot(domain, cost, candidates, shortest_name=5)
+        self._restore_dot(domain, cost, candidates, shortest_name=1 if domain_unknown else 5)
         parts = split_public_suffix(domain)
         if parts is None or not parts[0]:
             return
@@ -503,15 +526,17 @@ class DomainSuggester:
                 rank = mailboxes.endings[candidate].get(ending)
                 if rank is not None:
                     score = typing_cost(name, candidate) + rank_prior(rank)
-                    fits = name_fits(name, candidate, score, rank)
+                    fits = name_fits(name, candidate, score, rank) or (
+                        domain_unknown and score <= UNKNOWN_NAME_BUDGET)
                     candidates.add(f"{candidate}.{ending}", cost + score, _PROVIDER, fits)
             # A letter left out of a provider's ending turns it into another real one: gmail.co.
             own_endings = mailboxes.endings.get(name, {})
             for real_ending in mailboxes.all_endings.near(ending) & own_endings.keys() - {ending}:
                 score = typing_cost(ending, real_ending, first_letter_matters=False)
-                dropped_one = len(real_ending) == len(ending) + 1 and score <= DROPPED
+                fits = (len(real_ending) == len(ending) + 1 and score <= DROPPED) or (
+                    domain_unknown and score <= UNKNOWN_ENDING_BUDGET)
                 score += cost + mailboxes.ending_prior(name, real_ending)
-                candidates.add(f"{name}.{real_ending}", score, _PROVIDER, dropped_one)
+                candidates.add(f"{name}.{real_ending}", score, _PROVIDER, fits)
 
     def _fix_broken(self, domain: str, cost: int, candidates: _Candidates) -> None:
         """Corrections of a domain without a real ending: it is wrong, so repair the ending of

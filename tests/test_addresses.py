@@ -10,7 +10,7 @@ from helpdesk import hookimpl, plugins
 from helpdesk.contract import ProviderEvent
 from helpdesk.credentials import create_credential
 from helpdesk.ingest import record_events
-from helpdesk.models import utcnow
+from helpdesk.models import Recipient, db, utcnow
 from helpdesk.validation import check_email
 
 
@@ -26,10 +26,10 @@ def regional(app):
     app.extensions.pop("helpdesk_known_domains", None)
 
 
-def bounce(correlation_id: str) -> None:
+def bounce(correlation_id: str, reply: str = "550 5.1.2 no such domain") -> None:
     record_events([ProviderEvent(provider="smtp", type="bounced", event_id=f"{correlation_id}:b",
                                  occurred_at=utcnow(), correlation_id=correlation_id,
-                                 severity="permanent", reason="550 5.1.2 no such domain")])
+                                 severity="permanent", reason=reply)])
 
 
 def places(api, agent_client, address: str) -> dict[str, bool]:
@@ -61,3 +61,45 @@ def test_without_the_plugin_gmx_co_is_read_as_a_typo_everywhere(app, api, agent_
 def test_a_domain_a_plugin_declares_real_is_corrected_nowhere(app, regional, api, agent_client):
     assert places(api, agent_client, "ann@gmx.co") == dict.fromkeys(
         ("email check", "create", "recipient page", "lookup"), False)
+
+
+# --- the installation's history as evidence -------------------------------------------------
+
+def sent_to(*addresses: str) -> list[Recipient]:
+    credential = create_credential("Course", [{"name": a, "email": a} for a in addresses],
+                                   state="published")
+    current_app.extensions.pop("helpdesk_known_domains", None)  # read the history again
+    return credential.recipients
+
+
+def diagnosed(recipient: Recipient) -> tuple[str, str | None]:
+    db.session.expire_all()
+    recipient = db.session.get(Recipient, recipient.id)
+    return recipient.cause, recipient.typo_suggestion
+
+
+def suggestion_for(api, address: str) -> str | None:
+    current_app.extensions.pop("helpdesk_known_domains", None)
+    return api.post("/api/v1/email/check", json={"email": address}).json["suggestion"]
+
+
+def test_a_domain_that_bounced_as_host_unknown_is_corrected_there_and_for_the_next(app, api):
+    assert suggestion_for(api, "bo@akol.com") is None  # akol.com might exist
+    [ann] = sent_to("ann@akol.com")
+    bounce(ann.latest_delivery.correlation_id, "550 5.1.2 <ann@akol.com>: Host unknown")
+    assert diagnosed(ann) == ("typo", "ann@aol.com")
+    assert suggestion_for(api, "bo@akol.com") == "bo@aol.com"  # typed next, at intake
+
+
+def test_a_missing_mailbox_is_no_evidence_of_a_typo(app, api):
+    [ann] = sent_to("ann@akol.com")
+    bounce(ann.latest_delivery.correlation_id, "550 5.1.1 <ann@akol.com>: User unknown")
+    assert diagnosed(ann) == ("mailbox_unknown", None)
+    assert suggestion_for(api, "bo@akol.com") is None
+
+
+def test_a_delivery_at_the_domain_outweighs_a_host_unknown_bounce(app, api):
+    ann, bo = sent_to("ann@akol.com", "bo@akol.com")  # both accepted: akol.com takes mail
+    bounce(ann.latest_delivery.correlation_id, "550 5.1.2 Host unknown")
+    assert diagnosed(ann) == ("domain_unknown", None)
+    assert suggestion_for(api, "cy@akol.com") is None

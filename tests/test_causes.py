@@ -41,7 +41,7 @@ def diagnosis(*events, email=ADDRESS, suggestion=None, earlier=(),
               reports_deliveries=False) -> Diagnosis:
     """The diagnosis of a published recipient whose latest delivery had these events."""
     return diagnose(email=email, email_error=None, published=True,
-                    suggest={email: suggestion}.get,
+                    suggest=lambda address, _domain_unknown: {email: suggestion}.get(address),
                     deliveries=[*earlier, DeliveryFacts(email, tuple(events),
                                                         reports_deliveries)])
 
@@ -345,7 +345,8 @@ deliveries_strategy = st.lists(
 def recipient_diagnosis(deliveries) -> Diagnosis:
     email = deliveries[-1][0]
     return diagnose(email=email, email_error=None, published=True,
-                    suggest={"ann@gmial.com": "ann@gmail.com"}.get,
+                    suggest=lambda address, _domain_unknown: {
+                        "ann@gmial.com": "ann@gmail.com"}.get(address),
                     deliveries=[DeliveryFacts(e, tuple(evs)) for e, evs in deliveries])
 
 
@@ -372,3 +373,18 @@ def test_every_diagnosis_names_a_registered_cause_with_one_line_of_evidence(deli
 def test_the_evidence_is_json_safe_text():
     got = diagnosis(event("bounced", mta_response="550  5.1.1\n  user\tunknown"))
     assert json.loads(json.dumps(got.evidence)) == "550 5.1.1 user unknown"
+
+
+def test_the_suggester_hears_whether_the_bounce_said_the_domain_does_not_exist():
+    def asked(*events) -> list[bool]:
+        heard = []
+        diagnose(email=ADDRESS, email_error=None, published=True,
+                 suggest=lambda _address, domain_unknown: heard.append(domain_unknown),
+                 deliveries=[DeliveryFacts(ADDRESS, events)])
+        return heard
+
+    assert asked(event("bounced", mta_response="550 5.1.2 Host unknown")) == [True]
+    assert asked(event("deferred", severity="temporary",
+                       mta_response="450 4.1.2 no such domain")) == [True]
+    assert asked(event("bounced", mta_response="550 5.1.1 user unknown")) == [False]
+    assert asked(event("bounced", mta_response="550 5.7.1 blocked by policy")) == []

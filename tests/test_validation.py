@@ -257,18 +257,20 @@ real_domain = st.builds(lambda name, tld: f"{name}.{tld}", label, ascii_tld)
 @settings(max_examples=200, deadline=None)
 @given(extra=st.lists(real_domain, min_size=1, max_size=5))
 def test_extra_known_domains_are_never_changed(extra):
-    for domain in extra:
+    for domain in extra:  # not even when a bounce said it does not exist: it was delivered to
         assert suggest_domain(domain, known=extra) is None
+        assert suggest_domain(domain, known=extra, domain_unknown=True) is None
 
 
 @settings(max_examples=300, deadline=None)
 @given(domain=st.one_of(real_domain, st.text(max_size=20)))
 def test_any_input_gets_a_well_formed_answer(domain):
-    suggestion = suggest_domain(domain)
-    if suggestion is not None:
-        assert suggestion.domain != domain.strip().lower()
-        assert 0 < suggestion.confidence <= 1
-        assert split_public_suffix(suggestion.domain) is not None
+    for domain_unknown in (False, True):
+        suggestion = suggest_domain(domain, domain_unknown=domain_unknown)
+        if suggestion is not None:
+            assert suggestion.domain != domain.strip().lower()
+            assert 0 < suggestion.confidence <= 1
+            assert split_public_suffix(suggestion.domain) is not None
 
 
 def test_extra_known_domains_are_suggested():
@@ -376,3 +378,33 @@ def test_every_confidence_is_a_probability():
         suggestion = suggest_domain(typed)
         if suggestion:
             assert 0 < suggestion.confidence <= 1, (typed, suggestion)
+
+
+# --- evidence that a domain does not exist ---------------------------------------------------
+
+@pytest.mark.parametrize("typed, intended", [
+    ("akol.com", "aol.com"),  # an extra key in a short name
+    ("utlook.com", "outlook.com"),  # the first letter left out
+    ("wb.de", "web.de"),  # a short name
+    ("cox.bet", "cox.net"),  # the provider's own ending, one key off
+    ("liveco.uk", "live.co.uk"),  # a dot left out after a short name
+])
+def test_a_domain_known_not_to_exist_is_corrected_on_looser_terms(typed, intended):
+    assert suggested(typed) is None  # it might be a real domain: leave it alone
+    assert suggest_domain(typed, domain_unknown=True).domain == intended
+
+
+def test_the_evidence_never_corrects_a_known_domain_nor_picks_between_close_rivals():
+    assert suggest_domain("akol.com", known=["akol.com"], domain_unknown=True) is None
+    assert suggest_domain("hmail.com", domain_unknown=True) is None  # gmail.com? mail.com?
+    assert suggest_domain("brightmal.com", known=["brightmail.com"],
+                          domain_unknown=True).domain == "brightmail.com"
+    assert suggest_domain("brightmal.com", known=["brightmail.com", "brightmall.com"],
+                          domain_unknown=True) is None
+
+
+def test_check_email_passes_the_unknown_domains_on():
+    assert check_email("ann@akol.com").suggestion is None
+    assert check_email("ann@AKOL.com", unknown_domains=["akol.com"]).suggestion == "ann@aol.com"
+    assert check_email("ann@akol.com", known_domains=["akol.com"],
+                       unknown_domains=["akol.com"]).suggestion is None
