@@ -8,7 +8,10 @@ the same answer whatever order the events came in and however often; a replayed 
 nothing and changes nothing.
 
 An event applies to a delivery only when it comes from the delivery's own provider and does not
-name another address; one that does is stored, unmatched, and changes no status.
+name another address; one that does is stored, unmatched, and changes no status. Events read
+from a message that came back to our sender address (a bounce mailbox, ``bounces ingest``) are
+the exception: every provider sends from that address, so they apply to a delivery of any
+provider (still only one to the address they name).
 
 **Lock order** (one, everywhere, so that no two transactions can wait for each other in a
 circle). A transaction that writes deliveries or recipients first locks the rows of the
@@ -102,10 +105,15 @@ class _Match:
     email: str
 
 
-def _match_deliveries(events: Sequence[ProviderEvent]) -> dict[tuple[str, ...], _Match]:
+ANY_PROVIDER = "*"  # in a match key: the latest delivery of whichever provider
+
+
+def _match_deliveries(events: Sequence[ProviderEvent],
+                      any_provider: bool) -> dict[tuple[str, ...], _Match]:
     """Deliveries by correlation id, by (provider, message id), and for an event that carries
     neither, by (provider, recipient address) among recent deliveries (the latest one to that
-    address); three queries at most."""
+    address); with ``any_provider``, also by message id and address alone, whichever provider
+    sent the latest. Three queries at most."""
     found: dict[tuple[str, ...], _Match] = {}
     columns = (Delivery.id, Delivery.provider, Delivery.email)
     correlations = {e.correlation_id for e in events if e.correlation_id}
@@ -116,18 +124,31 @@ def _match_deliveries(events: Sequence[ProviderEvent]) -> dict[tuple[str, ...], 
     message_ids = {e.message_id for e in events if e.message_id and not e.correlation_id}
     if message_ids:
         rows = db.session.execute(select(Delivery.provider_message_id, *columns)
-                                  .where(Delivery.provider_message_id.in_(message_ids)))
-        found.update({(match[1], m): _Match(*match) for m, *match in rows})
+                                  .where(Delivery.provider_message_id.in_(message_ids))
+                                  .order_by(Delivery.id))
+        for m, *row in rows:  # in id order: the latest is kept
+            match = _Match(*row)
+            found.update(dict.fromkeys(_keys("m", m, match, any_provider), match))
     addresses = {e.recipient.lower() for e in events if e.recipient and not e.correlation_id
-                 and (e.provider, e.message_id) not in found}
+                 and ("m", _scope(e, any_provider), e.message_id) not in found}
     if addresses:
         since = utcnow() - timedelta(days=MATCH_BY_ADDRESS_DAYS)
         rows = db.session.execute(select(func.lower(Delivery.email), *columns)
                                   .where(func.lower(Delivery.email).in_(addresses),
                                          Delivery.created_at >= since)
                                   .order_by(Delivery.id))
-        found.update({("a", match[1], a): _Match(*match) for a, *match in rows})
+        for a, *row in rows:
+            match = _Match(*row)
+            found.update(dict.fromkeys(_keys("a", a, match, any_provider), match))
     return found
+
+
+def _keys(kind: str, value: str, match: _Match, any_provider: bool) -> list[tuple[str, ...]]:
+    return [(kind, match.provider, value)] + ([(kind, ANY_PROVIDER, value)] if any_provider else [])
+
+
+def _scope(event: ProviderEvent, any_provider: bool) -> str:
+    return ANY_PROVIDER if any_provider else event.provider
 
 
 def _comparable(address: str) -> str:
@@ -142,18 +163,20 @@ def _comparable(address: str) -> str:
     return f"{local}@{domain}"
 
 
-def _delivery_for(event: ProviderEvent, matches: dict[tuple[str, ...], _Match]) -> int | None:
-    """The delivery this event applies to: one of the event's own provider, to the address
-    the event names (when it names one)."""
+def _delivery_for(event: ProviderEvent, matches: dict[tuple[str, ...], _Match],
+                  any_provider: bool) -> int | None:
+    """The delivery this event applies to: one of the event's own provider (of any provider
+    with ``any_provider``), to the address the event names (when it names one)."""
+    scope = _scope(event, any_provider)
     if event.correlation_id:
         match = matches.get(("c", event.correlation_id))
-    elif event.message_id and (event.provider, event.message_id) in matches:
-        match = matches[(event.provider, event.message_id)]
+    elif event.message_id and ("m", scope, event.message_id) in matches:
+        match = matches[("m", scope, event.message_id)]
     elif event.recipient:
-        match = matches.get(("a", event.provider, event.recipient.lower()))
+        match = matches.get(("a", scope, event.recipient.lower()))
     else:
         return None
-    if match is None or match.provider != event.provider:
+    if match is None or not (any_provider or match.provider == event.provider):
         return None
     if event.recipient and _comparable(event.recipient) != _comparable(match.email):
         return None
@@ -166,21 +189,23 @@ def _clip(text: str | None, length: int) -> str | None:
 
 
 def record_events(events: Iterable[ProviderEvent], deliveries: Sequence[dict] = (),
-                  refresh: bool = True) -> IngestResult:
+                  refresh: bool = True, returned: bool = False) -> IngestResult:
     """Store a batch of events and raise the statuses they affect, in one transaction.
     ``deliveries``: column values to write on deliveries (each with its ``id``: the send
     path's answers), under the same locks and in the same transaction, their statuses
     refreshed too. ``refresh=False`` leaves the statuses to a later call (the send path
-    refreshes a few answers at a time)."""
-    return _record(list(events), list(deliveries), refresh)
+    refreshes a few answers at a time). ``returned``: the events were read from a message
+    that came back to our sender address, so they may be about any provider's delivery."""
+    return _record(list(events), list(deliveries), refresh, returned)
 
 
 @retried
-def _record(events: list[ProviderEvent], deliveries: list[dict], refresh: bool) -> IngestResult:
+def _record(events: list[ProviderEvent], deliveries: list[dict], refresh: bool,
+            returned: bool) -> IngestResult:
     result = IngestResult(received=len(events))
     if not events and not deliveries:
         return result
-    matches = _match_deliveries(events)
+    matches = _match_deliveries(events, returned)
     reporting = {name for name, provider in plugins.providers().items()
                  if capabilities(provider).reports_deliveries}
     received_at = utcnow()
@@ -191,7 +216,7 @@ def _record(events: list[ProviderEvent], deliveries: list[dict], refresh: bool) 
         if key in by_key:
             continue
         by_key[key] = {
-            "delivery_id": _delivery_for(e, matches), "provider": e.provider,
+            "delivery_id": _delivery_for(e, matches, returned), "provider": e.provider,
             "provider_event_id": key[1], "type": e.type,
             "level": event_level(e.type, reports_deliveries=e.provider in reporting),
             "occurred_at": e.occurred_at,

@@ -38,7 +38,7 @@ def ingest_bounce(raw: bytes) -> IngestResult | NotABounce:
     found = read_bounce(raw)
     if isinstance(found, NotABounce):
         return found
-    return record_events(found)
+    return record_events(found, returned=True)
 
 
 # At most this many messages are read in one poll, so that a poll ends well before the next
@@ -119,7 +119,7 @@ def read_mailbox(mailbox: Mailbox) -> dict[str, int]:
             _skip(mailbox.name, key, f"is {found.what}")
             continue
         try:
-            record_events(found)
+            record_events(found, returned=True)
         except Exception:  # whatever went wrong with one message, the others are still read
             db.session.rollback()
             counts["failed"] += 1

@@ -9,7 +9,7 @@ import re
 import mailbox as stdlib_mailbox
 import os
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from unittest import mock
 
@@ -20,15 +20,18 @@ from sqlalchemy.exc import OperationalError
 from helpdesk import hookimpl, maintenance
 from helpdesk.auth import create_user
 from helpdesk.credentials import create_credential
+from helpdesk.ingest import MATCH_BY_ADDRESS_DAYS, record_events
 from helpdesk.mailboxes import ImapMailbox, MailboxError, from_url
 from helpdesk.maintenance import poll_bounces
-from helpdesk.models import DeliveryEvent, Recipient, SkippedMessage, db
+from helpdesk.models import DeliveryEvent, Recipient, SkippedMessage, db, utcnow
 from helpdesk.plugins import plugin_manager
 from helpdesk.queue import huey_of
-from helpdesk.status import BOUNCED, NOT_OPENED
+from helpdesk.status import BOUNCED, NOT_OPENED, SENDING
+from helpdesk_smtp.bounces import parse_bounce
 
-from conftest import sign_in
+from conftest import AWS_ACCESS_KEY, AWS_SECRET_KEY, sign_in
 from dovecot import DOVECOT, Dovecot
+from fake_ses import FakeSes
 
 PASSWORD = "a long mailbox password"
 NOTHING = {"ingested": 0, "not_reports": 0, "unreadable": 0, "failed": 0}
@@ -230,12 +233,12 @@ def test_a_report_whose_events_fail_to_commit_stays_for_the_next_poll(
         record_events = maintenance.record_events
         lost = OperationalError("COMMIT", {}, Exception("the database went away"))
 
-        def commit_fails_for_ada(events):
+        def commit_fails_for_ada(events, **options):
             events = list(events)
             if any(e.recipient == "ada@example.co.uk" for e in events):
                 with mock.patch.object(db.session, "commit", side_effect=lost):
-                    return record_events(events)
-            return record_events(events)
+                    return record_events(events, **options)
+            return record_events(events, **options)
 
         with mock.patch.object(maintenance, "record_events", commit_fails_for_ada), \
                 caplog.at_level(logging.ERROR, logger="helpdesk.maintenance"):
@@ -413,6 +416,105 @@ def test_a_message_the_reader_fails_on_is_logged_left_and_not_lost(app_factory, 
         assert poll_once(app) == NOTHING
         assert caplog.text == ""
         assert skipped() == {keys[1]}
+
+
+# --- matching back what the mailbox brings, whichever provider sent -------------------------
+
+SAMPLES = Path(__file__).parent / "data" / "bounces" / "messages" / "sisimai"
+
+
+def ses_notice(address: str, message_id: str) -> bytes:
+    """A real Amazon SES bounce notification by email (an SNS email subscription) about one of
+    our addresses and SES's id of the message."""
+    raw = (SAMPLES / "lhost-amazonses-09.eml").read_bytes()
+    return raw.replace(b"bounce@simulator.amazonses.com", address.encode()).replace(
+        b"01010157e48f9b9b-891e9a0e-9c9d-4773-9bfe-608f2ef4756d-000000", message_id.encode())
+
+
+def qmail_failure(address: str) -> bytes:
+    """A plain-text bounce to our plain sender address that quotes nothing of ours: only the
+    address can match it."""
+    return (f"From: MAILER-DAEMON@mx.example\nTo: credentials@issuer.example\n"
+            f"Subject: failure notice\nMessage-ID: <{uuid.uuid4().hex}@mx.example>\n\n"
+            f"Hi. This is the qmail-send program at mx.example.\nI'm afraid I wasn't able to "
+            f"deliver your message to the following addresses.\nThis is a permanent error; "
+            f"I've given up. Sorry it didn't work out.\n\n<{address}>:\nRemote host said: "
+            f"550 5.1.1 no such user\n").encode()
+
+
+@pytest.fixture
+def ses_api():
+    with FakeSes(AWS_ACCESS_KEY, AWS_SECRET_KEY) as api:
+        yield api
+
+
+def on_ses(app_factory, sink, api: FakeSes, **settings):
+    """An app that sends through Amazon SES (the local fake of its API)."""
+    return app_factory(sink, PROVIDER="ses", SES_REGION="us-east-1", SES_ENDPOINT_URL=api.url,
+                       SES_CONFIGURATION_SET="helpdesk", SEND_TIMEOUT=5, **settings)
+
+
+def bounced_delivery_ids() -> list[int]:
+    return sorted(db.session.scalars(select(DeliveryEvent.delivery_id).where(
+        DeliveryEvent.type == "bounced", DeliveryEvent.delivery_id.is_not(None))))
+
+
+def test_notices_in_the_mailbox_match_any_providers_latest_delivery(app_factory, sink, ses_api,
+                                                                    tmp_path):
+    box = stdlib_mailbox.Maildir(tmp_path / "bounces", create=True)
+    app = on_ses(app_factory, sink, ses_api, BOUNCE_MAILDIR=str(tmp_path / "bounces"))
+    with app.app_context():
+        by_ses = create_credential("Badge", [
+            {"name": "Ada", "email": "ada@example.co.uk"},
+            {"name": "Grace", "email": "grace@example.org"},
+            {"name": "Alan", "email": "alan@example.net"}], state="published")
+        ada, grace, alan = by_ses.recipients
+        assert {d.provider for r in by_ses.recipients for d in r.deliveries} == {"ses"}
+        # Later, the desk switched to its own SMTP server and sent Alan another credential.
+        app.config["PROVIDER"] = "smtp"
+        by_smtp = create_credential("Course", [{"name": "Alan", "email": "alan@example.net"}],
+                                    state="published")
+        [alan_again] = by_smtp.recipients
+        assert alan_again.deliveries[0].provider == "smtp"
+
+        box.add(ses_notice(ada.email, ada.deliveries[0].provider_message_id))  # SES's own id
+        box.add(qmail_failure("Grace@Example.org"))  # the address alone
+        box.add(qmail_failure("alan@example.net"))  # the address alone, sent twice
+        assert poll_once(app) == {**NOTHING, "ingested": 3}
+        # (SES reports deliveries: an email it took is still "sending" until it says so.)
+        assert statuses([ada, grace, alan, alan_again]) == [BOUNCED, BOUNCED, SENDING, BOUNCED]
+        # Alan's bounce went to his latest delivery, the SMTP one, not the SES one before it.
+        assert bounced_delivery_ids() == sorted(
+            [ada.deliveries[0].id, grace.deliveries[0].id, alan_again.deliveries[0].id])
+
+
+def test_the_any_provider_match_is_for_returned_messages_only(app_factory, sink, ses_api):
+    app = on_ses(app_factory, sink, ses_api)
+    with app.app_context():
+        [ada] = create_credential("Badge", [{"name": "Ada", "email": "ada@example.co.uk"}],
+                                  state="published").recipients
+        # An SMTP event that names SES's delivery only by its address, not from a mailbox (a
+        # send answer, a webhook): it applies to no delivery of another provider.
+        [event] = parse_bounce(qmail_failure(ada.email))
+        assert record_events([event]).unmatched == 1
+        assert statuses([ada]) == [SENDING]
+        assert maintenance.ingest_bounce(qmail_failure(ada.email)).unmatched == 0
+        assert statuses([ada]) == [BOUNCED]
+
+
+def test_the_mailbox_matches_by_address_only_within_the_window(app_factory, sink, ses_api,
+                                                                tmp_path):
+    box = stdlib_mailbox.Maildir(tmp_path / "bounces", create=True)
+    app = on_ses(app_factory, sink, ses_api, BOUNCE_MAILDIR=str(tmp_path / "bounces"))
+    with app.app_context():
+        [ada] = create_credential("Badge", [{"name": "Ada", "email": "ada@example.co.uk"}],
+                                  state="published").recipients
+        ada.deliveries[0].created_at = utcnow() - timedelta(days=MATCH_BY_ADDRESS_DAYS + 1)
+        db.session.commit()
+        box.add(qmail_failure(ada.email))
+        assert poll_once(app) == {**NOTHING, "ingested": 1}
+        assert statuses([ada]) == [SENDING]
+        assert bounced_delivery_ids() == []
 
 
 def test_a_directory_that_is_not_a_maildir_is_a_clear_error(app_factory, sink, tmp_path):

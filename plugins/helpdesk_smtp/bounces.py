@@ -212,9 +212,12 @@ def _pasted_headers(copy: str) -> mime.Fields:
 # --- events -----------------------------------------------------------------------------------
 
 def _events(recipients: list[dsn.Recipient], headers: mime.Fields, per_message: mime.Fields,
-            original: mime.Fields, raw: bytes, now: datetime) -> list[ProviderEvent]:
+            original: mime.Fields, raw: bytes, now: datetime,
+            message_id: str = "") -> list[ProviderEvent]:
+    """``message_id``: the sent message's id as the service that sent it knows it, when the
+    report says (else the returned original's Message-ID)."""
     correlation_id = _correlation_id(headers, per_message, original)
-    message_id = (mime.first(original, "message-id")
+    message_id = (message_id or mime.first(original, "message-id")
                   or mime.first(per_message, "x-original-message-id")).strip() or None
     report_id = mime.first(headers, "message-id")
     # The same report ingested twice gives the same ids; without a Message-ID, its bytes do.
@@ -292,13 +295,13 @@ def _notice_events(notice: ses.Notification, headers: mime.Fields, raw: bytes,
     if notice.kind == "complaint":
         return _complaint_events([r.address for r in notice.recipients], notice.feedback_type,
                                  "Amazon SES", notice.original, headers, raw,
-                                 _date(mime.first(headers, "date")) or now)
-    return _events(notice.recipients, headers, {}, notice.original, raw, now)
+                                 _date(mime.first(headers, "date")) or now, notice.message_id)
+    return _events(notice.recipients, headers, {}, notice.original, raw, now, notice.message_id)
 
 
 def _complaint_events(addresses: list[str], feedback_type: str, user_agent: str,
                       original: mime.Fields, headers: mime.Fields, raw: bytes,
-                      occurred_at: datetime) -> list[ProviderEvent]:
+                      occurred_at: datetime, message_id: str = "") -> list[ProviderEvent]:
     basis = mime.first(headers, "message-id") or "sha256:" + hashlib.sha256(raw).hexdigest()
     correlation_id = _correlation_id({}, {}, original)
     return [ProviderEvent(
@@ -306,7 +309,7 @@ def _complaint_events(addresses: list[str], feedback_type: str, user_agent: str,
         event_id="arf:" + hashlib.sha256(f"{basis}\n{a}".encode("utf-8",
                                                                "surrogatepass")).hexdigest(),
         occurred_at=occurred_at, correlation_id=correlation_id,
-        message_id=mime.first(original, "message-id") or None, recipient=a,
+        message_id=message_id or mime.first(original, "message-id") or None, recipient=a,
         reason=f"feedback report: {feedback_type}", reason_code="spam",
         raw={"feedback_type": feedback_type, "user_agent": user_agent or None,
              "dsn_message_id": mime.first(headers, "message-id") or None},

@@ -26,6 +26,7 @@ class Notification:
     recipients: list[dsn.Recipient]
     original: mime.Fields = field(default_factory=dict)  # the sent message's headers
     feedback_type: str = ""
+    message_id: str = ""  # SES's id of the sent message, as its API answered it
 
 
 def read_notification(text: str) -> Notification | None:
@@ -57,22 +58,24 @@ def read_notification(text: str) -> Notification | None:
         if isinstance(header, dict) and isinstance(header.get("name"), str):
             original.setdefault(header["name"].lower(), []).append(
                 mime.clean(str(header.get("value", ""))))
+    message_id = mail.get("messageId") if isinstance(mail.get("messageId"), str) else ""
     if kind == "bounce":
-        return _bounce(notice.get("bounce"), original)
+        return _bounce(notice.get("bounce"), original, message_id)
     if kind == "complaint":
         complaint = notice.get("complaint") if isinstance(notice.get("complaint"), dict) else {}
         return Notification("complaint", _people(complaint.get("complainedRecipients"),
                                                  "failed"), original,
-                            feedback_type=str(complaint.get("complaintFeedbackType") or "abuse"))
+                            feedback_type=str(complaint.get("complaintFeedbackType") or "abuse"),
+                            message_id=message_id)
     if kind == "delivery":
         delivery = notice.get("delivery") if isinstance(notice.get("delivery"), dict) else {}
         return Notification("delivery", [dsn.Recipient(a, "delivered") for a in
                                          delivery.get("recipients") or [] if isinstance(a, str)],
-                            original)
+                            original, message_id=message_id)
     return None
 
 
-def _bounce(bounce: object, original: mime.Fields) -> Notification | None:
+def _bounce(bounce: object, original: mime.Fields, message_id: str) -> Notification | None:
     if not isinstance(bounce, dict):
         return None
     permanent = str(bounce.get("bounceType", "")).lower() == "permanent"
@@ -82,7 +85,7 @@ def _bounce(bounce: object, original: mime.Fields) -> Notification | None:
         words = SUBTYPE_WORDS.get(subtype)
         if words and words not in recipient.diagnostic.lower():
             recipient.diagnostic = f"{recipient.diagnostic} ({words})".strip()
-    return Notification("bounce", recipients, original)
+    return Notification("bounce", recipients, original, message_id=message_id)
 
 
 def _people(entries: object, action: str) -> list[dsn.Recipient]:
