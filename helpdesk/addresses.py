@@ -44,12 +44,12 @@ def read_domain_history() -> DomainHistory:
     return DomainHistory(known, unknown - known)
 
 
-def domain_history() -> DomainHistory:
-    """``read_domain_history``, cached per app for a minute."""
+def domain_history(*, fresh: bool = False) -> DomainHistory:
+    """``read_domain_history``, cached per app for a minute (``fresh``: read it now)."""
     app = current_app._get_current_object()
     cached = app.extensions.get("helpdesk_known_domains")
     now = time.monotonic()
-    if cached is not None and now - cached[0] < KNOWN_DOMAINS_MAX_AGE_SECONDS:
+    if not fresh and cached is not None and now - cached[0] < KNOWN_DOMAINS_MAX_AGE_SECONDS:
         return cached[1]
     # The same frozensets for a minute: the suggester is cached by them.
     history = read_domain_history()

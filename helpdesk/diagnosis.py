@@ -9,10 +9,12 @@ from typing import Sequence
 from sqlalchemy import select, update
 
 from . import plugins
-from .addresses import check_address
-from .causes import DeliveryFacts, Diagnosis, EventFacts, diagnose
+from .addresses import DomainHistory, check_address
+from .causes import (BOUNCE_CAUSES, DOMAIN_UNKNOWN, RETRYING, TYPO, TYPO_REASONS, DeliveryFacts,
+                     Diagnosis, EventFacts, diagnose)
 from .contract import capabilities
 from .models import Credential, CredentialState, Delivery, DeliveryEvent, Recipient, db
+from .validation import suggest_domain
 
 EVIDENCE_LENGTH = 500  # the column's; the whole reply stays on the event
 
@@ -66,6 +68,42 @@ def changed_causes(recipient_ids: Sequence[int]) -> list[dict]:
                                              row["typo_suggestion"]):
             rows.append(row)
     return rows
+
+
+# The causes that the domain history can turn into a typo (a bounce the suggester is asked
+# about), and the typo itself.
+TYPO_SENSITIVE = frozenset({TYPO, RETRYING, *(BOUNCE_CAUSES[r] for r in TYPO_REASONS)})
+
+
+def stale_typos(history: DomainHistory) -> list[int]:
+    """The recipients whose stored cause ``history`` may now contradict: a typo whose
+    correction the suggester no longer makes, or a bounce at a domain it would now correct.
+    Each domain is judged once, as the diagnosis would ask about it."""
+    stored = db.session.execute(
+        select(Recipient.email_domain, Recipient.cause, Recipient.typo_suggestion).distinct()
+        .where(Recipient.cause.in_(TYPO_SENSITIVE), Recipient.email_domain.is_not(None))).all()
+    answers: dict[tuple[str, bool], str | None] = {}
+
+    def suggested(domain: str, bounced_unknown: bool) -> str | None:
+        if (domain, bounced_unknown) not in answers:
+            found = suggest_domain(domain, history.known, domain_unknown=bounced_unknown
+                                   or domain in history.unknown)
+            answers[domain, bounced_unknown] = found.domain if found else None
+        return answers[domain, bounced_unknown]
+
+    stale = set()
+    for domain, cause, suggestion in stored:
+        if cause == TYPO:
+            now = {suggested(domain, False), suggested(domain, True)}
+            if (suggestion or "").rpartition("@")[2].lower() not in now:
+                stale.add(domain)
+        elif suggested(domain, cause == DOMAIN_UNKNOWN):
+            stale.add(domain)
+    if not stale:
+        return []
+    return list(db.session.scalars(
+        select(Recipient.id).where(Recipient.email_domain.in_(sorted(stale)),
+                                   Recipient.cause.in_(TYPO_SENSITIVE)).order_by(Recipient.id)))
 
 
 def refresh_all(chunk: int = 500) -> int:

@@ -1,6 +1,7 @@
 """Periodic upkeep the worker runs: reading bounce reports from the bounce mailboxes (a
-Maildir, IMAP, POP3: ``helpdesk.mailboxes``), and taking over the sends whose task was lost (a
-dead worker's, or one the queue never got)."""
+Maildir, IMAP, POP3: ``helpdesk.mailboxes``), taking over the sends whose task was lost (a
+dead worker's, or one the queue never got), and keeping stored typo causes true to the
+installation's domain history."""
 from __future__ import annotations
 
 import logging
@@ -12,11 +13,12 @@ from flask import current_app
 from sqlalchemy import and_, case, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from . import plugins, queue
+from . import diagnosis, plugins, queue
+from .addresses import domain_history
 from .contract import NotABounce, ProviderEvent
 from .ingest import IngestResult, announce, lock_recipients, record_events, refresh_statuses
 from .mailboxes import Mailbox, MailboxError, Maildir, UnreadableMessage, from_url
-from .models import Delivery, SkippedMessage, WebhookNonce, db, utcnow
+from .models import Delivery, Recipient, SkippedMessage, WebhookNonce, db, utcnow
 from .publishing import BATCH_SIZE
 from .status import SENDING
 
@@ -204,3 +206,26 @@ def forget_old_nonces() -> int:
         delete(WebhookNonce).where(WebhookNonce.seen_at < cutoff)).rowcount
     db.session.commit()
     return removed
+
+
+def refresh_typos(chunk: int = 500) -> int:
+    """The worker's task, every minute: when the installation's domain history changed since
+    this process last looked (a domain delivered to for the first time, a domain a plugin adds,
+    a bounce saying a domain does not exist), diagnose again the recipients whose typo cause it
+    may change, so that no stale correction is offered or missed. Returns how many changed."""
+    history = domain_history(fresh=True)
+    app = current_app._get_current_object()
+    if app.extensions.get("helpdesk_typos_history") == history:
+        return 0
+    ids = diagnosis.stale_typos(history)
+    changed = 0
+    for start in range(0, len(ids), chunk):
+        part = ids[start:start + chunk]
+        lock_recipients(recipient_ids=part)
+        rows = diagnosis.changed_causes(part)
+        if rows:
+            db.session.execute(update(Recipient), sorted(rows, key=lambda r: r["id"]))
+        db.session.commit()
+        changed += len(rows)
+    app.extensions["helpdesk_typos_history"] = history
+    return changed

@@ -1,6 +1,7 @@
 """The queue's tasks, one set per app: send a batch of deliveries (a transient failure is
 rescheduled with a delay that doubles), publish scheduled credentials when due, nudge recipients
-who have not opened, read the bounce mailboxes, and forget webhook tokens too old to replay. A
+who have not opened, read the bounce mailboxes, keep typo causes true to the domain history
+(``maintenance.refresh_typos``), and forget webhook tokens too old to replay. A
 task that loses a database conflict is run again (``helpdesk.transactions``).
 
 Beside the tasks, each worker process watches for sends whose task was lost
@@ -43,6 +44,8 @@ def init_app(app: Flask) -> None:
             in_app(publishing.nudge_due)),
         poll_bounces=huey.periodic_task(crontab(minute="*"), name="poll_bounces")(
             in_app(maintenance.poll_bounces)),
+        refresh_typos=huey.periodic_task(crontab(minute="*"), name="refresh_typos")(
+            in_app(maintenance.refresh_typos)),
         forget_old_nonces=huey.periodic_task(crontab(minute="17"), name="forget_old_nonces")(
             in_app(maintenance.forget_old_nonces)),
     )

@@ -3,6 +3,8 @@ so a domain a plugin declares real is left alone everywhere, and a typo is corre
 everywhere."""
 from __future__ import annotations
 
+from datetime import datetime
+
 import pytest
 from flask import current_app
 
@@ -10,7 +12,9 @@ from helpdesk import hookimpl, plugins
 from helpdesk.contract import ProviderEvent
 from helpdesk.credentials import create_credential
 from helpdesk.ingest import record_events
+from helpdesk.maintenance import refresh_typos
 from helpdesk.models import Recipient, db, utcnow
+from helpdesk.queue import huey_of
 from helpdesk.validation import check_email
 
 
@@ -103,3 +107,50 @@ def test_a_delivery_at_the_domain_outweighs_a_host_unknown_bounce(app, api):
     bounce(ann.latest_delivery.correlation_id, "550 5.1.2 Host unknown")
     assert diagnosed(ann) == ("domain_unknown", None)
     assert suggestion_for(api, "cy@akol.com") is None
+
+
+# --- stored typo causes follow the history ----------------------------------------------------
+
+def typo_list(agent_client) -> str:
+    return agent_client.get("/typos").get_data(as_text=True)
+
+
+def test_a_typo_stops_being_offered_once_a_plugin_declares_its_domain_real(app, agent_client):
+    [ann] = sent_to("ann@gmx.co")
+    bounce(ann.latest_delivery.correlation_id, "550 5.1.1 <ann@gmx.co>: User unknown")
+    assert diagnosed(ann) == ("typo", "ann@gmx.com")
+    assert refresh_typos() == 0  # nothing in the history contradicts it
+    assert "ann@gmx.com" in typo_list(agent_client)
+
+    plugins.plugin_manager().register(RegionalMail(), name="regional")
+    assert refresh_typos() == 1
+    assert diagnosed(ann) == ("mailbox_unknown", None)
+    assert "ann@gmx.com" not in typo_list(agent_client)
+
+
+def test_a_typo_stops_being_offered_once_its_domain_takes_mail(app, agent_client):
+    [ann] = sent_to("ann@gmx.co")
+    bounce(ann.latest_delivery.correlation_id, "550 5.1.1 <ann@gmx.co>: User unknown")
+    assert refresh_typos() == 0 and diagnosed(ann) == ("typo", "ann@gmx.com")
+    sent_to("bo@gmx.co")  # accepted: gmx.co is a domain that takes mail
+    assert refresh_typos() == 1
+    assert diagnosed(ann) == ("mailbox_unknown", None)
+    assert "ann@gmx.com" not in typo_list(agent_client)
+
+
+def test_a_host_unknown_bounce_makes_a_typo_of_an_earlier_bounce_at_that_domain(app, api):
+    ann, bo = sent_to("ann@akol.com", "bo@akol.com")
+    bounce(ann.latest_delivery.correlation_id, "550 5.0.0 <ann@akol.com>: delivery failed")
+    assert refresh_typos() == 0 and diagnosed(ann) == ("bounced_other", None)
+    bounce(bo.latest_delivery.correlation_id, "550 5.1.2 <bo@akol.com>: Host unknown")
+    # Read a moment ago, the history still had Bo's acceptance: the next refresh corrects both.
+    assert refresh_typos() == 2
+    assert diagnosed(bo) == ("typo", "bo@aol.com")
+    assert diagnosed(ann) == ("typo", "ann@aol.com")  # her bounce said less; the domain is gone
+    assert refresh_typos() == 0
+
+
+def test_the_worker_refreshes_typos_every_minute(app):
+    for minute in (0, 1, 33):
+        due = huey_of(app).read_periodic(datetime(2026, 1, 5, 9, minute))
+        assert "refresh_typos" in {task.name for task in due}
