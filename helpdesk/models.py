@@ -289,6 +289,8 @@ class User(UserMixin, db.Model):
     # database, so every web process counts the same failures.
     login_failures: Mapped[int] = mapped_column(default=0, server_default="0")
     first_failure_at: Mapped[datetime | None]
+    # The zone the pages show this user's times in (``helpdesk.times``); None until chosen: UTC.
+    time_zone: Mapped[Optional[str]] = mapped_column(String(64))
 
     tokens: Mapped[list["ApiToken"]] = relationship(back_populates="user",
                                                     cascade="all, delete-orphan")

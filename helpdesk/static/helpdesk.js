@@ -79,6 +79,13 @@
         });
       });
     });
+    // A time zone not chosen yet: suggest the browser's own, when the list has it.
+    document.querySelectorAll("select[data-detect]").forEach(function (select) {
+      var zone = window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone;
+      if (Array.prototype.some.call(select.options, function (o) { return o.value === zone; })) {
+        select.value = zone;
+      }
+    });
   });
 
   // Delegated, so buttons inside refreshed regions keep working.

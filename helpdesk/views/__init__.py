@@ -1,14 +1,18 @@
 """The web app's blueprints: thin views over the modules that do the work."""
 from __future__ import annotations
 
-from flask import Flask
+from datetime import datetime
 
-from .. import api, openapi
+from flask import Flask
+from flask_login import current_user
+
+from .. import api, openapi, times
 from ..audit import ACTIONS
 from ..auth import csrf
 from ..causes import CAUSES
+from ..models import utcnow
 from ..status import STATUSES
-from . import (admin, compose, domains, errors, help, imports, pages, recipients, share,
+from . import (account, admin, compose, domains, errors, help, imports, pages, recipients, share,
                tracking, typos, webhooks)
 
 
@@ -19,6 +23,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(domains.bp)
     app.register_blueprint(share.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(account.bp)
     app.register_blueprint(typos.bp)
     app.register_blueprint(imports.bp)
     app.register_blueprint(help.bp)
@@ -32,9 +37,17 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["STATUSES"] = STATUSES
     app.jinja_env.globals["CAUSES"] = CAUSES
     app.jinja_env.globals["AUDIT_ACTIONS"] = ACTIONS
+    app.jinja_env.globals["timestamp"] = viewer_stamp
 
     @app.context_processor
     def _page_context():
         # ``endpoints`` lets the navigation link to blueprints that may not be installed yet.
         return {"outbox_available": "helpdesk_sink" in app.extensions,
                 "endpoints": app.view_functions.keys()}
+
+
+def viewer_stamp(moment: datetime) -> times.Stamp:
+    """A moment as the viewer reads it: in their chosen time zone (UTC for someone signed out
+    or who has not chosen), and relative to now."""
+    chosen = current_user.time_zone if current_user.is_authenticated else None
+    return times.stamp(moment, times.zone(chosen), utcnow())

@@ -7,7 +7,6 @@ list with questions (typos, malformed or repeated addresses) is reviewed before
 """
 from __future__ import annotations
 
-import functools
 import hashlib
 import re
 import unicodedata
@@ -16,10 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from .. import intake, queries
+from .. import intake, queries, times
 from ..addresses import known_domains
 from ..auth import csrf
 from ..credentials import CredentialError, create_credential
@@ -31,7 +31,7 @@ bp = Blueprint("compose", __name__)
 MAX_LINES = 10_000  # bigger lists go through the CSV import
 # The largest list at its longest lines, plus the review fields.
 FORM_LIMIT = MAX_LINES * (MAX_NAME + MAX_EMAIL + 32) + 64 * 1024
-UTC = "UTC"
+UTC = times.UTC
 
 _ANGLE = re.compile(r"(?P<name>.*)<(?P<email>[^<>]*)>")
 _BRACKETED_ADDRESS = re.compile(r"<[^<>]*@[^<>]*>")
@@ -130,12 +130,6 @@ def parse_recipient_lines(text: str) -> list[intake.Entry | intake.Verdict]:
             else intake.unreadable(p.line, p.reason) for p in parsed if p is not None]
 
 
-@functools.cache
-def time_zones() -> tuple[str, ...]:
-    """UTC first, then every zone the system knows."""
-    return (UTC, *sorted(zoneinfo.available_timezones() - {UTC}))
-
-
 def scheduled_moment(local: str, zone_name: str, now: datetime) -> datetime:
     """The aware moment a ``datetime-local`` value means in the named zone; it must exist
     there and be after ``now``."""
@@ -149,7 +143,7 @@ def scheduled_moment(local: str, zone_name: str, now: datetime) -> datetime:
             from None
     if naive.tzinfo is not None:
         raise FormError("Give the date and time without an offset and choose the time zone.")
-    if zone_name not in time_zones():
+    if not times.is_zone(zone_name):
         raise FormError(f"Unknown time zone {zone_name!r}.")
     zone = zoneinfo.ZoneInfo(zone_name)
     moment = naive.replace(tzinfo=zone)
@@ -172,7 +166,8 @@ def _form(code: int = 200, errors=(), verdicts=None, values=None, digest: str = 
     return render_template(
         "credential_new.html", values=values, errors=list(errors), verdicts=verdicts or [],
         review=review, counts=intake.counts(verdicts or ()), intake=intake, digest=digest,
-        zones=time_zones(), max_lines=MAX_LINES), code
+        zones=times.time_zones(), viewer_zone=current_user.time_zone or UTC,
+        max_lines=MAX_LINES), code
 
 
 def _digest(text: str) -> str:
@@ -254,7 +249,8 @@ def _created_message(credential: Credential, verdicts: list[intake.Verdict]) -> 
                     f"{'es' if len(duplicates) != 1 else ''} (line"
                     f"{'s' if len(duplicates) != 1 else ''} {', '.join(map(str, duplicates))}).")
     if credential.state.value == "scheduled":
-        message += f" It will be published on {credential.scheduled_at:%Y-%m-%d %H:%M} UTC."
+        when = times.exact(credential.scheduled_at, times.zone(current_user.time_zone))
+        message += f" It will be published on {when}."
     elif credential.state.value == "draft":
         message += " It is a draft: nothing is sent."
     return message
