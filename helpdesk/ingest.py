@@ -80,10 +80,14 @@ def _insert_rows(rows: Sequence[dict]) -> int:
         return 0
     # Key order: two batches that share events wait for each other's in one direction only.
     rows = sorted(rows, key=lambda r: (r["provider"], r["provider_event_id"]))
+    return len(db.session.execute(_insert_events().returning(DeliveryEvent.id), rows).all())
+
+
+def _insert_events():
+    """INSERT of events, "on conflict do nothing" on the dedupe key."""
     dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(DeliveryEvent.__table__).on_conflict_do_nothing(
-        index_elements=["provider", "provider_event_id"]).returning(DeliveryEvent.id)
-    return len(db.session.execute(statement, rows).all())
+    return dialect.insert(DeliveryEvent.__table__).on_conflict_do_nothing(
+        index_elements=["provider", "provider_event_id"])
 
 
 def _set_statuses(table, rows: list[dict]) -> None:
@@ -188,43 +192,50 @@ def _clip(text: str | None, length: int) -> str | None:
     return text[:length] if text else text
 
 
+def reporting_providers() -> set[str]:
+    """The providers that report deliveries (their acceptance is still "Sending")."""
+    return {name for name, provider in plugins.providers().items()
+            if capabilities(provider).reports_deliveries}
+
+
+def _event_row(e: ProviderEvent, delivery_id: int | None, reporting: set[str],
+               received_at) -> dict:
+    return {
+        "delivery_id": delivery_id, "provider": e.provider,
+        "provider_event_id": e.event_id[:255], "type": e.type,
+        "level": event_level(e.type, reports_deliveries=e.provider in reporting),
+        "occurred_at": e.occurred_at,
+        "received_at": received_at, "correlation_id": _clip(e.correlation_id, 64),
+        "severity": _clip(e.severity, 20), "reason_code": e.reason_code,
+        "reason": e.reason, "mta_response": e.mta_response,
+        "raw": e.raw,
+    }
+
+
 def record_events(events: Iterable[ProviderEvent], deliveries: Sequence[dict] = (),
-                  refresh: bool = True, returned: bool = False) -> IngestResult:
+                  returned: bool = False) -> IngestResult:
     """Store a batch of events and raise the statuses they affect, in one transaction.
     ``deliveries``: column values to write on deliveries (each with its ``id``: the send
-    path's answers), under the same locks and in the same transaction, their statuses
-    refreshed too. ``refresh=False`` leaves the statuses to a later call (the send path
-    refreshes a few answers at a time). ``returned``: the events were read from a message
-    that came back to our sender address, so they may be about any provider's delivery."""
-    return _record(list(events), list(deliveries), refresh, returned)
+    path settling its answers), under the same locks and in the same transaction, their
+    statuses refreshed too. ``returned``: the events were read from a message that came back
+    to our sender address, so they may be about any provider's delivery."""
+    return _record(list(events), list(deliveries), returned)
 
 
 @retried
-def _record(events: list[ProviderEvent], deliveries: list[dict], refresh: bool,
+def _record(events: list[ProviderEvent], deliveries: list[dict],
             returned: bool) -> IngestResult:
     result = IngestResult(received=len(events))
     if not events and not deliveries:
         return result
     matches = _match_deliveries(events, returned)
-    reporting = {name for name, provider in plugins.providers().items()
-                 if capabilities(provider).reports_deliveries}
+    reporting = reporting_providers()
     received_at = utcnow()
     # A provider's retry often repeats events inside one batch: the first copy is enough.
     by_key: dict[tuple[str, str], dict] = {}
     for e in events:
-        key = (e.provider, e.event_id[:255])
-        if key in by_key:
-            continue
-        by_key[key] = {
-            "delivery_id": _delivery_for(e, matches, returned), "provider": e.provider,
-            "provider_event_id": key[1], "type": e.type,
-            "level": event_level(e.type, reports_deliveries=e.provider in reporting),
-            "occurred_at": e.occurred_at,
-            "received_at": received_at, "correlation_id": _clip(e.correlation_id, 64),
-            "severity": _clip(e.severity, 20), "reason_code": e.reason_code,
-            "reason": e.reason, "mta_response": e.mta_response,
-            "raw": e.raw,
-        }
+        row = _event_row(e, _delivery_for(e, matches, returned), reporting, received_at)
+        by_key.setdefault((row["provider"], row["provider_event_id"]), row)
     rows = list(by_key.values())
     try:
         lock_recipients({r["delivery_id"] for r in rows if r["delivery_id"] is not None}
@@ -240,17 +251,39 @@ def _record(events: list[ProviderEvent], deliveries: list[dict], refresh: bool,
         result.unmatched = _insert_rows(unmatched)
         result.stored = result.unmatched + _insert_rows(matched)
         result.duplicates = len(events) - result.stored
-        if refresh:
-            # Refreshing a delivery whose event a concurrent batch stored first changes
-            # nothing.
-            result.changed = refresh_statuses(sorted({r["delivery_id"] for r in matched}
-                                                     | {d["id"] for d in deliveries}))
+        # Refreshing a delivery whose event a concurrent batch stored first changes nothing.
+        result.changed = refresh_statuses(sorted({r["delivery_id"] for r in matched}
+                                                 | {d["id"] for d in deliveries}))
         db.session.commit()
     except BaseException:
         db.session.rollback()
         raise
     announce(result.changed)
     return result
+
+
+@retried
+def record_answer(event: ProviderEvent, recipient_id: int, delivery: dict,
+                  reporting: set[str]) -> None:
+    """The send path's answer for one delivery (``delivery``: its id and the column values to
+    write), in as few statements as the lock order allows, committed: the recipient's row
+    locked (PostgreSQL), the delivery updated, its event inserted. Its statuses are left to a
+    later ``refresh_statuses`` (the send path refreshes a few answers at a time; a crash's
+    are refreshed by the requeue that takes its deliveries over).
+
+    Unlike ``record_events`` it matches nothing and checks no duplicate first: the delivery is
+    known, and its event id is its own (a replay of the same answer inserts nothing)."""
+    try:
+        lock_recipients(recipient_ids=[recipient_id])
+        values = {name: value for name, value in delivery.items() if name != "id"}
+        db.session.execute(update(Delivery.__table__)
+                           .where(Delivery.__table__.c.id == delivery["id"]).values(**values))
+        db.session.execute(_insert_events().values(
+            **_event_row(event, delivery["id"], reporting, utcnow())))
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
 
 
 def lock_recipients(delivery_ids: Iterable[int] = (), recipient_ids: Iterable[int] = ()) -> None:

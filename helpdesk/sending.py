@@ -67,6 +67,7 @@ class _Pending:
     row is reloaded while providers answer. ``problem``: why no message could be built."""
 
     id: int
+    recipient_id: int
     provider: str
     correlation_id: str
     email: str
@@ -101,10 +102,11 @@ def send_batch(delivery_ids: Iterable[int], now: datetime | None = None) -> dict
         .execution_options(populate_existing=True))]  # what is stored, not what is cached
     db.session.commit()  # hold no transaction open while the providers answer
     counts = {"skipped": len(ids) - len(pending)} if len(pending) < len(ids) else {}
+    reporting = ingest.reporting_providers()
     unsettled: list[_Answer] = []
     for index, item in enumerate(pending):
-        lease.keep([a.item.id for a in unsettled] + [p.id for p in pending[index:]])
-        answer = _record_answer(item, _send(item), clock())
+        lease.keep(lambda: [a.item.id for a in unsettled] + [p.id for p in pending[index:]])
+        answer = _record_answer(item, _send(item), clock(), reporting)
         counts[answer.outcome] = counts.get(answer.outcome, 0) + 1
         unsettled.append(answer)
         if len(unsettled) == RECORD_EVERY:
@@ -138,9 +140,9 @@ class _Lease:
         self.seconds, self.clock = seconds, clock
         self.renewed = time.monotonic()
 
-    def keep(self, delivery_ids: list[int]) -> None:
+    def keep(self, delivery_ids: Callable[[], list[int]]) -> None:
         if time.monotonic() - self.renewed > self.seconds / 2:
-            _renew(delivery_ids, self.clock() + timedelta(seconds=self.seconds))
+            _renew(delivery_ids(), self.clock() + timedelta(seconds=self.seconds))
             self.renewed = time.monotonic()
 
 
@@ -159,7 +161,7 @@ def _prepare(delivery: Delivery) -> _Pending:
     except Exception as error:  # one message that cannot be built is that delivery's failure
         log.exception("the message of delivery %s could not be built", delivery.id)
         message, problem = None, f"the message could not be built: {error}"
-    return _Pending(delivery.id, delivery.provider, delivery.correlation_id, delivery.email,
+    return _Pending(delivery.id, delivery.recipient_id, delivery.provider, delivery.correlation_id, delivery.email,
                     delivery.attempts, message, problem)
 
 
@@ -201,7 +203,8 @@ def _refused_since(delivery_ids: list[int]) -> dict[int, datetime]:
 
 
 @retried
-def _record_answer(item: _Pending, result: SendResult, now: datetime) -> _Answer:
+def _record_answer(item: _Pending, result: SendResult, now: datetime,
+                   reporting: set[str] | None = None) -> _Answer:
     """Record one provider answer (its event, and the delivery marked answered or due for a
     retry), committed before the next message goes out.
 
@@ -211,7 +214,7 @@ def _record_answer(item: _Pending, result: SendResult, now: datetime) -> _Answer
     cfg = current_app.config
     attempts = item.attempts + 1
     outcome, reason, reason_code = result.outcome, result.reason or None, None
-    values = {"id": item.id, "attempts": attempts}
+    values: dict = {"id": item.id, "attempts": attempts}
     retry_after = None
     if outcome == "deferred":
         first = _refused_since([item.id]).get(item.id, now) if item.attempts else now
@@ -238,7 +241,8 @@ def _record_answer(item: _Pending, result: SendResult, now: datetime) -> _Answer
         correlation_id=item.correlation_id, recipient=item.email,
         severity="temporary" if reason_code else None, reason_code=reason_code,
         reason=reason, mta_response=result.reason or None)
-    ingest.record_events([event], deliveries=[values], refresh=False)
+    ingest.record_answer(event, item.recipient_id, values,
+                         ingest.reporting_providers() if reporting is None else reporting)
     return _Answer(item, outcome, retry_after)
 
 

@@ -74,7 +74,8 @@ def test_sending_and_webhooks_on_the_same_recipients_never_deadlock(app_factory,
     with app.app_context():
         create_credential("Race", [{"name": f"P{i}", "email": f"p{i}@valley.example"}
                                    for i in range(40)], state="published")
-        deliveries = db.session.execute(select(Delivery.id, Delivery.correlation_id,
+        deliveries = db.session.execute(select(Delivery.id, Delivery.recipient_id,
+                                               Delivery.correlation_id,
                                                Delivery.email).order_by(Delivery.id)).all()
         db.session.commit()
 
@@ -83,7 +84,8 @@ def test_sending_and_webhooks_on_the_same_recipients_never_deadlock(app_factory,
             chunk = deliveries[start:start + 10]
             recorded = []
             for d in chunk:
-                item = sending._Pending(d.id, "smtp", d.correlation_id, d.email, 0, None)
+                item = sending._Pending(d.id, d.recipient_id, "smtp", d.correlation_id, d.email,
+                                        0, None)
                 recorded.append(sending._record_answer(
                     item, sending.SendResult.accepted(message_id=f"<{d.id}@x>"), utcnow()))
             sending._settle(recorded)
