@@ -158,7 +158,9 @@ def requeue_stalled(now: datetime | None = None) -> int:
     """Take over the sends whose task was lost: a lease run out (its worker died mid-batch) or
     a delivery due SEND_STALL_SECONDS ago that no worker took (its task was lost, or the queue
     was down when it was queued). What the dead worker answered is settled (its statuses
-    refreshed); the rest is queued again. Returns how many were taken over.
+    refreshed); the rest is queued again, unless a task waiting in the queue already names it
+    (a slow queue is not a lost task: checking again and again adds no task). Returns how many
+    were taken over.
 
     One conditional update takes them, so two workers looking at once take each delivery
     once, and a lease that a live worker renews is never taken from it."""
@@ -167,7 +169,18 @@ def requeue_stalled(now: datetime | None = None) -> int:
     lost = or_(Delivery.leased_until < now,
                and_(Delivery.leased_until.is_(None), Delivery.sent_at.is_(None),
                     Delivery.status == SENDING, Delivery.send_due_at < now - stall))
-    candidates = db.session.scalars(select(Delivery.id).where(lost)).all()
+    found = db.session.execute(select(Delivery.id, Delivery.leased_until).where(lost)).all()
+    waiting: set[int] = set()
+    if found:
+        try:
+            waiting = queue.waiting_sends()
+        except queue.QUEUE_ERRORS as error:  # nothing could be queued again: look next time
+            db.session.rollback()
+            log.warning("%d deliveries wait for the queue, which is not answering (%s: %s)",
+                        len(found), type(error).__name__, error)
+            return 0
+    # Never taken by a worker, and a task waits for them: slow, not lost.
+    candidates = [i for i, leased in found if leased is not None or i not in waiting]
     if not candidates:
         db.session.rollback()
         return 0
@@ -184,7 +197,7 @@ def requeue_stalled(now: datetime | None = None) -> int:
     announce(changes)
     unanswered: dict[float, list[int]] = {}
     for d in taken:
-        if d.sent_at is None and d.status == SENDING:
+        if d.sent_at is None and d.status == SENDING and d.id not in waiting:
             delay = max(0.0, (d.send_due_at - now).total_seconds()) if d.send_due_at else 0.0
             unanswered.setdefault(delay, []).append(d.id)
     for delay, ids in unanswered.items():

@@ -10,6 +10,7 @@ a worker sends them once the queue is back (``maintenance.requeue_stalled``).
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import sqlite3
 
@@ -19,6 +20,9 @@ from huey.api import Huey
 from redis import RedisError
 
 log = logging.getLogger(__name__)
+
+# What a queue that is down raises, whichever kind it is.
+QUEUE_ERRORS = (RedisError, sqlite3.Error, OSError)
 
 
 def make_huey(url: str, name: str = "helpdesk") -> Huey:
@@ -48,6 +52,19 @@ def submit_send(delivery_ids: list[int], delay: float | None = None) -> None:
             send.schedule((delivery_ids,), delay=delay)
         else:
             send(delivery_ids)
-    except (RedisError, sqlite3.Error, OSError) as error:
+    except QUEUE_ERRORS as error:
         log.warning("the queue is not answering (%s: %s); %d deliveries will be sent once it "
                     "is back", type(error).__name__, error, len(delivery_ids))
+
+
+def waiting_sends() -> set[int]:
+    """The deliveries that send tasks still waiting in the queue (due, or scheduled for later)
+    will send: a backlog is slow, not lost, and queueing them again would only make it
+    longer. Raises one of ``QUEUE_ERRORS`` when the queue is down."""
+    huey = huey_of()
+    name = current_app.extensions["helpdesk_tasks"].send.name
+    waiting: set[int] = set()
+    for task in itertools.chain(huey.pending(), huey.scheduled()):
+        if task.name == name and task.args:
+            waiting.update(task.args[0])
+    return waiting

@@ -13,6 +13,7 @@ from helpdesk.auth import create_token, create_user
 from helpdesk.credentials import create_credential
 from helpdesk.maintenance import requeue_stalled
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db, utcnow
+from helpdesk.queue import huey_of
 from helpdesk.tasks import stall_check_seconds
 from helpdesk.sink import SmtpSink, free_port
 from helpdesk.status import NOT_OPENED, NOT_SENT, SENDING
@@ -133,13 +134,70 @@ def test_answers_a_dead_worker_recorded_are_settled_not_sent_again(queued, sink)
                                                               "c@valley.example"]
 
 
+def send_tasks_waiting(app) -> list[list[int]]:
+    """The delivery ids of each send task waiting in the queue, due or scheduled."""
+    huey = huey_of(app)
+    return sorted(sorted(task.args[0]) for task in huey.pending() + huey.scheduled())
+
+
+def test_a_slow_queue_is_not_given_the_same_sends_again(queued):
+    """A backlog older than the stall waits in the queue: every check finds its task there
+    and queues nothing more, however long the queue takes."""
+    app, ids = queued
+    queued_at = db.session.scalar(select(Delivery.send_due_at).where(Delivery.id == ids[0]))
+    assert send_tasks_waiting(app) == [ids]
+    for stalls in (1.1, 2.1, 10):
+        assert requeue_stalled(now=queued_at + timedelta(seconds=STALL * stalls)) == 0
+    assert send_tasks_waiting(app) == [ids]
+    # One of them in a retry scheduled for later (the consumer keeps it in the schedule):
+    # still not queued again.
+    huey = huey_of(app)
+    huey.flush()
+    app.extensions["helpdesk_tasks"].send.schedule((ids[:1],), delay=3600)
+    huey.add_schedule(huey.dequeue())
+    app.extensions["helpdesk_tasks"].send(ids[1:])
+    assert [t.args[0] for t in huey.scheduled()] == [ids[:1]]
+    assert requeue_stalled(now=queued_at + timedelta(seconds=STALL * 3)) == 0
+    assert send_tasks_waiting(app) == [ids[:1], ids[1:]]
+
+
 def test_a_send_no_worker_took_is_taken_over_after_the_stall_not_before(queued):
     app, ids = queued
     queued_at = db.session.scalar(select(Delivery.send_due_at).where(Delivery.id == ids[0]))
+    huey_of(app).flush()  # its task was lost
     assert requeue_stalled(now=queued_at + timedelta(seconds=STALL - 1)) == 0
+    assert send_tasks_waiting(app) == []
     assert requeue_stalled(now=queued_at + timedelta(seconds=STALL + 1)) == 3
-    # Taken once: a second worker looking at the same moment finds nothing.
+    assert send_tasks_waiting(app) == [ids]
+    # Taken once: a second worker looking at the same moment finds nothing, nor does a later
+    # check while the new task waits.
     assert requeue_stalled(now=queued_at + timedelta(seconds=STALL + 1)) == 0
+    assert requeue_stalled(now=queued_at + timedelta(seconds=STALL * 5)) == 0
+    assert send_tasks_waiting(app) == [ids]
+
+
+def test_a_dead_workers_sends_are_queued_again_once(queued):
+    app, ids = queued
+    huey_of(app).flush()  # the worker took the task from the queue, then died
+    claimed_at = utcnow()
+    assert sending._claim(ids, STALL, claimed_at) == ids
+    assert requeue_stalled(now=claimed_at + timedelta(seconds=STALL + 1)) == 3
+    assert requeue_stalled(now=claimed_at + timedelta(seconds=STALL * 5)) == 0
+    assert send_tasks_waiting(app) == [ids]
+
+
+def test_while_the_queue_is_down_the_check_takes_nothing_and_says_why(queued, monkeypatch,
+                                                                      caplog):
+    app, ids = queued
+    queued_at = db.session.scalar(select(Delivery.send_due_at).where(Delivery.id == ids[0]))
+
+    def down(*args, **kwargs):
+        raise ConnectionRefusedError("the queue is down")
+
+    monkeypatch.setattr(huey_of(app), "pending", down)
+    assert requeue_stalled(now=queued_at + timedelta(seconds=STALL + 1)) == 0
+    assert "not answering" in caplog.text
+    assert db.session.scalars(select(Delivery.send_due_at)).all() == [queued_at] * 3
 
 
 def test_a_publish_while_the_queue_is_down_is_accepted_and_sent_once_it_is_back(
