@@ -10,6 +10,7 @@ from ..causes import CAUSES
 from ..status import STATUSES
 
 bp = Blueprint("help", __name__, url_prefix="/help")
+MAX_QUERY = 200
 
 
 def _articles() -> list[helpcenter.Article]:
@@ -24,14 +25,20 @@ def _registry_block(name: str) -> str:
     return render_template("help/_tips.html", statuses=STATUSES.values())
 
 
+def _documents(articles: list[helpcenter.Article]) -> list[helpcenter.Document]:
+    """What the pages show, to search: each article as rendered, and the registries' entries."""
+    return ([helpcenter.article_document(a, helpcenter.render(a, _registry_block))
+             for a in articles]
+            + helpcenter.registry_documents(STATUSES.values(), CAUSES.values()))
+
+
 @bp.route("")
 @public
 def index():
-    query = request.args.get("q", "").strip()
+    query = " ".join(request.args.get("q", "").split())[:MAX_QUERY]
     articles = _articles()
-    if query:
-        articles = [a for a in articles if a.matches(query)]
-    return render_template("help/index.html", articles=articles, query=query)
+    hits = helpcenter.search(_documents(articles), query) if query else []
+    return render_template("help/index.html", articles=articles, hits=hits, query=query)
 
 
 @bp.route("/<slug>")
