@@ -11,7 +11,9 @@ from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import (JSON, DateTime, ForeignKey, Index, MetaData, String, Text,
                         TypeDecorator, UniqueConstraint, text)
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
+from sqlalchemy.sql.functions import FunctionElement
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from .causes import CAUSES
@@ -141,6 +143,24 @@ class Recipient(db.Model):
 
 def new_correlation_id() -> str:
     return uuid.uuid4().hex
+
+
+class random_correlation_id(FunctionElement):
+    """A new correlation id made by the database, 32 random hex digits like
+    ``new_correlation_id``: a set-based ``INSERT … SELECT`` needs none from Python."""
+
+    type = String(64)
+    inherit_cache = True
+
+
+@compiles(random_correlation_id, "postgresql")
+def _random_correlation_id_postgresql(element, compiler, **kw) -> str:
+    return "replace(gen_random_uuid()::text, '-', '')"
+
+
+@compiles(random_correlation_id, "sqlite")
+def _random_correlation_id_sqlite(element, compiler, **kw) -> str:
+    return "lower(hex(randomblob(16)))"
 
 
 class Delivery(db.Model):

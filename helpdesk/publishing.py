@@ -7,15 +7,18 @@ from datetime import datetime, timedelta
 from typing import NamedTuple, Sequence
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, insert, select, update
+from sqlalchemy import and_, exists, func, insert, literal, select, update
 
 from . import audit, ingest, plugins, queue
 from .addresses import email_problem, set_email
-from .causes import CAUSES, DELIVERED_NOT_OPENED
+from .causes import CAUSES, DELIVERED_NOT_OPENED, DeliveryFacts, EventFacts, diagnose
 from .contract import ProviderEvent, ServiceError, capabilities
-from .models import (Credential, CredentialState, Delivery, Recipient, db,
-                     new_correlation_id, utcnow)
-from .status import BOUNCED, NOT_OPENED, SENDING, STATUSES, same_address
+from .diagnosis import EVIDENCE_LENGTH
+from .models import (Credential, CredentialState, Delivery, DeliveryEvent, Recipient, db,
+                     new_correlation_id, random_correlation_id, utcnow)
+from .status import (BOUNCED, NOT_OPENED, SENDING, STATUSES, DeliveryOutcome,
+                     delivery_status, email_status, event_level, same_address)
+from .transactions import retried
 
 # Deliveries go to the queue in chunks, so that one task reuses one provider connection.
 BATCH_SIZE = 100
@@ -37,29 +40,92 @@ def publish(credential: Credential) -> int:
     db.session.flush()
     credential_id, send_email = credential.id, credential.send_email
     queued, after = 0, 0
-    has_delivery = exists().where(Delivery.recipient_id == Recipient.id)
-    while True:
-        chunk = db.session.execute(
-            select(Recipient.id, Recipient.email,
-                   and_(Recipient.email.is_not(None), Recipient.email_error.is_(None),
-                        ~has_delivery).label("due"))
-            .where(Recipient.credential_id == credential_id, Recipient.id > after)
-            .order_by(Recipient.id).limit(CHUNK_SIZE)).all()
-        if not chunk:
-            break
-        due = [(r.id, r.email) for r in chunk if r.due] if send_email else []
-        queued += len(_queue(due, "send"))  # their statuses are refreshed with their events
-        # The others' statuses follow the published state.
-        sent_to = {recipient_id for recipient_id, _ in due}
-        others = [r.id for r in chunk if r.id not in sent_to]
-        if others:
-            ingest.refresh_and_commit(others)
-        after = chunk[-1].id
+    while (chunk := _publish_chunk(credential_id, after, send_email)) is not None:
+        after, sent = chunk
+        queued += sent
     audit.record_credential("published", credential,
                             f"with {queued} email{'s' if queued != 1 else ''}"
                             if send_email else "without email")
     db.session.commit()  # a credential with no recipients is published too
     return queued
+
+
+@retried
+def _publish_chunk(credential_id: int, after: int, send_email: bool) -> tuple[int, int] | None:
+    """The next CHUNK_SIZE recipients after id ``after``, published in one transaction: their
+    locks taken (the lock order of ``helpdesk.ingest``), then in set-based statements a
+    delivery and its "queued" event for each one due a first email, and their statuses; the
+    others' statuses follow the published state. Returns (the chunk's last id, how many were
+    queued), or None past the last recipient."""
+    r, d = Recipient.__table__, Delivery.__table__
+    first_send = and_(r.c.email.is_not(None), r.c.email_error.is_(None),
+                      ~exists().where(d.c.recipient_id == r.c.id))
+    try:
+        rows = db.session.execute(
+            select(r.c.id, r.c.status)
+            .where(r.c.credential_id == credential_id, r.c.id > after)
+            .order_by(r.c.id).limit(CHUNK_SIZE).with_for_update(key_share=True)).all()
+        if not rows:
+            return None
+        last = rows[-1].id
+        in_chunk = (r.c.credential_id == credential_id, r.c.id > after, r.c.id <= last)
+        ids, sent, status = (_insert_first_sends(in_chunk, first_send) if send_email
+                             else ([], set(), None))
+        changes = [(row.id, row.status, status) for row in rows
+                   if row.id in sent and row.status != status]
+        others = [row.id for row in rows if row.id not in sent]
+        if others:
+            changes += ingest.refresh_recipients(others)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    ingest.announce(changes)
+    for start in range(0, len(ids), BATCH_SIZE):
+        queue.submit_send(ids[start:start + BATCH_SIZE])
+    return last, len(ids)
+
+
+def _insert_first_sends(in_chunk, first_send) -> tuple[list[int], set[int], str | None]:
+    """For the recipients ``in_chunk`` due a ``first_send``: their deliveries (INSERT …
+    SELECT), their "queued" events (INSERT … SELECT) and their status and cause (one UPDATE).
+    Returns the deliveries' ids, their recipients' ids and the recipients' new status.
+
+    A first send's status and cause depend on no address (the typo suggester is asked only
+    about a failed delivery), so one diagnosis, of the first of them, stands for them all."""
+    r, d, e = Recipient.__table__, Delivery.__table__, DeliveryEvent.__table__
+    provider_name = current_app.config["PROVIDER"]
+    provider = plugins.provider(provider_name)  # fails now, not in the worker, when unknown
+    now = literal(utcnow(), Delivery.created_at.type)
+    inserted = db.session.execute(
+        insert(d).from_select(
+            ["recipient_id", "email", "provider", "kind", "correlation_id", "status",
+             "attempts", "created_at", "send_due_at"],
+            select(r.c.id, r.c.email, literal(provider_name), literal("send"),
+                   random_correlation_id(), literal(SENDING), literal(0), now, now)
+            .where(*in_chunk, first_send))
+        .returning(d.c.id, d.c.recipient_id, d.c.email)).all()
+    if not inserted:
+        return [], set(), None
+    delivery_ids = sorted(row.id for row in inserted)
+    recipient_ids = sorted(row.recipient_id for row in inserted)
+    # By their ids: the planner's statistics do not know the rows just inserted.
+    db.session.execute(insert(e).from_select(
+        ["delivery_id", "provider", "provider_event_id", "type", "level", "occurred_at",
+         "received_at", "correlation_id"],
+        select(d.c.id, d.c.provider, d.c.correlation_id.concat(":queued"), literal("queued"),
+               literal(event_level("queued")), now, now, d.c.correlation_id)
+        .where(d.c.id.in_(delivery_ids))))
+    address = inserted[0].email
+    queued = DeliveryFacts(address, (EventFacts("queued", utcnow()),),
+                           capabilities(provider).reports_deliveries)
+    status = email_status(email=address, published=True, deliveries=[
+        DeliveryOutcome(address, delivery_status(["queued"]))])
+    found = diagnose(email=address, email_error=None, published=True, deliveries=[queued])
+    db.session.execute(update(r).where(r.c.id.in_(recipient_ids)).values(
+        status=status, cause=found.cause, evidence=found.evidence[:EVIDENCE_LENGTH] or None,
+        typo_suggestion=found.suggestion, updated_at=now))
+    return delivery_ids, set(recipient_ids), status
 
 
 def publish_due(now: datetime | None = None) -> int:

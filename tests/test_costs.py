@@ -16,14 +16,15 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event, func, select
 
-from helpdesk import publishing
+from helpdesk import diagnosis, ingest, publishing
+from helpdesk.causes import ON_ITS_WAY
 from helpdesk.contract import ProviderEvent
 from helpdesk.credentials import create_credential
 from helpdesk.ingest import record_events
 from helpdesk.maintenance import ingest_bounce
-from helpdesk.models import Credential, Delivery, db, utcnow
+from helpdesk.models import Credential, Delivery, Recipient, db, utcnow
 from helpdesk.pixel import pixel_url
 
 DSN = Path(__file__).parent / "data" / "dsn"
@@ -117,6 +118,41 @@ def test_publishing_costs_the_same_statements_for_ten_or_ten_times_more_recipien
             assert db.session.scalar(select(Delivery.id).join(Delivery.recipient).where(
                 Delivery.recipient.has(credential_id=credential.id)).limit(1)) is not None
     assert counts[200] == counts[20], counts
+
+
+def test_publishing_in_sets_writes_what_recomputing_each_recipient_gives(
+        app_factory, tmp_path, monkeypatch):
+    # Chunks of 4 over 11 recipients: a partial last chunk, and a chunk with nobody to send to.
+    monkeypatch.setattr(publishing, "CHUNK_SIZE", 4)
+    app = app_factory(QUEUE_URL=str(tmp_path / "queue.db"))
+    people = [{"name": f"P{i}", "email": f"p{i}@example.com"} for i in range(6)]
+    people[2]["email"] = "p2@gmial.com"  # a likely typo: not one before a bounce says so
+    people += [{"name": "No address"}, {"name": "Bad", "email": "not an address"},
+               {"name": "Late", "email": "late@example.com"}, {"name": "None 2"},
+               {"name": "None 3"}]
+    with app.app_context():
+        credential = create_credential("Mixed", people)
+        ids = [r.id for r in credential.recipients]
+        assert publishing.publish(db.session.get(Credential, credential.id)) == 7
+        # The generic path (each recipient's deliveries and events read again) changes nothing.
+        assert ingest.refresh_recipients(ids) == []
+        assert diagnosis.changed_causes(ids) == []
+        deliveries = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
+        assert sorted(d.recipient.name for d in deliveries) == sorted(
+            ["P0", "P1", "P2", "P3", "P4", "P5", "Late"])
+        assert len({d.correlation_id for d in deliveries}) == 7
+        for d in deliveries:
+            assert re.fullmatch(r"[0-9a-f]{32}", d.correlation_id)
+            assert (d.email, d.status, d.kind) == (d.recipient.email, "sending", "send")
+            assert [(e.type, e.provider_event_id, e.correlation_id) for e in d.events] == [
+                ("queued", f"{d.correlation_id}:queued", d.correlation_id)]
+        statuses = {r.name: (r.status, r.cause) for r in db.session.scalars(
+            select(Recipient).where(Recipient.id.in_(ids)))}
+        assert statuses["P2"] == statuses["P0"] == ("sending", ON_ITS_WAY)
+        assert statuses["No address"][0] == "not_provided"
+        # Published again (nothing new): no recipient is sent to twice.
+        assert publishing.publish(db.session.get(Credential, credential.id)) == 0
+        assert db.session.scalar(select(func.count()).select_from(Delivery)) == 7
 
 
 def test_a_tracking_pixel_hit_seeks_its_rows(app, client):
