@@ -155,6 +155,53 @@ def test_suspended_and_too_large_are_soft():
         (*SOFT, "too_large")
 
 
+@pytest.mark.parametrize("name, recipient", [
+    ("lhost-postfix-28.eml", "kijitora@gmail.example.com"),  # multiple addresses in From:
+    ("lhost-sendmail-43.eml", "kijitora@gmail.example.com"),
+    # "not RFC 5322 compliant ... multiple Subject headers ... to reduce the amount of spam"
+    ("rhost-google-08.eml", "kijitora-nyaan@example.org"),
+])
+def test_a_message_refused_for_breaking_the_format_rules_is_soft_even_with_5_7_x(name,
+                                                                                recipient):
+    # The address is right: the same message, fixed, goes through.
+    assert outcome(name)[recipient] == (*SOFT, "spam")
+
+
+def test_a_name_server_that_says_try_again_is_soft_not_an_unknown_domain():
+    # Postfix: "Name service error for domain example.com: Host not found, try again".
+    assert outcome("lhost-postfix-34.eml")["kijitora@example.com"] == (*SOFT, "temporary")
+
+
+def test_exims_failed_recipients_header_is_believed_when_the_text_names_nobody():
+    # The text says "save to xxxx"; X-Failed-Recipients names the address, which is also
+    # the report's Reply-To in one sample and its To in the other.
+    assert outcome("lhost-exim-07.eml") == {"shiba@example.com": (*SOFT, "mailbox_full")}
+    assert outcome("lhost-exim-61.eml") == {"xxxx@xxxx.net": (*HARD, "user_unknown")}
+
+
+def test_a_mailing_lists_refusal_names_the_list_and_its_reason():
+    # fml: "You are not a member of this mailing list <list>" (its control address, named in
+    # List-Subscribe, is not the recipient), and a loop alert about a repeated Message-ID.
+    assert outcome("lhost-fml-02.eml") == {"neko-nyaan@example.org": (*HARD, "policy")}
+    assert outcome("lhost-fml-03.eml") == {"neko@example.co.jp": (*SOFT, "temporary")}
+
+
+def test_a_mailing_lists_ordinary_post_is_not_a_bounce():
+    post = (b"From: Ada <ada@example.co.uk>\nTo: engines@lists.example.org\n"
+            b"List-Id: <engines.lists.example.org>\nList-Post: <mailto:engines@lists.example.org>\n"
+            b"Subject: Meeting on Tuesday\n\nWho is coming? Members only, as always; "
+            b"write to grace@example.org.\n")
+    assert isinstance(parse_bounce(post), NotABounce)
+
+
+@pytest.mark.parametrize("name, recipient", [
+    ("rfc3464-35.eml", "kijitora@nyaan.example.com"),  # "is not a registered gateway user"
+    ("lhost-googlegroups-11.eml", "libsisimai@googlegroups.com"),  # in Hindi: may not exist
+])
+def test_more_ways_of_saying_the_address_does_not_exist(name, recipient):
+    assert outcome(name)[recipient] == (*HARD, "user_unknown")
+
+
 def test_the_servers_words_and_codes_are_kept():
     [event] = parse_bounce(sample("lhost-exim-01.eml"))
     assert event.recipient == "kijitora@example.ed.jp"

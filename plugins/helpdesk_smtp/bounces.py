@@ -134,10 +134,11 @@ def _is_auto_reply(headers: mime.Fields) -> bool:
 # --- recipients -------------------------------------------------------------------------------
 
 def _our_addresses(headers: mime.Fields, original: mime.Fields) -> set[str]:
-    """Addresses that are never the failed recipient: the report's own, and the sender's."""
+    """Addresses that are never the failed recipient: the report's own (and a mailing list's
+    control addresses, when a list sent it), and the sender's."""
     ours = set()
     for found, names in ((headers, ("from", "to", "cc", "reply-to", "return-path", "sender",
-                                    "errors-to")),
+                                    "errors-to", *prose.LIST_CONTROL_HEADERS)),
                          (original, ("from", "sender", "reply-to", "return-path",
                                      "errors-to"))):
         for name in names:
@@ -155,11 +156,13 @@ def _prose_recipients(headers: mime.Fields, text: str, ours: set[str],
         # forwarded, or written to the wrong party): better that than nothing.
         failed = prose.failed_addresses(text, _our_addresses({}, original))
     if not failed:
-        # Only the headers name the recipient: Exim's X-Failed-Recipients, else the original's
-        # To when the report quotes it.
-        named = headers.get("x-failed-recipients", []) or original.get("to", [])
-        addresses = [a for value in named for a in prose.ADDRESS.findall(value)
-                     if a.lower() not in ours]
+        # Only the headers name the recipient: Exim's X-Failed-Recipients, which says so
+        # outright (even where the report also goes to that address, or the original was
+        # written from it), else the original's To when the report quotes it.
+        addresses = [a for value in headers.get("x-failed-recipients", [])
+                     for a in prose.ADDRESS.findall(value)] or \
+            [a for value in original.get("to", []) for a in prose.ADDRESS.findall(value)
+             if a.lower() not in ours]
         failed = [prose.Failed(a, text, prose.server_words(text)) for a in addresses]
     return [dsn.Recipient(address=f.address, action=action,
                           status=reasons.status_code(f.server_words, f.text),

@@ -34,6 +34,7 @@ ORIGINAL_STARTS = re.compile(
     r"(?:un)?sent message (?:follows|below)|undelivered message headers?|"
     r"(?:message )?headers? (?:of the \w+ message )?follows?|returned message|"
     r"original[- ]message|original e?mail(?: headers?)?[ \t]*[:.-]*[ \t]*$|"
+    r"original (?:e-?)?mail (?:as follows|follows)|"
     r"ursprüngliche nachricht|message d'origine|mensaje original|messaggio originale|"
     r"content-type: message/rfc822"
     r")", re.I | re.M)
@@ -90,6 +91,20 @@ BOUNCE_SUBJECT = re.compile(
 DELIVERED = re.compile(
     r"^\s*delivered\s*:|delivery status notification \(success\)|\bsuccessful(?:ly)? "
     r"delivered|delivery (?:receipt|confirmation|succeeded)|relayed\s*:|zugestellt\s*:", re.I)
+# A mailing list's software answering a post it refused (RFC 2369 list headers, or its own):
+# a members-only list, a loop. The list's address is then the recipient that refused.
+LIST_SERVER_HEADERS = ("list-id", "list-post", "list-help", "list-subscribe", "list-unsubscribe",
+                       "list-owner", "mailing-list", "x-mlserver", "x-ml-name")
+# Its control addresses (subscribe, help, owner), which are never the recipient.
+LIST_CONTROL_HEADERS = ("list-help", "list-subscribe", "list-unsubscribe", "list-owner")
+# The addresses a list's software writes from (never a person posting to the list).
+LIST_SOFTWARE = re.compile(r"^(?:owner-.+|.+-(?:admin|owner|request|ctl|bounces?)|mailman|"
+                           r"majordomo|listserv|ezmlm|sympa|fml)@", re.I)
+LIST_REFUSAL = re.compile(
+    r"not (?:a )?member|non-?members?\b|members? only|only (?:list )?members|"
+    r"(?:not (?:allowed|permitted)|no permission|not authori[sz]ed) to post|"
+    r"post(?:ing)? (?:was |is )?(?:rejected|refused|denied|not allowed)|"
+    r"loop alert|mail loop|duplicated? message-?id", re.I)
 PERSONAL_SUBJECT = re.compile(r"\s*(?:re|fwd?|aw|wg|tr|rv|sv|vs|antw)\s*:", re.I)
 BOUNCE_WORDS = re.compile(
     r"could ?n[o']t be delivered|could not deliver|was not delivered|wasn't delivered|"
@@ -161,6 +176,9 @@ def looks_like_bounce(headers: mime.Fields, text: str, returns_original: bool) -
     subject = mime.first(headers, "subject")
     if "x-failed-recipients" in headers:
         return True
+    if _from_list_software(headers) and (
+            LIST_REFUSAL.search(subject) or LIST_REFUSAL.search(text.lstrip()[:300])):
+        return True
     # The original returned with words of failure, unless a person is replying or forwarding.
     if returns_original and BOUNCE_WORDS.search(text) and not PERSONAL_SUBJECT.match(subject):
         return True
@@ -169,6 +187,13 @@ def looks_like_bounce(headers: mime.Fields, text: str, returns_original: bool) -
         return True
     return bool(BOUNCE_SUBJECT.search(subject) and BOUNCE_WORDS.search(text)) or \
         bool(BOUNCE_SENDER.search(sender) and SMTP_LINE.search(text))
+
+
+def _from_list_software(headers: mime.Fields) -> bool:
+    if not any(name in headers for name in LIST_SERVER_HEADERS):
+        return False
+    sender = mime.first(headers, "from")
+    return any(LIST_SOFTWARE.match(a) for a in ADDRESS.findall(sender))
 
 
 def delayed(text: str, subject: str) -> bool:

@@ -27,6 +27,7 @@ SOFT = "soft"
 class Reason(NamedTuple):
     code: str  # a key of helpdesk.contract.REASON_CODES
     rule: str  # HARD | HARD_IF_PERMANENT | SOFT
+    kind: str = ""  # tells apart reasons of one code and rule that are read differently
 
 
 USER_UNKNOWN = Reason("user_unknown", HARD)
@@ -37,7 +38,10 @@ SUSPENDED = Reason("suspended", SOFT)
 TOO_LARGE = Reason("too_large", SOFT)
 POLICY = Reason("policy", HARD_IF_PERMANENT)
 SPAM = Reason("spam", HARD_IF_PERMANENT)
-CONTENT = Reason("spam", SOFT)  # a content or format rule, not a verdict on the sender
+CONTENT = Reason("spam", SOFT)  # a content rule, not a verdict on the sender
+# The message breaks the format rules (RFC 5322: two From addresses, a repeated Subject): the
+# address is right and the same message fixed goes through, so soft even under a 5.7.x status.
+FORMAT = Reason("spam", SOFT, "format")
 EXPIRED = Reason("expired", SOFT)
 TEMPORARY = Reason("temporary", SOFT)
 OTHER = Reason("other", SOFT)
@@ -94,7 +98,8 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"(?:account|mailbox|address|user) (?:that you tried to reach )?does not exist",
         r"no mailbox (?:here )?by that name", r"not listed in (?:domino|the public|public)",
         r"recipnotfound|recipientnotfound|resolver\.adr\.", r"bad destination mailbox",
-        r"not a (?:valid|known) (?:user|recipient|mailbox)", r"undeliverable address",
+        r"not an? (?:valid|known|registered)(?: [\w-]+)? (?:user|recipient|mailbox|account)",
+        r"undeliverable address",
         r"no valid recipients?", r"not our customer", r"no (?:account|user) (?:by that|with)",
         r"(?:recipient|user|mailbox|address) rejected(?!\s*:|\s+(?:by|due|because|for|as))",
         r"invalid[\w ]{0,20} (?:recipient|mailbox|user ?id|user|address|account)",
@@ -116,7 +121,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"neexistuje", r"не існує", r"δεν υπάρχει", r"nem létezik", r"nu există",
         r"finns inte", r"eksisterer ikke", r"ei ole olemassa", r"không tồn tại", r"tidak ada",
         r"mevcut değil", r"לא קיים|אינה קיימת", r"no exista", r"nicht vorhanden",
-        r"μην υπάρχει", r"موجود نباشد|وجود ندارد", r"मौजूद नहीं",
+        r"μην υπάρχει", r"موجود نباشد|وجود ندارد", r"मौजूद न(?:हीं| हो)",
     )),
     (NO_MAIL_TAKEN, _phrases(
         r"does not accept (?:e-?)?mail", r"null mx", r"not accepting (?:any )?mail",
@@ -126,6 +131,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"(?:malformed|unexpected)[\w ]{0,20}name ?server", r"servfail",
         r"dns (?:server )?(?:timeout|timed out|temporary|try again)",
         r"temporary (?:dns|lookup|name) (?:failure|error)",
+        r"not\s+found,?\s+try\s+again",  # a resolver's TRY_AGAIN, not NXDOMAIN
     )),
     (HOST_UNKNOWN, _phrases(
         r"(?:host|domain) \S+ (?:not found|does not exist|unknown)", r"dns lookup fail",
@@ -152,6 +158,14 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"lifetime exceeded", r"time ?out (?:exceeded|reached)", r"in the queue for",
         r"has been (?:delayed|in the queue)", r"been undeliverable for",
     )),
+    (FORMAT, _phrases(  # before spam: servers say they check the format to keep spam out
+        r"not (?:rfc ?(?:5322|2822|822)?|rfc[- ]?) ?compliant|non-?compliant with rfc",
+        r"multiple (?:addresses in (?:the )?(?:from|sender)|(?:from|sender|subject|date|to|"
+        r"message-id)(?::? header)?s? (?:headers?|fields?))",
+        r"duplicate (?:[\w-]+:? )?header", r"(?:missing|malformed|invalid) (?:[\w-]+:? )?header",
+        r"header (?:syntax|field)[^.\n]{0,20}(?:invalid|error|malformed)", r"bare lf|bare line ?feed",
+        r"(?:header|line) too long", r"message (?:is )?not compliant",
+    )),
     (SPAM, _phrases(
         r"spam", r"junk ?mail", r"unsolicited", r"\bu[bc]e\b", r"bulk (?:mail|e-?mail)",
         r"virus", r"malware", r"infected", r"phishing", r"mail flood",
@@ -162,9 +176,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"(?:content|attachment|file type|header|body|mime|character set|encoding|format)s?"
         r"[^.\n]{0,30}(?:not allowed|rejected|refused|prohibited|error|invalid|illegal|"
         r"forbidden|blocked)", r"(?:rejected|refused|blocked) (?:due to|because of) "
-        r"(?:its )?(?:content|attachment)", r"not (?:rfc|rfc ?5322|rfc ?2822) compliant",
-        r"(?:header|line) too long", r"bare lf", r"message (?:is )?not compliant",
-        r"duplicate header", r"invalid (?:header|message)",
+        r"(?:its )?(?:content|attachment)", r"invalid message",
     )),
     (POLICY, _phrases(  # named lists and checks: these say who refused and why
         r"block ?list|black ?list|\brbl\b|dnsbl|spamhaus|spamcop|barracuda|sorbs",
@@ -182,6 +194,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"server (?:busy|error|unavailable)", r"service (?:not available|temporarily)",
         r"queue", r"sending (?:too )?(?:fast|quickly)", r"delayed",
         r"mail system full", r"loop(?:s)? (?:back|detected)|routing loop|mail loop",
+        r"loop alert|duplicated? message-?id",
     )),
     (OTHER, _phrases(
         r"mailer error", r"syntax error", r"command (?:unrecognized|not recognized)",
@@ -197,6 +210,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"refused|blocked|not allowed|banned)", r"denied", r"refused", r"not allowed",
         r"prohibited", r"administrative", r"filtered|filter", r"tls|encryption|starttls",
         r"security", r"banned", r"forbidden", r"listed (?:at|on|in|by)", r"rejected",
+        r"not (?:a )?member|members? only|(?:not (?:allowed|permitted)|no permission) to post",
         r"rejet[ée]|abgelehnt|rechazad|rifiutat|отклонен|拒否",
     )),
 )
@@ -289,7 +303,7 @@ def verdict(status: str, diagnostic: str, *, given_up: bool, context: str = "") 
     if words is not None and not (
             reason is not None and reason.code in ("user_unknown", "host_unknown",
                                                    "mailbox_full")
-            and words in (POLICY, SPAM, CONTENT, OTHER)):
+            and words in (POLICY, SPAM, CONTENT, FORMAT, OTHER)):
         reason = words
     if reason is None and detail:
         reason = STATUS_CODES.get(detail)
