@@ -85,3 +85,16 @@ def latest(session: Session, *, action: str | None = None, before: int | None = 
     if before:
         query = query.where(AuditEntry.id < before)
     return list(session.scalars(query))
+
+
+def still_there(session: Session, entries: Iterable[AuditEntry]) -> tuple[set[int], set[int]]:
+    """Which of the recipients and credentials these entries name still exist (two queries),
+    so that a page links to those and says "deleted" of the others."""
+    entries = list(entries)
+    recipient_ids = {e.recipient_id for e in entries if e.recipient_id is not None}
+    credential_ids = {e.credential_id for e in entries if e.credential_id is not None}
+    recipients = set(session.scalars(select(Recipient.id).where(
+        Recipient.id.in_(recipient_ids)))) if recipient_ids else set()
+    credentials = set(session.scalars(select(Credential.id).where(
+        Credential.id.in_(credential_ids)))) if credential_ids else set()
+    return recipients, credentials

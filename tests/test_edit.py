@@ -149,6 +149,26 @@ def test_the_admin_audit_page_lists_and_filters_the_log(app, admin_client, agent
     assert agent_client.get("/admin/audit").status_code == 403
 
 
+def test_the_audit_log_never_links_to_what_was_deleted(app, admin_client, agent_client, desk,
+                                                       sink):
+    import re
+
+    bob = desk.recipient("Bob Typo")
+    bob_id, course_id, draft_id = bob.id, bob.credential_id, desk.draft.id
+    agent_client.post(f"/recipients/{bob_id}/resend", data={"email": "bob@gmail.com"})
+    agent_client.post(f"/recipients/{bob_id}/delete")
+    agent_client.post(f"/credentials/{draft_id}/delete")
+    html = page(admin_client.get("/admin/audit"))
+    assert f'href="/recipients/{bob_id}"' not in html
+    assert f'href="/credentials/{draft_id}"' not in html
+    resent = next(row for row in html.split("<tr") if "resent Bob Typo" in row)
+    assert "(since deleted; " in resent and f'href="/credentials/{course_id}">its credential' \
+        in resent
+    # Every link the log still shows leads somewhere.
+    for link in set(re.findall(r'href="(/(?:recipients|credentials)/\d+)"', html)):
+        assert admin_client.get(link).status_code == 200, link
+
+
 def test_the_audit_log_pages_by_entry_id(app, admin_client):
     from helpdesk import audit
 

@@ -28,6 +28,30 @@ def test_the_view_lists_every_credentials_recipients_with_their_reason(agent_cli
     assert "#1 Data Science Certificate" in bounced
 
 
+def test_the_status_counts_are_one_group_by_over_the_filtered_set(app, agent_client, desk):
+    from sqlalchemy import event
+
+    statements = []
+
+    def seen(conn, cursor, statement, *args):
+        statements.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        html = page(agent_client.get("/recipients?domain=gmial.com&status=bounced"))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", seen)
+    grouped = [s for s in statements if "GROUP BY recipient.status" in s]
+    assert len(grouped) == 1 and "email_domain" in grouped[0]
+    # Counted over the filtered set (the domain), every status's tab beside the one chosen.
+    counts = dict(re.findall(r'data-count="(\w+)">(\d+)<', html))
+    assert counts["bounced"] == "3" and sum(map(int, counts.values())) == 3
+    everyone = dict(re.findall(r'data-count="(\w+)">(\d+)<',
+                               page(agent_client.get("/recipients"))))
+    assert int(everyone["bounced"]) == 4 and sum(map(int, everyone.values())) == \
+        db.session.scalar(select(func.count()).select_from(Recipient))
+
+
 def test_filters_combine_domain_credential_search_and_dates(agent_client, desk):
     assert names(page(agent_client.get("/recipients?domain=gmial.com&sort=name"))) == [
         "Bob Typo", "Dan Blocked", "Eve Blocked"]

@@ -162,6 +162,9 @@ def audit_log():
     before = queries.whole_number(before_text, "before", queries.MAX_ID) if before_text else None
     entries = audit.latest(db.session, action=action, before=before,
                            limit=AUDIT_PAGE_SIZE + 1)
-    return render_template("admin/audit.html", entries=entries[:AUDIT_PAGE_SIZE], action=action,
+    shown = entries[:AUDIT_PAGE_SIZE]
+    recipients, credentials = audit.still_there(db.session, shown)
+    return render_template("admin/audit.html", entries=shown, action=action,
+                           recipients=recipients, credentials=credentials,
                            next_before=entries[AUDIT_PAGE_SIZE - 1].id
                            if len(entries) > AUDIT_PAGE_SIZE else None)
