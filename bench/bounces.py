@@ -2,10 +2,12 @@
 bounce detector) run on the same messages in the same run.
 
     python bench/bounces.py [--data tests/data/bounces] [--split all|develop|holdout] [--show N]
+    python bench/bounces.py --data tests/data/bounces-flufl
 
 The data folder holds ``expected.csv`` (one row per message and recipient: ``hard``, ``soft``
-or ``not-a-bounce``) and the messages; its README.md says how rows get their class. Scored as
-it says:
+or ``not-a-bounce``; ``failed`` for a failed recipient whose class is not labelled, scored for
+the recipient found only; ``unlabelled`` for a message read for crashes only) and the
+messages; its README.md says how rows get their class. Scored as it says:
 - recipient found: the expected address is the recipient of an event read from the message;
 - class correct: hard: that recipient gets an event that makes it bounced; soft: it is found
   and none of its events makes it bounced or delivered; not-a-bounce: nothing in the message
@@ -88,35 +90,44 @@ def score(reader, rows: list[dict[str, str]], data: Path, show: int = 0) -> dict
             crashes.append(f"{file}: {traceback.format_exc(limit=-1).strip()}")
             results[file] = {}
     elapsed = time.perf_counter() - started
-    found = correct = soft_rows = soft_ok = bounce_rows = 0
+    found = correct = soft_rows = soft_ok = bounce_rows = labelled = 0
     misses: list[str] = []
     for row in rows:
         events = results[row["file"]] or {}
         expected, recipient = row["expected"], row["recipient"].lower()
         levels = events.get(recipient, set())
+        if expected == "unlabelled":
+            continue
         if expected == "not-a-bounce":
             ok = not any("bounced" in lv for lv in events.values())
         else:
             bounce_rows += 1
             found += bool(levels)
-            if expected == "hard":
+            if expected == "failed":  # no class to check
+                ok = bool(levels)
+            elif expected == "hard":
                 ok = "bounced" in levels
             else:
                 ok = bool(levels) and not levels & {"bounced", "not_opened"}
                 soft_rows += 1
                 soft_ok += "bounced" not in levels
-        correct += ok
+        if expected != "failed":
+            labelled += 1
+            correct += ok
         if not ok:
             misses.append(f"{row['file']} {expected} {recipient}: got "
                           f"{ {k: sorted(v) for k, v in events.items()} } "
-                          f"({row['sisimai_reason']} {row['sisimai_status']})")
+                          f"({row.get('sisimai_reason') or row.get('basis', '')} "
+                          f"{row.get('sisimai_status', '')})")
     for line in misses[:show]:
         print("   miss", line)
     for line in crashes[:show]:
         print("   crash", line)
-    return {"recipient found": found / max(bounce_rows, 1), "class correct": correct / len(rows),
+    return {"recipient found": found / max(bounce_rows, 1),
+            "class correct": correct / max(labelled, 1),
             "soft never bounced": soft_ok / max(soft_rows, 1), "crashes": len(crashes),
             "refused": refusals, "messages": len(results), "rows": len(rows),
+            "recipient rows": bounce_rows, "class rows": labelled, "soft rows": soft_rows,
             "ms per message": 1000 * elapsed / max(len(results), 1)}
 
 
@@ -125,6 +136,11 @@ def report(name: str, figures: dict[str, object]) -> str:
             f"{figures['class correct']:6.1%}, soft never bounced "
             f"{figures['soft never bounced']:6.1%}, crashes {figures['crashes']}, refused "
             f"{figures['refused']}; {figures['ms per message']:.2f} ms/message")
+
+
+def counts(figures: dict[str, object]) -> str:
+    return (f"(over {figures['recipient rows']} rows with a recipient, {figures['class rows']} "
+            f"with a class, {figures['soft rows']} soft)")
 
 
 def main() -> int:
@@ -140,6 +156,7 @@ def main() -> int:
     theirs = score(flufl, rows, args.data)
     print(report("helpdesk", mine))
     print(report("flufl.bounce", theirs))
+    print(counts(mine))
     met = all(mine[k] >= v for k, v in TARGETS.items()) and mine["crashes"] == 0
     print("targets (recipient found >= 97%, class correct >= 90%, "
           f"0 crashes): {'met' if met else 'NOT met'}")
