@@ -174,12 +174,14 @@ CAUSES: dict[str, Cause] = {c.key: c for c in (
           None, (), True),
     Cause(OPENED_BY_MACHINE, "Opened by a machine",
           "Only a mail-privacy proxy or a security scanner opened it: it reached an inbox, but "
-          "a person may not have read it.",
-          LOOK_IN_SPAM, (NUDGE,), True),
+          "a person may not have read it. It is nudged like an email nobody opened.",
+          NUDGE, (ASK_ANOTHER_WAY,), True),
 )}
 
 # Causes at which no automatic nudge goes out, whatever the status says.
 NO_NUDGE = frozenset({COMPLAINED, UNSUBSCRIBED, SUPPRESSED})
+# The causes automatic nudges go to: delivered, and no person is known to have opened it.
+NUDGED_CAUSES = frozenset({DELIVERED_NOT_OPENED, OPENED_BY_MACHINE})
 # Causes at which sending the same email to the same address again cannot help.
 RESEND_CANNOT_HELP = frozenset(key for key, cause in CAUSES.items() if not cause.resend_helps)
 
@@ -353,8 +355,6 @@ _BOUNCE_RANK = {reason: rank for rank, reason in enumerate(BOUNCE_CAUSES)}
 TYPO_REASONS = frozenset({"host_unknown", "user_unknown", "expired", "temporary", "other", None})
 # A click this soon after the delivery is a link scanner's, not a person's.
 SCANNER_SECONDS = 10
-MACHINE_OPEN = re.compile(r"machine open|privacy proxy|privacy protection|link scanner",
-                          re.IGNORECASE)
 
 
 def _one(events: Iterable[EventFacts]) -> EventFacts | None:
@@ -366,7 +366,9 @@ def _one(events: Iterable[EventFacts]) -> EventFacts | None:
 
 
 def _machine_open(event: EventFacts, delivered_at: datetime | None) -> bool:
-    if event.reason and MACHINE_OPEN.search(event.reason):
+    """Said so by the event (the service's flag, our pixel's proxy fetch: ``machine_open``), or
+    a click too soon after the delivery for a person."""
+    if event.reason_code == "machine_open":
         return True
     return (event.type == "clicked" and delivered_at is not None
             and 0 <= (event.occurred_at - delivered_at).total_seconds() <= SCANNER_SECONDS)
@@ -387,9 +389,11 @@ def _opened(deliveries: Sequence[DeliveryFacts]) -> Diagnosis:
         return Diagnosis(OPENED_BY_PERSON, f"The recipient {what}"
                          + (f" ({first.reason})" if first and first.reason else "") + ".")
     first = min(machine, key=lambda e: (e.occurred_at, e.type, e.reason or ""))
-    return Diagnosis(OPENED_BY_MACHINE, first.reason if first.reason and MACHINE_OPEN.search(
-        first.reason) else f"A link was followed within {SCANNER_SECONDS} seconds of delivery, "
-        "as link scanners do.")
+    if first.reason_code == "machine_open":
+        return Diagnosis(OPENED_BY_MACHINE, _reason_line(first)
+                         or "The email service says a machine opened it.")
+    return Diagnosis(OPENED_BY_MACHINE, f"A link was followed within {SCANNER_SECONDS} seconds "
+                     "of delivery, as link scanners do.")
 
 
 Suggest = Callable[[bool], "str | None"]  # given whether a bounce said the domain does not exist

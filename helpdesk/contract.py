@@ -48,9 +48,10 @@ CORRELATION_HEADER = "X-Helpdesk-Delivery"
 CORRELATION_VARIABLE = "helpdesk_delivery"
 
 # Why a delivery failed or was held back, in one small closed vocabulary (in the spirit of
-# sisimai's reasons): bounce readers and webhook parsers set ``ProviderEvent.reason_code`` to one
-# of these keys, ``reason`` keeps the server's or service's own words. The severity says whether
-# it was for good (``permanent``) or not (``temporary``).
+# sisimai's reasons), and whether an open was a machine's: bounce readers and webhook parsers
+# set ``ProviderEvent.reason_code`` to one of these keys, ``reason`` keeps the server's or
+# service's own words. The severity says whether it was for good (``permanent``) or not
+# (``temporary``).
 REASON_CODES: dict[str, str] = {
     "user_unknown": "the mailbox does not exist",
     "host_unknown": "the domain does not exist or takes no mail",
@@ -64,6 +65,9 @@ REASON_CODES: dict[str, str] = {
     "temporary": "a temporary refusal (greylisting, a rate limit, a busy server)",
     "suppressed": "the email service did not send it: the address is on its suppression list",
     "other": "another reason",
+    # On an open or a click: the service's own flag (or our pixel's request) says a machine
+    # made it, a mail-privacy proxy fetching images or a security scanner, not a person.
+    "machine_open": "opened by a machine (a mail-privacy proxy or a security scanner)",
 }
 SEVERITIES = ("permanent", "temporary")
 

@@ -11,12 +11,12 @@ from sqlalchemy import and_, exists, func, insert, literal, select, update
 
 from . import audit, ingest, plugins, queue
 from .addresses import email_problem, set_email
-from .causes import CAUSES, DELIVERED_NOT_OPENED, DeliveryFacts, EventFacts, diagnose
+from .causes import CAUSES, NUDGED_CAUSES, DeliveryFacts, EventFacts, diagnose
 from .contract import ProviderEvent, ServiceError, capabilities
 from .diagnosis import EVIDENCE_LENGTH
 from .models import (Credential, CredentialState, Delivery, DeliveryEvent, Recipient, db,
                      new_correlation_id, random_correlation_id, utcnow)
-from .status import (BOUNCED, NOT_OPENED, SENDING, STATUSES, DeliveryOutcome,
+from .status import (BOUNCED, SENDING, STATUSES, DeliveryOutcome,
                      delivery_status, email_status, event_level, same_address)
 from .transactions import retried
 
@@ -321,8 +321,9 @@ def resend_bounced_at_domain(domain: str, *, include_all: bool = False) -> BulkR
 
 
 def nudge_due(now: datetime | None = None) -> int:
-    """Resend to recipients who have not opened for NUDGE_AFTER_DAYS since their last send, at
-    most NUDGE_MAX times each. Returns how many were nudged."""
+    """Resend to recipients who have not opened for NUDGE_AFTER_DAYS since their last send (an
+    open by a mail-privacy proxy or a scanner is no person's), at most NUDGE_MAX times each.
+    Returns how many were nudged."""
     now = now or utcnow()
     cfg = current_app.config
     cutoff = now - timedelta(days=float(cfg["NUDGE_AFTER_DAYS"]))
@@ -331,9 +332,9 @@ def nudge_due(now: datetime | None = None) -> int:
     due = db.session.execute(
         select(Recipient.id, Recipient.nudges).join(last_send,
                                                     last_send.c.recipient_id == Recipient.id)
-        # Only a delivered, unopened email is nudged: never someone who complained,
+        # Only a delivered email no person opened is nudged: never someone who complained,
         # unsubscribed or is on the provider's suppression list.
-        .where(Recipient.status == NOT_OPENED, Recipient.cause == DELIVERED_NOT_OPENED,
+        .where(Recipient.cause.in_(NUDGED_CAUSES),
                Recipient.nudges < int(cfg["NUDGE_MAX"]),
                last_send.c.last <= cutoff)).all()
     by_count: dict[int, list[int]] = {}

@@ -114,7 +114,8 @@ def test_a_parsers_reason_code_and_severity_win_over_the_words():
     got = diagnosis(event("bounced", reason_code="mailbox_full", severity="permanent",
                           mta_response="550 5.1.1 user unknown"))
     assert got.cause == "mailbox_full"
-    assert set(REASON_CODES) - {"other", "too_large"} <= {
+    # Every reason a bounce can give has its own cause ("machine_open" is an open's).
+    assert set(REASON_CODES) - {"other", "too_large", "machine_open"} <= {
         r for r in REASON_CODES if diagnosis(event("bounced", reason_code=r)).cause
         != "bounced_other"} | {"temporary"}
 
@@ -314,6 +315,16 @@ def test_a_click_seconds_after_delivery_is_a_link_scanner():
     assert diagnosis(event("delivered"), event("clicked", 600)).cause == "opened"
 
 
+def test_an_open_is_a_machines_by_the_events_own_flag_not_by_its_words():
+    said = event("opened", 5, reason="tracking pixel, fetched by a mail-privacy proxy",
+                 reason_code="machine_open")
+    assert diagnosis(event("delivered"), said) == Diagnosis(
+        "machine_opened", "tracking pixel, fetched by a mail-privacy proxy")
+    words_only = event("opened", 5, reason="a machine open, maybe")
+    assert diagnosis(event("delivered"), words_only).cause == "opened"
+    assert diagnosis(event("delivered"), said, event("opened", 900)).cause == "opened"
+
+
 def test_a_typo_is_only_the_cause_when_the_bounce_does_not_say_otherwise():
     no_domain = event("bounced", mta_response="550 5.1.1 Recipient address rejected: no such "
                       "domain")
@@ -327,7 +338,8 @@ def test_a_typo_is_only_the_cause_when_the_bounce_does_not_say_otherwise():
 
 POOL = [
     event("queued"), event("accepted", 1), event("delivered", 2), event("opened", 30),
-    event("clicked", 4), event("opened", 5, reason="machine open (Apple Mail Privacy Protection)"),
+    event("clicked", 4), event("opened", 5, reason="machine open (Apple Mail Privacy Protection)",
+                               reason_code="machine_open"),
     event("deferred", 2, severity="temporary", mta_response="451 4.7.1 Greylisted"),
     event("deferred", 3, severity="temporary", mta_response="421 4.4.2 timed out"),
     event("bounced", 6, mta_response="550 5.1.1 user unknown"),

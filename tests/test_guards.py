@@ -50,6 +50,24 @@ def test_no_automatic_nudge_to_someone_who_complained_or_unsubscribed(people, si
     assert fresh(angry).nudges == fresh(gone).nudges == 0
 
 
+def test_an_open_by_a_privacy_proxy_is_nudged_an_open_by_a_person_is_not(app, sink):
+    credential = create_credential("Badge", [{"name": "Mia", "email": "mia@valley.example"},
+                                             {"name": "Pat", "email": "pat@valley.example"}],
+                                   state="published")
+    mia, pat = credential.recipients
+    for recipient, code in ((mia, "machine_open"), (pat, None)):
+        delivery = fresh(recipient).deliveries[-1]
+        record_events([ProviderEvent(
+            provider="smtp", type="opened", event_id=f"open-{delivery.id}", reason_code=code,
+            correlation_id=delivery.correlation_id, occurred_at=utcnow())])
+        age_deliveries(recipient, 8)
+    assert [(fresh(r).status, fresh(r).cause) for r in (mia, pat)] == [
+        ("opened", "machine_opened"), ("opened", "opened")]
+    before = len(sink.messages)
+    assert publishing.nudge_due() == 1
+    assert [m.recipients for m in sink.messages[before:]] == [["mia@valley.example"]]
+
+
 @pytest.mark.parametrize("name, why", [("Angry", "Marked as spam by the recipient"),
                                        ("Gone", "Unsubscribed"),
                                        ("Typo", "Likely typo in the domain")])

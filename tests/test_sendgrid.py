@@ -337,7 +337,9 @@ def test_a_machine_open_is_kept_and_said():
     event = to_event(doc_event("open", sg_machine_open=True))
     assert event.type == "opened"
     assert event.reason == MACHINE_OPEN
+    assert event.reason_code == "machine_open"  # the contract's flag, which the diagnosis reads
     assert event.raw["sg_machine_open"] is True
+    assert to_event(doc_event("open", sg_machine_open=False)).reason_code is None
 
 
 def test_a_bounce_without_a_type_is_a_hard_bounce():

@@ -301,6 +301,29 @@ def test_the_pixel_records_one_open(app, sink, client):
     assert len(opens) == 1
 
 
+MAIL_APP = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_1 like Mac OS X) AppleWebKit/605.1.15 "
+            "(KHTML, like Gecko) Mobile/15E148")
+
+
+@pytest.mark.parametrize("user_agent, address", [
+    ("Mozilla/5.0", "203.0.113.9"),  # the proxy's bare name, from anywhere
+    (MAIL_APP, "17.58.100.1"),  # from Apple's network, whatever it says it is
+], ids=["bare user agent", "apple network"])
+def test_a_privacy_proxys_fetch_of_the_pixel_is_an_open_by_a_machine(app, sink, client,
+                                                                     user_agent, address):
+    [recipient] = publish(("Ada", "ada@example.co.uk"))
+    path = pixel_path(sink.messages[0])
+    client.get(path, headers={"User-Agent": user_agent}, environ_base={"REMOTE_ADDR": address})
+    ada = fresh(recipient)
+    assert (ada.status, ada.cause) == (OPENED, "machine_opened")
+    assert "mail-privacy proxy" in ada.evidence  # and on the timeline
+    assert [e.reason_code for e in timeline(recipient.deliveries[0].id)
+            if e.type == "opened"] == ["machine_open"]
+    # Later the person opens it in the same minute: both opens are kept, and it was read.
+    client.get(path, headers={"User-Agent": MAIL_APP}, environ_base={"REMOTE_ADDR": "198.51.100.7"})
+    assert fresh(recipient).cause == "opened"
+
+
 @pytest.mark.parametrize("token", [
     "garbage",
     URLSafeSerializer("another-secret", salt="helpdesk.open-pixel").dumps("0" * 32),

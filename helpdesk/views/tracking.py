@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from ..auth import public
 from ..pixel import record_open
@@ -17,7 +17,7 @@ PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRA
 @bp.route("/t/<token>.gif")
 @public
 def pixel(token: str):
-    record_open(token)
+    record_open(token, request.headers.get("User-Agent"), request.remote_addr)
     response = Response(PIXEL, mimetype="image/gif")
     response.headers["Cache-Control"] = "no-store, max-age=0"
     return response

@@ -131,6 +131,7 @@ def to_event(payload: Any) -> ProviderEvent:
     elif name == "deferred":
         severity = "temporary"
     response = text_of(payload.get("response"))
+    machine = name == "open" and payload.get("sg_machine_open") is True
     return ProviderEvent(
         provider=PROVIDER,
         type=event_type,
@@ -143,6 +144,7 @@ def to_event(payload: Any) -> ProviderEvent:
         reason=_reason(name, payload),
         mta_response=response or (text_of(payload.get("reason")) if name == "bounce" else None),
         raw=payload,
+        reason_code="machine_open" if machine else None,
     )
 
 
