@@ -56,6 +56,7 @@ class ImportSummary:
     header: tuple[str, ...]
     rows: tuple[Verdict, ...]
     queued: int = 0  # deliveries queued for the new recipients
+    run_id: int | None = None  # the ``ImportRun`` that keeps it
 
     @property
     def counts(self) -> dict[str, int]:
@@ -297,23 +298,49 @@ def left_out_csv(header: Sequence[str], rows: Iterable[Verdict]) -> str:
     return out.getvalue()
 
 
+def rows_data(header: Sequence[str], rows: Iterable[Verdict]) -> dict:
+    """A file's header and rows' verdicts as plain JSON data (the review sends them back; an
+    import run keeps them)."""
+    return {"header": list(header), "rows": [
+        [r.line, r.kind, r.name, r.email, r.reason, r.suggestion, list(r.cells)] for r in rows]}
+
+
+def parsed_from_data(data) -> ParsedFile:
+    """``rows_data`` read back; ValueError when it is not of that shape."""
+    try:
+        header = tuple(str(cell) for cell in data["header"])
+        rows = []
+        for line, kind, name, email, reason, suggestion, cells in data["rows"]:
+            if kind not in intake.VERDICTS:
+                raise ValueError(kind)
+            rows.append(Verdict(
+                int(line), kind, str(name or ""), None if email is None else str(email),
+                None if reason is None else str(reason),
+                None if suggestion is None else str(suggestion), tuple(str(c) for c in cells)))
+    except (TypeError, KeyError) as error:
+        raise ValueError(f"not an import's rows: {error}") from None
+    return ParsedFile(",", header, tuple(rows))
+
+
 # --- writing ---------------------------------------------------------------------------------
 
 def import_rows(credential, parsed: ParsedFile, use_suggestion: Collection[int] = (),
                 known_domains: Collection[str] = (),
-                progress: ProgressCallback | None = None) -> ImportSummary:
+                progress: ProgressCallback | None = None, key: str | None = None) -> ImportSummary:
     """Add the rows the review kept to ``credential`` in one transaction, all or nothing: the
     typos on the lines in ``use_suggestion`` take their suggestion, the others stay as given.
 
     A row whose address the credential already has is a duplicate. When the credential is
-    published and sends email, the new recipients' emails are queued in the same transaction.
+    published and sends email, the new recipients' emails are queued in the same transaction,
+    and so is the ``ImportRun`` that keeps the summary (``key``, when given, is unique: a second
+    import under it fails whole with an IntegrityError).
     """
     # The database side, imported here so that reading a file needs no app.
     from sqlalchemy import func, select
 
     from . import audit, ingest, publishing
     from .addresses import set_email
-    from .models import Recipient, db
+    from .models import ImportRun, Recipient, db
 
     existing = set(db.session.scalars(
         select(func.lower(Recipient.email)).where(Recipient.credential_id == credential.id,
@@ -335,15 +362,18 @@ def import_rows(credential, parsed: ParsedFile, use_suggestion: Collection[int] 
         db.session.flush()
         audit.record_credential("imported", credential, f"{len(created)} recipient"
                                 f"{'s' if len(created) != 1 else ''} from a CSV file")
-        queued = 0
-        if created and credential.published and credential.send_email:
+        sendable = ([r for r in created if publishing.sendable(r)]
+                    if created and credential.published and credential.send_email else [])
+        run = ImportRun(key=key, credential_id=credential.id, created_by=audit.current_actor(),
+                        rows=rows_data(parsed.header, rows), queued=len(sendable))
+        db.session.add(run)
+        if sendable:
             # Commits the recipients with their deliveries; an unknown provider raises first.
-            queued = len(publishing.queue_deliveries(
-                [r for r in created if publishing.sendable(r)]))
+            publishing.queue_deliveries(sendable)
         else:
             ingest.refresh_and_commit([r.id for r in created])
     except BaseException:
         db.session.rollback()
         raise
     return ImportSummary(credential_id=credential.id, header=parsed.header, rows=rows,
-                         queued=queued)
+                         queued=run.queued, run_id=run.id)

@@ -245,6 +245,23 @@ class AuditEntry(db.Model):
     )
 
 
+class ImportRun(db.Model):
+    """One import of a CSV file: every row's verdict as imported, kept so that the summary is a
+    page of its own (POST-redirect-GET: reloading it imports nothing) and the rows left out can
+    be downloaded from it. ``key`` names the form that was sent: the same form sent twice
+    imports once."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[Optional[str]] = mapped_column(String(64), unique=True)
+    credential_id: Mapped[int] = mapped_column(ForeignKey("credential.id", ondelete="CASCADE"),
+                                               index=True)
+    created_by: Mapped[Optional[str]] = mapped_column(String(320))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # ``helpdesk.importer.rows_data``: the file's header and each row's verdict and cells.
+    rows: Mapped[Any] = mapped_column(JSON)
+    queued: Mapped[int] = mapped_column(default=0)
+
+
 class ShareLink(db.Model):
     """A link to one domain's status page for its IT: only the token's SHA-256 is stored (the
     link itself is shown once), with who made it, until when it works, and each view."""

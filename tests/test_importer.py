@@ -263,16 +263,20 @@ def test_hostile_names_are_stored_as_text_and_escaped_on_the_page(app, sink, age
 
 # --- the web upload ----------------------------------------------------------------------------
 
-def upload(client, credential_id, data: bytes, filename="people.csv"):
+def upload(client, credential_id, data: bytes, filename="people.csv", **fields):
     return client.post(f"/credentials/{credential_id}/import",
-                       data={"file": (io.BytesIO(data), filename)},
-                       content_type="multipart/form-data")
+                       data={"file": (io.BytesIO(data), filename), **fields},
+                       content_type="multipart/form-data", follow_redirects=True)
+
+
+def form_key(client, path: str) -> str:
+    return re.search(r'name="form_key" value="([^"]+)"', client.get(path).text).group(1)
 
 
 def confirm_form(page: str, unchecked=()) -> list[tuple[str, str]]:
     """The fields the review page sends back, as a browser would (checked boxes only)."""
     fields = [(name, html.unescape(value)) for name, value in re.findall(
-        r'<input type="hidden" name="(credential|title|rows)" value="([^"]*)">', page)]
+        r'<input type="hidden" name="(credential|title|rows|import_key)" value="([^"]*)">', page)]
     fields += [("use_suggestion", line) for line in re.findall(
         r'name="use_suggestion" value="(\d+)" checked', page) if line not in unchecked]
     return fields
@@ -296,8 +300,8 @@ def test_the_web_upload_reviews_typos_before_importing_or_sending_anything(app, 
     from werkzeug.datastructures import MultiDict
 
     done = agent_client.post("/import/confirm", data=MultiDict(confirm_form(page, {"6"})))
-    summary = done.get_data(as_text=True)
-    assert done.status_code == 200
+    assert done.status_code == 303  # POST-redirect-GET: the summary is a page of its own
+    summary = agent_client.get(done.headers["Location"]).get_data(as_text=True)
     assert "5 imported of 7 rows" in summary
     db.session.expire_all()
     assert {r.name: r.email for r in credential.recipients} == {
@@ -306,9 +310,8 @@ def test_the_web_upload_reviews_typos_before_importing_or_sending_anything(app, 
     # only what the review kept went out: the corrected address, not the flagged typo
     assert "cid@hotmail.com" in {m.recipients[0] for m in sink.messages}
     assert "cid@hotmial.com" not in {m.recipients[0] for m in sink.messages}
-    refused = re.search(r'name="refused" value="([^"]*)"', summary).group(1)
-    download = agent_client.post(f"/credentials/{credential.id}/import/refused.csv",
-                                 data={"refused": html.unescape(refused)})
+    download = agent_client.get(re.search(r'id="refused-download" href="([^"]+)"',
+                                          summary).group(1))
     assert download.status_code == 200 and download.mimetype == "text/csv"
     assert "attachment" in download.headers["Content-Disposition"]
     rows = list(csv.reader(io.StringIO(download.get_data(as_text=True).lstrip("\ufeff"))))
@@ -355,7 +358,7 @@ def test_the_import_page_lets_one_choose_the_credential_and_says_which_are_publi
     response = agent_client.post("/import", data={
         "credential": str(credential.id),
         "file": (io.BytesIO(b"name,email\nAnn,ann@example.com\n"), "a.csv")},
-        content_type="multipart/form-data")
+        content_type="multipart/form-data", follow_redirects=True)
     assert "1 imported of 1 row: 1 accepted." in response.get_data(as_text=True)
     missing = agent_client.post("/import", data={
         "file": (io.BytesIO(b"name,email\n"), "a.csv")}, content_type="multipart/form-data")
@@ -367,7 +370,7 @@ def test_an_import_can_create_its_credential(app, sink, agent_client):
     response = agent_client.post("/import", data={
         "credential": "new", "title": "Spring Cohort",
         "file": (io.BytesIO(b"name,email\nAnn,ann@example.com\nBob,\n"), "a.csv")},
-        content_type="multipart/form-data")
+        content_type="multipart/form-data", follow_redirects=True)
     assert "Imported into Spring Cohort" in response.get_data(as_text=True)
     credential = db.session.scalar(select(Credential))
     assert credential.title == "Spring Cohort" and credential.state.value == "draft"
@@ -378,11 +381,63 @@ def test_an_import_can_create_its_credential(app, sink, agent_client):
     assert untitled.status_code == 400 and "Give the new credential a title" in untitled.text
 
 
-def test_a_tampered_refused_rows_download_is_a_400(app, sink, agent_client):
+def test_tampered_review_rows_are_a_400_and_import_nothing(app, sink, agent_client):
     credential = create_credential("Course", [])
-    response = agent_client.post(f"/credentials/{credential.id}/import/refused.csv",
-                                 data={"refused": json.dumps({"rows": 3})})
+    response = agent_client.post("/import/confirm", data={
+        "credential": str(credential.id), "rows": json.dumps({"rows": 3})})
     assert response.status_code == 400
+    assert db.session.scalar(select(func.count()).select_from(Recipient)) == 0
+
+
+def test_reloading_or_sending_an_import_twice_imports_once(app, sink, agent_client):
+    credential = create_credential("Course", [], state="published")
+    path = f"/credentials/{credential.id}/import"
+    key = form_key(agent_client, path)
+    clean = b"name,email\nAnn,ann@example.com\nBob,\n"
+    first = agent_client.post(path, data={"form_key": key, "file": (io.BytesIO(clean), "a.csv")},
+                              content_type="multipart/form-data")
+    assert first.status_code == 303 and first.headers["Location"].startswith("/imports/")
+    # A reload shows the summary again (a GET) and imports nothing.
+    for _ in range(2):
+        assert "2 imported of 2 rows" in agent_client.get(first.headers["Location"]).text
+    # The same form sent again with the same file (the back button, a double click): once.
+    again = agent_client.post(path, data={"form_key": key, "file": (io.BytesIO(clean), "a.csv")},
+                              content_type="multipart/form-data")
+    assert again.headers["Location"] == first.headers["Location"]
+    assert "Nothing was imported twice" in agent_client.get(again.headers["Location"]).text
+    db.session.expire_all()
+    assert [r.name for r in credential.recipients] == ["Ann", "Bob"]
+    assert len(sink.messages) == 1  # Ann emailed once
+    # The same for the review's answer.
+    from werkzeug.datastructures import MultiDict
+
+    review = upload(agent_client, credential.id, b"name,email\nCid,cid@hotmial.com\n",
+                    form_key=key).text
+    answer = MultiDict(confirm_form(review))
+    assert answer.get("import_key")
+    once = agent_client.post("/import/confirm", data=answer)
+    twice = agent_client.post("/import/confirm", data=answer)
+    assert once.status_code == twice.status_code == 303
+    assert once.headers["Location"] == twice.headers["Location"] != first.headers["Location"]
+    db.session.expire_all()
+    assert [r.name for r in credential.recipients] == ["Ann", "Bob", "Cid"]
+
+
+def test_an_import_summary_and_its_left_out_rows_are_pages_of_their_own(app, sink,
+                                                                         agent_client):
+    credential = create_credential("Course", [])
+    page = upload(agent_client, credential.id, b"name,email\nAnn,ann@example.com\n"
+                  b"Ann,ann@example.com\n").text
+    from werkzeug.datastructures import MultiDict
+
+    done = agent_client.post("/import/confirm", data=MultiDict(confirm_form(page)))
+    summary = agent_client.get(done.headers["Location"]).text
+    assert "Import #1" in summary and "by agent@issuer.example" in summary
+    link = re.search(r'id="refused-download" href="([^"]+)"', summary).group(1)
+    rows = list(csv.reader(io.StringIO(agent_client.get(link).text.lstrip("\ufeff"))))
+    assert rows[1][:2] == ["3", "the same address as line 2"]
+    assert agent_client.get("/imports/99").status_code == 404
+    assert agent_client.get("/imports/99/left-out.csv").status_code == 404
 
 
 def test_the_upload_needs_a_csrf_token_when_csrf_is_on(app_factory, sink):
@@ -403,5 +458,5 @@ def test_the_upload_needs_a_csrf_token_when_csrf_is_on(app_factory, sink):
         response = client.post(f"/credentials/{credential.id}/import", data={
             "csrf_token": token, "file": (io.BytesIO(b"name,email\nAnn,ann@example.com\n"),
                                           "people.csv")}, content_type="multipart/form-data")
-        assert response.status_code == 200
+        assert response.status_code == 303
         assert db.session.scalar(select(func.count()).select_from(Recipient)) == 1

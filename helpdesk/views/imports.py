@@ -1,19 +1,23 @@
 """Importing recipients from an uploaded CSV file: the rows' verdicts, the review of the
-likely typos and other questions before anything is created or sent, the import, and the
-download of the rows left out."""
+likely typos and other questions before anything is created or sent, the import, its summary
+(a page of its own, after a redirect: reloading it imports nothing) and the download of the rows
+left out."""
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 
-from flask import (Blueprint, Response, abort, current_app, make_response, render_template,
-                   request)
+from flask import (Blueprint, Response, abort, current_app, flash, make_response, redirect,
+                   render_template, request, url_for)
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import audit, importer, intake, queries, untrusted_json
 from ..addresses import known_domains
 from ..auth import csrf
-from ..models import Credential, db
+from ..models import Credential, ImportRun, db
 
 bp = Blueprint("imports", __name__)
 
@@ -56,7 +60,7 @@ def _form(credential: Credential | None, error: str | None = None, code: int = 2
     limits = {"megabytes": importer.MAX_FILE_BYTES // 1024 // 1024, "rows": importer.MAX_ROWS}
     return render_template("import.html", credential=credential, credentials=credentials,
                            error=error, limits=limits, values=values or {},
-                           max_title=intake.MAX_TITLE), code
+                           max_title=intake.MAX_TITLE, form_key=secrets.token_urlsafe(16)), code
 
 
 def _target(credential: Credential | None) -> Credential | str:
@@ -93,46 +97,46 @@ def _import(credential: Credential | None):
     target = _target(credential)
     if upload is None or not upload.filename:
         return _form(credential, "Choose a CSV file to import.", 400)
+    data = upload.read(importer.MAX_FILE_BYTES + 1)
     try:
-        parsed = importer.read_rows(upload.read(importer.MAX_FILE_BYTES + 1), known_domains())
+        parsed = importer.read_rows(data, known_domains())
     except importer.BrokenFile as error:
         return _form(credential, f"Nothing was imported: {error}.", 400)
+    # The form's key and the file name this import: the same form sent again with the same
+    # file (a reload, a double click) imports once; another file from it is another import.
+    key = _import_key(hashlib.sha256(data).hexdigest())
     if intake.needs_review(parsed.rows):
-        return _review(target, parsed)
-    return _write(target, parsed, ())
+        return _review(target, parsed, key)
+    return _write(target, parsed, (), key)
+
+
+def _import_key(content: str) -> str | None:
+    form_key = request.form.get("form_key", "")
+    if not form_key:
+        return None
+    return hashlib.sha256(f"{form_key}\n{content}".encode()).hexdigest()
 
 
 def _rows_json(header, rows) -> str:
-    return json.dumps({"header": list(header), "rows": [
-        [r.line, r.kind, r.name, r.email, r.reason, r.suggestion, list(r.cells)] for r in rows]},
-        ensure_ascii=False)
+    return json.dumps(importer.rows_data(header, rows), ensure_ascii=False)
 
 
 def _rows_from_form(text: str) -> importer.ParsedFile:
     try:
-        data = untrusted_json.loads(text)
-        header = tuple(str(cell) for cell in data["header"])
-        rows = []
-        for line, kind, name, email, reason, suggestion, cells in data["rows"]:
-            if kind not in intake.VERDICTS:
-                raise ValueError(kind)
-            rows.append(intake.Verdict(
-                int(line), kind, str(name or ""), None if email is None else str(email),
-                None if reason is None else str(reason),
-                None if suggestion is None else str(suggestion), tuple(str(c) for c in cells)))
-    except (ValueError, TypeError, KeyError):
+        return importer.parsed_from_data(untrusted_json.loads(text))
+    except ValueError:
         abort(400, "The rows were not sent back as the review page gives them; upload the "
                    "file again.")
-    return importer.ParsedFile(",", header, tuple(rows))
 
 
-def _review(target: Credential | str, parsed: importer.ParsedFile):
+def _review(target: Credential | str, parsed: importer.ParsedFile, key: str | None):
     """Every verdict at once, and the questions (which suggestions to take) before importing."""
     return render_template(
         "import_review.html", credential=target if isinstance(target, Credential) else None,
         new_title=target if isinstance(target, str) else None, parsed=parsed,
         counts=intake.counts(parsed.rows), summary=intake.summary(parsed.rows),
-        intake=intake, shown=SHOWN_ROWS, rows_json=_rows_json(parsed.header, parsed.rows))
+        intake=intake, shown=SHOWN_ROWS, rows_json=_rows_json(parsed.header, parsed.rows),
+        import_key=key or "")
 
 
 @bp.route("/import/confirm", methods=["POST"])
@@ -144,31 +148,62 @@ def confirm():
     chosen_id = queries.record_id(chosen)
     target = _target(db.session.get(Credential, chosen_id) if chosen_id else None)
     use = queries.whole_numbers(request.form.getlist("use_suggestion"))
-    return _write(target, _rows_from_form(request.form.get("rows", "")), use)
+    key = request.form.get("import_key", "")[:64] or None
+    return _write(target, _rows_from_form(request.form.get("rows", "")), use, key)
 
 
-def _write(target: Credential | str, parsed: importer.ParsedFile, use_suggestion):
+def _already_imported(key: str | None) -> ImportRun | None:
+    return db.session.scalar(select(ImportRun).where(ImportRun.key == key)) if key else None
+
+
+def _to_summary(run: ImportRun, again: bool = False):
+    if again:
+        flash("This file was already imported: here is what it did. Nothing was imported "
+              "twice.", "info")
+    return redirect(url_for("imports.summary", run_id=run.id), 303)
+
+
+def _write(target: Credential | str, parsed: importer.ParsedFile, use_suggestion,
+           key: str | None):
+    if (done := _already_imported(key)) is not None:
+        return _to_summary(done, again=True)
     if isinstance(target, str):  # created in the import's transaction: nothing is left half made
         target = Credential(title=target)
         db.session.add(target)
         db.session.flush()
         audit.record_credential("created", target, "to import a CSV file into")
-    summary = importer.import_rows(target, parsed, use_suggestion, known_domains())
-    left_out = summary.rows_with(*importer.LEFT_OUT)
+    try:
+        summary = importer.import_rows(target, parsed, use_suggestion, known_domains(), key=key)
+    except IntegrityError:
+        # The same form was imported at the same moment by another request: that one counts.
+        db.session.rollback()
+        if (done := _already_imported(key)) is None:
+            raise
+        return _to_summary(done, again=True)
+    return redirect(url_for("imports.summary", run_id=summary.run_id), 303)
+
+
+def _run_summary(run: ImportRun) -> importer.ImportSummary:
+    parsed = importer.parsed_from_data(run.rows)
+    return importer.ImportSummary(run.credential_id, parsed.header, parsed.rows, run.queued,
+                                  run.id)
+
+
+@bp.route("/imports/<int:run_id>")
+def summary(run_id: int):
+    """What an import did, every row accounted for."""
+    run = db.get_or_404(ImportRun, run_id)
+    result = _run_summary(run)
     return render_template(
-        "import_summary.html", credential=target, summary=summary, intake=intake,
-        shown=SHOWN_ROWS, left_out=left_out,
-        left_out_json=_rows_json(summary.header, left_out))
+        "import_summary.html", credential=db.session.get(Credential, run.credential_id),
+        run=run, summary=result, intake=intake, shown=SHOWN_ROWS,
+        left_out=result.rows_with(*importer.LEFT_OUT))
 
 
-@bp.route("/credentials/<int:credential_id>/import/refused.csv", methods=["POST"])
-@csrf.exempt
-def refused_rows(credential_id: int):
-    """The rows left out that the summary page sent back, as a CSV file safe to open in a
-    spreadsheet."""
-    db.get_or_404(Credential, credential_id)
-    _accept_large_form(ROWS_LIMIT)
-    parsed = _rows_from_form(request.form.get("refused", ""))
-    body = "\ufeff" + importer.left_out_csv(parsed.header, parsed.rows)  # the BOM: Excel reads UTF-8
+@bp.route("/imports/<int:run_id>/left-out.csv")
+def left_out_rows(run_id: int):
+    """The rows an import left out, as a CSV file safe to open in a spreadsheet."""
+    result = _run_summary(db.get_or_404(ImportRun, run_id))
+    body = "\ufeff" + importer.left_out_csv(result.header, result.rows)  # the BOM: Excel reads UTF-8
     return Response(body, mimetype="text/csv", headers={
-        "Content-Disposition": f"attachment; filename=credential-{credential_id}-refused.csv"})
+        "Content-Disposition": f"attachment; filename=import-{run_id}-left-out.csv"})
