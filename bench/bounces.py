@@ -55,12 +55,15 @@ def rows_of(data: Path, split: str) -> list[dict[str, str]]:
 
 
 def ours(raw: bytes) -> dict[str, set[str]]:
-    """Recipient → the levels its events raise a delivery to ("" for a timeline-only one)."""
+    """Recipient → the levels its events raise a delivery to ("" for a timeline-only one). An
+    event names the address we sent to; where the report says it was rewritten (a forward, an
+    alias: the DSN's Final-Recipient beside its Original-Recipient), it names that one too."""
     found: dict[str, set[str]] = defaultdict(set)
     read = parse_bounce(raw)
     for event in read if isinstance(read, list) else []:
-        if event.recipient:
-            found[event.recipient.lower()].add(event_level(event.type) or "")
+        final = (event.raw or {}).get("final_recipient")
+        for address in filter(None, (event.recipient, final)):
+            found[address.lower()].add(event_level(event.type) or "")
     return found
 
 

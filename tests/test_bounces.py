@@ -202,6 +202,23 @@ def test_more_ways_of_saying_the_address_does_not_exist(name, recipient):
     assert outcome(name)[recipient] == (*HARD, "user_unknown")
 
 
+def flufl_sample(name: str) -> dict[str, tuple[str, str, str | None]]:
+    """Recipient → outcome for one of flufl.bounce's test bounces (tests/data/bounces-flufl)."""
+    raw = (Path(__file__).parent / "data" / "bounces-flufl" / "messages" / name).read_bytes()
+    return {e.recipient: (e.type, e.severity, e.reason_code) for e in events_of(raw)}
+
+
+@pytest.mark.parametrize("name, recipient, kind", [
+    ("bounce_03.txt", "userx@example.uk", HARD),  # "addressed to 'userx@example.uk'"
+    ("simple_02.txt", "userx@example.net", SOFT),  # "Intended recipient:", mail "returned"
+    ("simple_27.txt", "userx@example.net.py", HARD),  # MDaemon: "- no such user here."
+    ("sina_01.txt", "userx@sina.com", SOFT),  # in Chinese: 邮件无法发送到您指定的地址中
+    ("dsn_17.txt", "userx@example.fi", SOFT),  # a delay; Final-Recipient rewritten
+])
+def test_more_shapes_of_prose_and_quoting(name, recipient, kind):
+    assert flufl_sample(name)[recipient][:2] == kind
+
+
 def test_the_servers_words_and_codes_are_kept():
     [event] = parse_bounce(sample("lhost-exim-01.eml"))
     assert event.recipient == "kijitora@example.ed.jp"

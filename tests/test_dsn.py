@@ -176,7 +176,7 @@ def test_raw_is_a_small_summary_never_the_message():
     for name in ("postfix-failed.eml", "gmail-failed.eml", "exchange-online-group.eml"):
         for event in parse_dsn(fixture(name)):
             assert set(event.raw) == {"action", "status", "diagnostic_code", "reporting_mta",
-                                      "remote_mta", "original_recipient", "dsn_message_id"}
+                                      "remote_mta", "final_recipient", "dsn_message_id"}
             assert len(json.dumps(event.raw)) < 1000
             assert "issued a credential" not in json.dumps(event.raw)
 
@@ -309,6 +309,25 @@ def test_a_failed_report_to_the_verp_address_bounces_the_recipient(app, sent):
     assert db.session.get(Recipient, recipient.id).status == BOUNCED
     timeline = [(e.type, e.mta_response) for e in events_of(delivery.id)]
     assert ("bounced", "5.1.1 550 5.1.1 <ada@example.co.uk>: no mailbox here") in timeline
+
+
+def test_a_forwarded_address_that_failed_bounces_the_address_we_sent_to(app, sent):
+    # Ada's company forwards her mail; the mailbox it forwards to refused it. The report names
+    # both: the Original-Recipient (ours) and the Final-Recipient it was rewritten to.
+    recipient, delivery, caught = sent
+    report = make_dsn(to=caught.envelope_from, original=caught.data, groups=[{
+        "Original-Recipient": "rfc822; ada@example.co.uk",
+        "Final-Recipient": "rfc822; ada.lovelace@mail.example.net", "Action": "failed",
+        "Status": "5.7.26", "Diagnostic-Code": "smtp; 550 5.7.26 unauthenticated email is "
+        "not accepted from this domain"}])
+    [event] = parse_dsn(report)
+    assert (event.recipient, event.raw["final_recipient"]) == (
+        "ada@example.co.uk", "ada.lovelace@mail.example.net")
+    assert app.test_cli_runner().invoke(args=["bounces", "ingest", "-"],
+                                        input=report).exit_code == 0
+    db.session.expire_all()
+    assert db.session.get(Recipient, recipient.id).status == BOUNCED
+    assert [e.type for e in events_of(delivery.id)][-1] == "bounced"
 
 
 def test_a_report_matched_only_by_our_header_in_the_original(app, sent):

@@ -178,15 +178,16 @@ def _with_prose(recipients: list[dsn.Recipient], text: str,
     no Diagnostic-Code, and the lines about each recipient for its reason."""
     about = prose.failed_addresses(text, ours)
     by_address = {f.address.lower(): f for f in about}
-    spare = [f for f in about if f.address.lower() not in
-             {r.address.lower() for r in recipients}]
+    named = {a.lower() for r in recipients for a in (r.address, r.final) if a}
+    spare = [f for f in about if f.address.lower() not in named]
     complete = []
     for recipient in recipients:
         if "@" not in recipient.address:
             if not spare:
                 continue
             recipient.address = spare.pop(0).address
-        found = by_address.get(recipient.address.lower())
+        found = by_address.get(recipient.address.lower()) or \
+            by_address.get(recipient.final.lower())
         if found is None and len(recipients) == 1:
             found = prose.Failed(recipient.address, text, prose.server_words(text))
         if found is not None:
@@ -263,7 +264,7 @@ def _events(recipients: list[dsn.Recipient], headers: mime.Fields, per_message: 
                  "diagnostic_code": diagnostic or None,
                  "reporting_mta": reporting_mta or None,
                  "remote_mta": recipient.remote_mta or None,
-                 "original_recipient": recipient.original or None,
+                 "final_recipient": recipient.final or None,
                  "dsn_message_id": report_id or None},
         ))
     return events

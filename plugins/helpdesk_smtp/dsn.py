@@ -35,9 +35,9 @@ class MalformedReport(ValueError):
 class Recipient:
     """What a report says about one recipient."""
 
-    address: str
+    address: str  # the address we sent to
     action: str  # "failed" | "expired" | "delayed" | "delivered"
-    original: str = ""  # the Original-Recipient, where it differs
+    final: str = ""  # the Final-Recipient, where the report names another (an alias, a forward)
     reported_action: str = ""  # the Action field as written
     last_attempt: str = ""
     context: str = ""  # the report's prose about this recipient, for its reason
@@ -117,8 +117,8 @@ def read_groups(blocks: list[mime.Fields]) -> StatusFields:
                 per_message = block
             continue
         number += 1
-        # The address that failed is the Final-Recipient; beside a rewritten one (an alias, a
-        # forward) the Original-Recipient is the address we sent to.
+        # The Original-Recipient is the address we sent to (RFC 3464 2.3.1); beside it the
+        # Final-Recipient may be another that it was rewritten to (an alias, a forward).
         original = address(mime.first(block, "original-recipient"))
         final = address(mime.first(block, "final-recipient"))
         status = mime.first(block, "status").split()[0] if mime.first(block, "status") else ""
@@ -130,8 +130,8 @@ def read_groups(blocks: list[mime.Fields]) -> StatusFields:
             continue
         diagnostic = one_reply(untyped(" ".join(block.get("diagnostic-code", []))))
         recipients.append(Recipient(
-            address=final if _plain(final) or not original else original,
-            original=original if original.lower() != final.lower() else "",
+            address=original if _plain(original) else final,
+            final=final if _plain(original) and original.lower() != final.lower() else "",
             action=action, reported_action=mime.first(block, "action").lower(), status=status,
             diagnostic=diagnostic,
             remote_mta=untyped(mime.first(block, "remote-mta")),

@@ -51,7 +51,7 @@ HEADER_LINE = re.compile(r"^[A-Za-z][A-Za-z0-9-]*:[ \t]")
 # that says so.
 NAMED = re.compile((
     r"(?:^[ \t>*-]*(?:[245]\d\d[ -](?:[245]\.\d{1,3}\.\d{1,3}[ \t]+)?)?"
-    r"(?:(?:to|rcpt to|recipient|original-recipient|final-recipient|address|"
+    r"(?:(?:to|rcpt to|recipient|intended recipient|original-recipient|final-recipient|address|"
     r"e-?mail|destinataire|empfänger|destinatario|адресат|宛先)[ \t]*[:=]?[ \t]*)?"
     r"(?:rfc822;[ \t]*)?<?$ADDR>?[ \t]*(?:[:.,;]|\.\.\.|\s*$|\s+on\s|\s+[(\[]|\s+-)|"
     r"rcpt to:?\s*<$ADDR>|(?:delivered|deliver|delivery|sent|send|reach|reached|"
@@ -112,10 +112,12 @@ BOUNCE_WORDS = re.compile(
     r"failed to deliver|not (?:be )?delivered to|delivery to the following|"
     r"following (?:address|recipient)|returned to you|unable to deliver|"
     r"did not reach|couldn't be delivered|message could not|delivery problem|"
+    r"(?:mail|message) (?:has been |was )?returned|no such user|user unknown|unknown user|"
     r"rejected your message|has been rejected|mail delivery failed|delivery failure|"
     r"no se pudo entregar|nicht zugestellt|n'a pas pu être|non è stato|не удалось доставить|"
     r"не может быть доставлено|送信できませんでした|配信できませんでした|届きませんでした|"
-    r"无法投递|退信", re.I)
+    r"无法投递|退信|无法(?:发送|送达|传送)|(?:发送|传输|投递)失败|無法(?:傳送|送達|投遞)|"
+    r"(?:傳送|投遞)失敗", re.I)
 
 
 @dataclass
@@ -240,6 +242,8 @@ def _candidates(text: str, ours: set[str]):
     the mail system's, not a sender's or a Message-ID's."""
     for match in ADDRESS.finditer(text):
         found = match.group(1).strip(".")
+        if found.startswith("'") and text[match.end():match.end() + 1] == "'":
+            found = found[1:]  # 'ada@example.org', quoted: the quotes are not the address's
         lower = found.lower()
         if lower in ours or SYSTEM_MAILBOX.match(lower.split("@")[0]) or VERP.search(found):
             continue
