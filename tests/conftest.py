@@ -13,6 +13,9 @@ from helpdesk.auth import create_token, create_user
 from helpdesk.models import db
 from helpdesk.sink import SmtpSink
 
+# The browser tests' shared browser, watch, checks and screenshots.
+pytest_plugins = ("browser_checks",)
+
 PG_URL = os.environ.get("HELPDESK_TEST_DATABASE_URL")
 REDIS_URL = os.environ.get("HELPDESK_TEST_REDIS_URL")
 TYPO_DOMAINS = ("gmial.com", "hotmial.com")

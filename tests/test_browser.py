@@ -8,11 +8,12 @@ Security Policy violation or an alert fails the test. Screenshots of each step g
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from browser_checks import assert_fits, watched_context
 from browser_server import LiveServer, Worker, drain_queue
 from conftest import PASSWORD
 from desk_data import HOSTILE_IMG
@@ -22,20 +23,10 @@ from helpdesk.models import Recipient, db
 from helpdesk.sink import SmtpSink, free_port
 from helpdesk.status import BOUNCED, STATUSES
 
-CHROMIUM = Path("/usr/bin/chromium")
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason=f"Debian's chromium is not installed at {CHROMIUM} "
-                              "(apt-get install chromium)"),
-]
-sync_api = pytest.importorskip("playwright.sync_api", reason="the test extra installs playwright")
-expect = sync_api.expect
+pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api",
+                             reason="the test extra installs playwright").expect
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run",
-                 "--disable-quic"]
 # Live regions poll every 3 to 5 seconds; a status change must show within a few polls.
 LIVE_TIMEOUT_MS = 20_000
 
@@ -47,14 +38,6 @@ COMPANY_REFUSAL = "550 5.7.1 Sender address rejected: not on the allowlist"
 
 
 # --- fixtures -----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
 
 @pytest.fixture
 def company_sink():
@@ -115,75 +98,12 @@ def desk(app_factory, company_sink, tmp_path):
         worker.stop()
 
 
-@dataclass
-class Watch:
-    """What went wrong in a page while a test used it."""
-
-    console_errors: list[str] = field(default_factory=list)
-    csp_violations: list[str] = field(default_factory=list)
-    dialogs: list[tuple[str, str]] = field(default_factory=list)
-
-    def problems(self) -> list[str]:
-        alerts = [f"{kind}: {text}" for kind, text in self.dialogs if kind != "confirm"]
-        return self.console_errors + self.csp_violations + alerts
-
-
-def watched_context(browser, desk: Desk, watch: Watch):
-    context = browser.new_context(base_url=desk.url, viewport={"width": 1280, "height": 900})
-    context.expose_function("__reportCsp", lambda text: watch.csp_violations.append(text))
-    context.add_init_script(
-        "document.addEventListener('securitypolicyviolation', function (e) {"
-        " window.__reportCsp('CSP ' + e.violatedDirective + ' blocked ' + e.blockedURI"
-        " + ' at ' + e.sourceFile + ':' + e.lineNumber); });")
-
-    def on_page(page):
-        page.on("console", lambda msg: msg.type == "error" and watch.console_errors.append(
-            f"console error on {page.url}: {msg.text}"))
-        page.on("pageerror", lambda error: watch.console_errors.append(
-            f"script error on {page.url}: {error}"))
-
-        def on_dialog(dialog):
-            watch.dialogs.append((dialog.type, dialog.message))
-            if dialog.type == "confirm":  # the app's own "are you sure?" questions
-                dialog.accept()
-            else:
-                dialog.dismiss()
-
-        page.on("dialog", on_dialog)
-
-    context.on("page", on_page)
-    return context
-
-
-@pytest.fixture
-def watch():
-    return Watch()
-
-
 @pytest.fixture
 def page(browser, desk, watch):
-    context = watched_context(browser, desk, watch)
+    context = watched_context(browser, desk.url, watch)
     yield context.new_page()
     context.close()
     assert watch.problems() == []
-
-
-@pytest.fixture
-def shot(request):
-    """``shot(page, "step")`` saves a full-page screenshot named after the test and the step."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    test_name = request.node.name.removeprefix("test_")
-    for stale in SCREENSHOTS.glob(f"{test_name}-*.png"):  # from an earlier run
-        stale.unlink()
-    steps = []
-
-    def take(page, step: str) -> Path:
-        steps.append(step)
-        path = SCREENSHOTS / f"{test_name}-{len(steps):02d}-{step}.png"
-        page.screenshot(path=str(path), full_page=True)
-        return path
-
-    return take
 
 
 def sign_in(page) -> None:
@@ -278,7 +198,7 @@ def test_a_share_link_shows_an_anonymous_visitor_only_that_domains_emails(
     expect(page.locator("#it-message")).to_have_value(re.compile(re.escape(share_url)))
     shot(page, "share-link-created")
 
-    visitor = watched_context(browser, desk, watch)
+    visitor = watched_context(browser, desk.url, watch)
     try:
         anonymous = visitor.new_page()
         anonymous.goto(share_url)
@@ -386,7 +306,7 @@ def test_a_new_user_finds_fixes_and_resends_every_bounce_and_reads_the_statuses(
     assert mailto.startswith(f"mailto:postmaster@{COMPANY}?subject=")
     shot(page, "allowlist-request")
 
-    visitor = watched_context(browser, desk, watch)
+    visitor = watched_context(browser, desk.url, watch)
     try:
         it_page = visitor.new_page()
         it_page.goto(share_url)
@@ -525,11 +445,6 @@ def test_an_agent_corrects_an_opened_recipient_and_publishes_a_draft_on_purpose(
     expect(page.locator("#flashes")).to_contain_text("Deleted Quinn Draft <quinn@example.com>.")
     expect(page.get_by_role("link", name="Quinn Draft")).to_have_count(0)
     shot(page, f"after-delete-{width}")
-
-
-def assert_fits(page) -> None:
-    """No horizontal scrolling: the page is no wider than the window."""
-    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), page.url
 
 
 @pytest.mark.parametrize("width", [1280, 390])

@@ -1,0 +1,145 @@
+"""Every page of the desk, at a laptop's width and a phone's, for an anonymous visitor, an agent
+and an admin: zero axe-core violations, no horizontal scrolling, no console error or CSP
+violation, and a screenshot of each in ``test-artifacts/screenshots/``."""
+from __future__ import annotations
+
+import pytest
+
+from browser_checks import WIDTHS, page_problems, watched_context
+from test_browser import AGENT, COMPANY, PASSWORD, build_data, company_sink, desk  # noqa: F401
+from helpdesk.auth import create_user
+from helpdesk.credentials import create_credential
+from helpdesk.models import Credential, Recipient, db
+from helpdesk.sharing import create_link
+
+pytestmark = pytest.mark.browser
+expect = pytest.importorskip("playwright.sync_api",
+                             reason="the test extra installs playwright").expect
+
+ADMIN = "admin@issuer.example"
+TYPO_CSV = "name,email\nNew Person,new.person@example.org\nTypo Person,typo@gmial.com\n"
+
+
+def ids(app) -> dict[str, int]:
+    with app.app_context():
+        def recipient(name):
+            return db.session.scalar(db.select(Recipient.id).where(Recipient.name == name))
+
+        def credential(title):
+            return db.session.scalar(db.select(Credential.id).where(Credential.title == title))
+
+        return {"sam": recipient("Sam Someone"), "carol": recipient("Carol Noaddress"),
+                "science": credential("Data Science Certificate"),
+                "draft": credential("Safety Course")}
+
+
+def more_data(app) -> str:
+    """A draft, an admin, and a share link for the company (its token)."""
+    with app.app_context():
+        create_credential("Safety Course", [{"name": "Pat Draft", "email": "pat@example.com"}])
+        create_user(ADMIN, PASSWORD, "admin")
+        _, token = create_link(COMPANY, 14, None)
+        return token
+
+
+def sign_in(page, email: str) -> None:
+    page.goto("/login")
+    page.fill("#email", email)
+    page.fill("#password", PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.locator("h1")).to_have_text("Dashboard")
+
+
+def look(page, shot, name: str, problems: list[str]) -> None:
+    shot(page, name, check=False)
+    problems += page_problems(page)
+
+
+def visit(page, shot, name: str, path: str, problems: list[str], status: int = 200) -> None:
+    response = page.goto(path)
+    assert response.status == status, (path, response.status)
+    look(page, shot, name, problems)
+
+
+def expected_refusals(watch, *codes: int) -> list[str]:
+    """The console errors the browser logs for the error pages this test asked for."""
+    return [e for e in watch.console_errors
+            if any(f"responded with a status of {code} " in e for code in codes)]
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_is_accessible_and_fits_the_window(browser, desk, watch, shot, width):
+    desk.app.extensions["helpdesk_sink"] = desk.sink  # the outbox, as `helpdesk demo` runs it
+    token = more_data(desk.app)
+    n = ids(desk.app)
+    problems: list[str] = []
+
+    anonymous = watched_context(browser, desk.url, watch, width)
+    page = anonymous.new_page()
+    visit(page, shot, "login", "/login", problems)
+    visit(page, shot, "help", "/help", problems)
+    for slug in ("statuses", "what-to-do", "causes", "allowlist", "providers"):
+        visit(page, shot, f"help-{slug}", f"/help/{slug}", problems)
+    visit(page, shot, "help-search", "/help?q=what+does+sending+mean", problems)
+    visit(page, shot, "share", f"/share/{token}", problems)
+    visit(page, shot, "share-unknown", "/share/not-a-token", problems, 403)
+    visit(page, shot, "not-found", "/no-such-page", problems, 404)
+    anonymous.close()
+
+    agent = watched_context(browser, desk.url, watch, width)
+    page = agent.new_page()
+    sign_in(page, AGENT)
+    pages = [
+        ("dashboard", "/"),
+        ("credentials", "/credentials"),
+        ("credential", f"/credentials/{n['science']}"),
+        ("credential-bounced", f"/credentials/{n['science']}?status=bounced"),
+        ("credential-draft", f"/credentials/{n['draft']}"),
+        ("credential-new", "/credentials/new"),
+        ("credential-publish", f"/credentials/{n['draft']}/publish"),
+        ("credential-delete", f"/credentials/{n['draft']}/delete"),
+        ("credential-import", f"/credentials/{n['science']}/import"),
+        ("recipients", "/recipients"),
+        ("recipients-bounced", "/recipients?status=bounced"),
+        ("recipient-bounced", f"/recipients/{n['sam']}"),
+        ("recipient-no-address", f"/recipients/{n['carol']}"),
+        ("recipient-edit", f"/recipients/{n['sam']}/edit"),
+        ("recipient-delete", f"/recipients/{n['sam']}/delete"),
+        ("lookup-typo", "/lookup?q=someone%40gmial.com"),
+        ("lookup-name", "/lookup?q=Initech"),
+        ("lookup-nothing", "/lookup?q=nobody-at-all"),
+        ("domains", "/domains"),
+        ("domain", f"/domains/{COMPANY}"),
+        ("typos", "/typos"),
+        ("import", "/import"),
+        ("password", "/account/password"),
+        ("outbox", "/outbox"),
+        ("outbox-message", "/outbox/0"),
+    ]
+    for name, path in pages:
+        visit(page, shot, f"agent-{name}", path, problems)
+    visit(page, shot, "agent-admin-refused", "/admin/users", problems, 403)
+
+    # The pages a form leads to: the import's review of a typo, and its summary.
+    page.goto("/import")
+    page.select_option("#import-credential", "new")
+    page.fill("#import-title", "Imported Course")
+    page.set_input_files("#import-file", files=[{
+        "name": "people.csv", "mimeType": "text/csv", "buffer": TYPO_CSV.encode()}])
+    page.locator("#import-form button[type=submit]").click()
+    expect(page.locator("main")).to_contain_text("typo@gmial.com")
+    look(page, shot, "agent-import-review", problems)
+    agent.close()
+
+    admin = watched_context(browser, desk.url, watch, width)
+    page = admin.new_page()
+    sign_in(page, ADMIN)
+    for name, path in [("dashboard", "/"), ("users", "/admin/users"),
+                       ("settings", "/admin/settings"), ("audit", "/admin/audit"),
+                       ("recipient", f"/recipients/{n['sam']}")]:
+        visit(page, shot, f"admin-{name}", path, problems)
+    admin.close()
+    assert problems == [], "\n".join(problems)
+    refusals = expected_refusals(watch, 403, 404)
+    assert len(refusals) == 3  # the unknown share link, the unknown page, the agent at /admin
+    assert [p for p in watch.problems() if p not in refusals] == []
