@@ -16,18 +16,15 @@ from .addresses import check_address, known_domains
 from .auth import public
 from .causes import CAUSES
 from .credentials import CredentialError, create_credential
-from .intake import MAX_EMAIL, MAX_NAME, MAX_TITLE
+from .input_schema import InvalidInput, parse_timestamp
 from .models import Credential, Delivery, Recipient, db
-from .queries import MAX_ID, MAX_PAGE
+from .openapi import BODIES, MAX_PER_PAGE
+from .queries import MAX_ID
 from .status import STATUSES, Tip
 from .validation import EmailCheck
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-MAX_PER_PAGE = 200
-MAX_BATCH_CHECKS = 1000
-CREDENTIAL_FIELDS = {"title", "state", "scheduled_at", "send_email", "recipients", "allow_typos"}
-RECIPIENT_FIELDS = {"name", "email"}
 RECIPIENT_FILTERS = {"status", "domain", "q", "credential_id", "page", "per_page"}
 
 
@@ -48,10 +45,12 @@ def _http_error(error: HTTPException) -> Response:
 
 # --- reading request bodies -------------------------------------------------------------------
 
-def _json_object(empty_is_ok: bool = False) -> dict[str, Any]:
+def _body(schema: str, empty_is_ok: bool = False) -> dict[str, Any]:
+    """The request's JSON object, checked against its schema in ``/openapi.json`` and with the
+    schema's defaults filled in; anything else is answered 4xx with what is wrong."""
     raw = request.get_data(cache=True)
     if empty_is_ok and not raw:
-        return {}
+        return BODIES.read(schema, {})
     if not request.is_json:
         abort(415, "send a JSON body with Content-Type: application/json")
     try:
@@ -60,92 +59,10 @@ def _json_object(empty_is_ok: bool = False) -> dict[str, Any]:
         abort(400, str(error))
     if not isinstance(body, dict):
         abort(400, "the body must be a JSON object")
-    return body
-
-
-def _refuse_unknown_fields(obj: dict, allowed: set[str], where: str) -> None:
-    unknown = sorted(set(obj) - allowed)
-    if unknown:
-        abort(400, f"unknown field {where}{unknown[0]!r}; expected: {', '.join(sorted(allowed))}")
-
-
-def _text(value: Any, field: str, max_length: int, *, required: bool = True) -> str:
-    if not isinstance(value, str):
-        abort(400, f"{field} must be a string, not {_json_type(value)}")
-    if required and not value.strip():
-        abort(400, f"{field} must not be empty")
-    if len(value) > max_length:
-        abort(400, f"{field} is longer than {max_length} characters")
-    if "\x00" in value:
-        abort(400, f"{field} contains a NUL character")
-    return value
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-def _boolean(body: dict, field: str, default: bool) -> bool:
-    value = body.get(field, default)
-    if not isinstance(value, bool):
-        abort(400, f"{field} must be true or false, not {_json_type(value)}")
-    return value
-
-
-def _timestamp(value: Any, field: str) -> datetime:
-    text = _text(value, field, 64)
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        abort(400, f"{field} must be an ISO 8601 date and time, e.g. 2026-12-01T09:00:00Z, "
-                   f"not {text!r}")
-    if moment.tzinfo is None:
-        abort(400, f"{field} needs a time zone, e.g. 2026-12-01T09:00:00Z")
-    return moment
-
-
-def _credential_input(body: dict) -> dict[str, Any]:
-    """The arguments of ``create_credential``, from a request body checked strictly."""
-    _refuse_unknown_fields(body, CREDENTIAL_FIELDS, "")
-    if "title" not in body:
-        abort(400, "title is required")
-    state = body.get("state", "draft")
-    if state not in ("draft", "scheduled", "published"):
-        abort(400, f"state must be draft, scheduled or published, not {state!r}")
-    scheduled_at = body.get("scheduled_at")
-    if scheduled_at is not None:
-        scheduled_at = _timestamp(scheduled_at, "scheduled_at")
-    elif state == "scheduled":
-        abort(400, "a scheduled credential needs scheduled_at")
-    recipients = body.get("recipients", [])
-    if not isinstance(recipients, list):
-        abort(400, f"recipients must be an array, not {_json_type(recipients)}")
-    cleaned = []
-    for index, item in enumerate(recipients):
-        where = f"recipients[{index}]"
-        if not isinstance(item, dict):
-            abort(400, f"{where} must be an object with name and email, not {_json_type(item)}")
-        _refuse_unknown_fields(item, RECIPIENT_FIELDS, f"{where}.")
-        if "name" not in item:
-            abort(400, f"{where}.name is required")
-        name = _text(item["name"], f"{where}.name", MAX_NAME, required=False)
-        email = item.get("email")
-        if email is not None:
-            email = _text(email, f"{where}.email", MAX_EMAIL, required=False)
-        cleaned.append({"name": name, "email": email})
-    return {"title": _text(body["title"], "title", MAX_TITLE), "recipients": cleaned,
-            "state": state, "scheduled_at": scheduled_at,
-            "send_email": _boolean(body, "send_email", True)}
+        return BODIES.read(schema, body)
+    except InvalidInput as error:
+        abort(400, str(error))
 
 
 # --- shapes -----------------------------------------------------------------------------------
@@ -216,20 +133,22 @@ def create():
     likely typos and repeated addresses are answered 422 before anything is written or sent,
     unless the request says ``allow_typos`` (typos kept as given, repeats left out and listed
     under ``left_out``). A malformed address is kept and reported, never sent to."""
-    body = _json_object()
-    arguments = _credential_input(body)
-    reviewed = _boolean(body, "allow_typos", False)
+    body = _body("CredentialInput")
+    scheduled_at = body.get("scheduled_at")
+    arguments = {"title": body["title"], "state": body["state"],
+                 "scheduled_at": parse_timestamp(scheduled_at) if scheduled_at else None,
+                 "send_email": body["send_email"]}
     known = known_domains()
-    verdicts = intake.judge(intake.entries_from(arguments["recipients"]), known)
+    verdicts = intake.judge(intake.entries_from(body["recipients"]), known, place=_recipient)
     questions = [v for v in verdicts if v.kind in (intake.TYPO, intake.DUPLICATE)]
-    if questions and not reviewed:
+    if questions and not body["allow_typos"]:
         typos = [{"index": v.line, "email": v.email, "suggestion": v.suggestion}
                  for v in questions if v.kind == intake.TYPO]
         return _error(f"{len(questions)} recipient(s) to review ({len(typos)} address(es) look "
                       "mistyped, the others repeat an earlier one); fix them, or send "
                       "\"allow_typos\": true to keep the typos as they are and leave the "
                       "repeats out", 422, typos=typos, rows=[verdict_json(v) for v in questions])
-    verdicts = intake.apply_choices(verdicts, (), known)
+    verdicts = intake.apply_choices(verdicts, (), known, place=_recipient)
     try:
         credential = create_credential(**{**arguments,
                                            "recipients": intake.to_create(verdicts)})
@@ -241,6 +160,11 @@ def create():
     response.status_code = 201
     response.headers["Location"] = url_for(".credential", credential_id=credential.id)
     return response
+
+
+def _recipient(index: int) -> str:
+    """Where a recipient is in the body, as the error messages name it (``recipients[3]``)."""
+    return f"recipients[{index}]"
 
 
 def verdict_json(verdict: intake.Verdict) -> dict:
@@ -270,23 +194,18 @@ def publish(credential_id: int):
 
 @bp.route("/credentials/<int:credential_id>/resend", methods=["POST"])
 def resend_credential(credential_id: int):
-    body = _json_object()
-    _refuse_unknown_fields(body, {"status", "include_all"}, "")
-    status = body.get("status")
-    if not isinstance(status, str) or status not in STATUSES:
-        abort(400, f"status must be one of {', '.join(STATUSES)}, not {status!r}")
+    body = _body("ResendStatusInput")
     _get(Credential, credential_id, "credential")
     return _bulk_json(publishing.resend_in_status(
-        credential_id, status, include_all=_boolean(body, "include_all", False)))
+        credential_id, body["status"], include_all=body["include_all"]))
 
 
 @bp.route("/domains/<domain>/resend", methods=["POST"])
 def resend_domain(domain: str):
     """Resend to the bounced recipients at a domain (after its IT allowlisted the sender)."""
-    body = _json_object(empty_is_ok=True)
-    _refuse_unknown_fields(body, {"include_all"}, "")
+    body = _body("BulkResendInput", empty_is_ok=True)
     return _bulk_json(publishing.resend_bounced_at_domain(
-        domain, include_all=_boolean(body, "include_all", False)))
+        domain, include_all=body["include_all"]))
 
 
 def _bulk_json(result: publishing.BulkResend) -> tuple[Response, int]:
@@ -332,14 +251,10 @@ def recipient(recipient_id: int):
 @bp.route("/recipients/<int:recipient_id>/resend", methods=["POST"])
 def resend(recipient_id: int):
     """Send again, optionally to a corrected address; the earlier deliveries stay."""
-    body = _json_object(empty_is_ok=True)
-    _refuse_unknown_fields(body, {"email", "confirm"}, "")
-    email = body.get("email")
-    if email is not None:
-        email = _text(email, "email", MAX_EMAIL)
+    body = _body("ResendInput", empty_is_ok=True)
     found = _get(Recipient, recipient_id, "recipient")
     try:
-        publishing.resend(found, email, confirmed=_boolean(body, "confirm", False))
+        publishing.resend(found, body.get("email"), confirmed=body["confirm"])
     except publishing.NeedsConfirmation as question:
         db.session.rollback()
         return _error(f"not sent: {question}; send {{\"confirm\": true}} to send anyway", 409,
@@ -354,18 +269,7 @@ def resend(recipient_id: int):
 @bp.route("/email/check", methods=["POST"])
 def email_check():
     """Check one address (``{"email": ...}``) or several (``{"emails": [...]}``, a list back)."""
-    body = _json_object()
-    _refuse_unknown_fields(body, {"email", "emails"}, "")
-    if ("email" in body) == ("emails" in body):
-        abort(400, "send either email (one address) or emails (an array of addresses)")
+    body = _body("EmailCheckInput")
     if "email" in body:
-        return jsonify(email_check_json(_check(_text(body["email"], "email", MAX_EMAIL,
-                                                     required=False))))
-    emails = body["emails"]
-    if not isinstance(emails, list):
-        abort(400, f"emails must be an array, not {_json_type(emails)}")
-    if len(emails) > MAX_BATCH_CHECKS:
-        abort(400, f"at most {MAX_BATCH_CHECKS} addresses per request")
-    return jsonify([email_check_json(_check(
-        _text(address, f"emails[{index}]", MAX_EMAIL, required=False)))
-        for index, address in enumerate(emails)])
+        return jsonify(email_check_json(_check(body["email"])))
+    return jsonify([email_check_json(_check(address)) for address in body["emails"]])

@@ -7,7 +7,7 @@ Pure: no Flask, no database session. The limits come from the model's columns.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Collection, Iterable, Mapping
+from typing import Callable, Collection, Iterable, Mapping
 
 from .models import Credential, CredentialState, Recipient
 from .validation import check_email
@@ -66,10 +66,16 @@ def unreadable(line: int, reason: str, cells: tuple[str, ...] = ()) -> Verdict:
     return Verdict(line, UNREADABLE, reason=reason, cells=cells)
 
 
+def by_line(number: int) -> str:
+    """How a form's or a file's reviews name an entry: by its line."""
+    return f"line {number}"
+
+
 def judge(entries: Iterable[Entry | Verdict], known_domains: Collection[str] = (),
-          existing: Collection[str] = ()) -> list[Verdict]:
+          existing: Collection[str] = (), place: Callable[[int], str] = by_line) -> list[Verdict]:
     """A verdict for each entry (a Verdict given instead, e.g. an unreadable row, is kept).
-    ``existing``: lower-cased addresses the credential already has."""
+    ``existing``: lower-cased addresses the credential already has; ``place`` names an entry
+    in the reasons, in the terms of the input it came from."""
     known = frozenset(known_domains)
     first_line_of: dict[str, int] = {}
     verdicts = []
@@ -85,7 +91,7 @@ def judge(entries: Iterable[Entry | Verdict], known_domains: Collection[str] = (
                                   reason="already a recipient of this credential")
             elif key in first_line_of:
                 verdict = replace(verdict, kind=DUPLICATE,
-                                  reason=f"the same address as line {first_line_of[key]}")
+                                  reason=f"the same address as {place(first_line_of[key])}")
             else:
                 first_line_of[key] = entry.line
         verdicts.append(verdict)
@@ -120,8 +126,8 @@ def needs_review(verdicts: Iterable[Verdict]) -> bool:
 
 
 def apply_choices(verdicts: Iterable[Verdict], use_suggestion: Collection[int],
-                  known_domains: Collection[str] = (),
-                  existing: Collection[str] = ()) -> list[Verdict]:
+                  known_domains: Collection[str] = (), existing: Collection[str] = (),
+                  place: Callable[[int], str] = by_line) -> list[Verdict]:
     """The verdicts once the reviewer chose: the typos on the lines in ``use_suggestion`` take
     their suggestion (an invalid address with one too), the others stay as given; judged again,
     so that a suggestion repeating another row is a duplicate. Typos kept as given are accepted."""
@@ -136,7 +142,7 @@ def apply_choices(verdicts: Iterable[Verdict], use_suggestion: Collection[int],
     kept_as_typed = {v.line for v in verdicts if v.kind == TYPO and v.line not in use_suggestion}
     return [replace(v, kind=ACCEPTED, reason=None, suggestion=None)
             if v.kind == TYPO and v.line in kept_as_typed else v
-            for v in judge(chosen, known_domains, existing)]
+            for v in judge(chosen, known_domains, existing, place)]
 
 
 def to_create(verdicts: Iterable[Verdict]) -> list[dict]:

@@ -8,12 +8,15 @@ from typing import Any
 from flask import Flask, jsonify
 
 from .auth import public
-from .api import MAX_BATCH_CHECKS, MAX_EMAIL, MAX_ID, MAX_NAME, MAX_PAGE, MAX_PER_PAGE, MAX_TITLE
 from .causes import CAUSES
+from .input_schema import Schemas
+from .intake import MAX_EMAIL, MAX_NAME, MAX_TITLE, STATES, VERDICTS
+from .queries import MAX_ID, MAX_PAGE
 from .status import EVENT_TYPES, STATUSES
-from .intake import VERDICTS
 
 API = "/api/v1"
+MAX_PER_PAGE = 200
+MAX_BATCH_CHECKS = 1000
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -28,7 +31,9 @@ def _object(properties: dict[str, Any], required: list[str] | None = None,
 
 
 def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"anyOf": [schema, {"type": "null"}]}
+    # One schema with two types rather than an anyOf: a wrong value is then reported against
+    # the one schema ("must be a string or null") instead of against each alternative.
+    return {**schema, "type": [schema["type"], "null"]}
 
 
 TIMESTAMP = {"type": "string", "format": "date-time"}
@@ -42,6 +47,7 @@ def _text(max_length: int, blank: bool = True) -> dict[str, Any]:
 
 STATUS_KEY = {"type": "string", "enum": list(STATUSES)}
 CAUSE_KEY = {"type": "string", "enum": list(CAUSES)}
+SCHEDULED_NEEDS_TIME = "a scheduled credential needs scheduled_at"
 INCLUDE_ALL = {"type": "boolean", "default": False, "description":
                "also resend to those whose cause says resending unchanged cannot help"}
 
@@ -103,7 +109,7 @@ SCHEMAS |= {
         "email": _nullable(_text(MAX_EMAIL))}, required=["name"]),
     "CredentialInput": _object({
         "title": _text(MAX_TITLE, blank=False),
-        "state": {"type": "string", "enum": ["draft", "scheduled", "published"],
+        "state": {"type": "string", "enum": list(STATES),
                   "default": "draft"},
         "scheduled_at": _nullable({**TIMESTAMP, "description":
                                    "required when scheduled; with a time zone"}),
@@ -114,10 +120,12 @@ SCHEMAS |= {
                         "reviewed: keep the addresses that look mistyped as given and leave "
                         "repeated addresses out (listed under left_out)"}}, required=["title"])
     | {"if": {"properties": {"state": {"const": "scheduled"}}, "required": ["state"]},
-       "then": {"properties": {"scheduled_at": TIMESTAMP}, "required": ["scheduled_at"]}},
+       "then": {"required": ["scheduled_at"], "description": SCHEDULED_NEEDS_TIME,
+                "properties": {"scheduled_at": {"type": "string",
+                                                "description": SCHEDULED_NEEDS_TIME}}}},
     "Credential": _object({
         "id": {"type": "integer"}, "title": {"type": "string"},
-        "state": {"type": "string", "enum": ["draft", "scheduled", "published"]},
+        "state": {"type": "string", "enum": list(STATES)},
         "scheduled_at": _nullable(TIMESTAMP), "send_email": {"type": "boolean"},
         "recipients": {"type": "array", "items": _ref("Recipient")}}),
     "Verdict": _object({
@@ -127,7 +135,7 @@ SCHEMAS |= {
         "suggestion": _nullable({"type": "string"})}),
     "CreatedCredential": _object({
         "id": {"type": "integer"}, "title": {"type": "string"},
-        "state": {"type": "string", "enum": ["draft", "scheduled", "published"]},
+        "state": {"type": "string", "enum": list(STATES)},
         "scheduled_at": _nullable(TIMESTAMP), "send_email": {"type": "boolean"},
         "recipients": {"type": "array", "items": _ref("Recipient")},
         "left_out": {"type": "array", "items": _ref("Verdict"),
@@ -154,10 +162,11 @@ SCHEMAS |= {
                                    "description": "recipients skipped, by cause: resending "
                                                   "them unchanged cannot help"}}),
     "NeedsConfirmation": _object({"error": {"type": "string"}, "cause": CAUSE_KEY}),
-    "EmailCheckInput": {"oneOf": [
-        _object({"email": _text(MAX_EMAIL)}),
-        _object({"emails": {"type": "array", "items": _text(MAX_EMAIL),
-                            "maxItems": MAX_BATCH_CHECKS}})]},
+    "EmailCheckInput": _object({
+        "email": {**_text(MAX_EMAIL), "description": "one address: one check back"},
+        "emails": {"type": "array", "items": _text(MAX_EMAIL), "maxItems": MAX_BATCH_CHECKS,
+                   "description": "several addresses: a list of checks back"}},
+        required=[]) | {"minProperties": 1, "maxProperties": 1},
     "EmailCheck": _object({
         "input": {"type": "string"}, "valid": {"type": "boolean"},
         "normalized": _nullable({"type": "string"}), "error": _nullable({"type": "string"}),
@@ -168,6 +177,10 @@ SCHEMAS |= {
         "duplicates": {"type": "integer"}, "unmatched": {"type": "integer"},
         "status_changes": {"type": "integer"}}),
 }
+
+# Every request body is checked against these (``helpdesk.api``): one source for the document
+# and the checks.
+BODIES = Schemas(SCHEMAS)
 
 ERRORS = {
     400: "Bad input: wrong types, unknown fields, an invalid value",

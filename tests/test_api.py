@@ -198,14 +198,14 @@ def test_a_published_credential_is_sent_at_once(call, sink):
     (credential_body(title="x" * 301), "title is longer than 300 characters"),
     (credential_body(title="a\x00b"), "title contains a NUL character"),
     (credential_body(state="sent"), "state must be draft, scheduled or published, not 'sent'"),
-    (credential_body(state=None), "state must be draft, scheduled or published, not None"),
+    (credential_body(state=None), "state must be draft, scheduled or published, not null"),
     (credential_body(state="scheduled"), "a scheduled credential needs scheduled_at"),
     (credential_body(state="scheduled", scheduled_at="2030-01-02T10:00:00"),
      "scheduled_at needs a time zone"),
     (credential_body(state="scheduled", scheduled_at="next tuesday"),
      "scheduled_at must be an ISO 8601 date and time"),
     (credential_body(state="scheduled", scheduled_at=1893456000),
-     "scheduled_at must be a string, not a number"),
+     "scheduled_at must be a string or null, not a number"),
     (credential_body(send_email="yes"), "send_email must be true or false, not a string"),
     (credential_body(send_email=1), "send_email must be true or false, not a number"),
     (credential_body(allow_typos="true"), "allow_typos must be true or false, not a string"),
@@ -217,11 +217,11 @@ def test_a_published_credential_is_sent_at_once(call, sink):
     (credential_body({"name": ["Ann"], "email": "ann@valley.example"}),
      "recipients[0].name must be a string, not an array"),
     (credential_body({"name": "Ann", "email": 42}),
-     "recipients[0].email must be a string, not a number"),
+     "recipients[0].email must be a string or null, not a number"),
     (credential_body({"name": "Ann", "email": "a" * 321}),
      "recipients[0].email is longer than 320 characters"),
     (credential_body({"name": "Ann", "mail": "ann@valley.example"}),
-     "unknown field recipients[0].'mail'"),
+     "unknown field 'mail' in recipients[0]; expected: email, name"),
     (credential_body(sendemail=False), "unknown field 'sendemail'"),
 ])
 def test_wrong_input_is_refused_with_a_precise_message_and_nothing_is_created(
@@ -302,7 +302,7 @@ def test_a_repeated_address_is_a_question_too_and_reviewed_it_is_left_out(call, 
     assert asked.status_code == 422
     assert asked.get_json()["rows"] == [{"index": 1, "verdict": "duplicate",
                                          "email": "ANN@valley.example",
-                                         "reason": "the same address as line 0",
+                                         "reason": "the same address as recipients[0]",
                                          "suggestion": None}]
     assert count(Credential) == 0
     created = call("POST", "/api/v1/credentials", json={**body, "allow_typos": True})
@@ -585,7 +585,7 @@ def test_check_a_batch_of_addresses(call):
     ({"email": None}, "email must be a string, not null"),
     ({"emails": "a@b.example"}, "emails must be an array, not a string"),
     ({"emails": ["a@b.example", 3]}, "emails[1] must be a string, not a number"),
-    ({"emails": ["a@b.example"] * 1001}, "at most 1000 addresses"),
+    ({"emails": ["a@b.example"] * 1001}, "emails may hold at most 1000 items, not 1001"),
 ])
 def test_bad_email_checks_are_400(call, body, message):
     response = call("POST", "/api/v1/email/check", json=body)
