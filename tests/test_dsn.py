@@ -356,3 +356,52 @@ def test_a_delayed_report_leaves_the_status_and_adds_a_deferral(app, sent):
     deferral = events_of(delivery.id)[-1]
     assert (deferral.type, deferral.severity) == ("deferred", "temporary")
     assert deferral.reason == "421 4.4.1 connection timed out"
+
+
+# --- the event each report gives: its type, and a key of its own ----------------------------
+
+@pytest.mark.parametrize("action, status", [
+    ("delivered", "2.0.0"), ("relayed", "2.0.0"), ("expanded", "2.1.5"),
+    ("Delivered (to the mailbox)", "2.0.0"), ("", "2.0.0")])
+def test_a_success_report_is_a_delivery_not_a_queueing(action, status):
+    group = {"Final-Recipient": "rfc822; ada@example.org", "Status": status}
+    if action:
+        group["Action"] = action
+    [event] = parse_dsn(make_dsn(to="credentials@issuer.example", groups=[group]))
+    assert (event.type, event.severity) == ("delivered", None)
+    assert event.event_id.startswith("dsn:delivered:")
+
+
+def _anonymous_delay(when: str, reply: str, envelope_id: str = "") -> bytes:
+    """A delay report without a Message-ID (some MTAs write none)."""
+    per_message = {"Arrival-Date": when}
+    if envelope_id:
+        per_message["Original-Envelope-Id"] = envelope_id
+    return make_dsn(to="credentials@issuer.example", message_id=None,
+                    per_message=per_message, groups=[{
+                        "Final-Recipient": "rfc822; ada@example.co.uk", "Action": "delayed",
+                        "Status": "4.4.1", "Diagnostic-Code": f"smtp; {reply}",
+                        "Last-Attempt-Date": when}])
+
+
+def test_two_reports_without_a_message_id_keep_keys_of_their_own():
+    monday = _anonymous_delay("Mon, 24 Mar 2025 10:00:00 +0000", "421 4.4.1 timed out")
+    tuesday = _anonymous_delay("Tue, 25 Mar 2025 10:00:00 +0000", "421 4.4.1 still timed out")
+    [first], [second] = parse_dsn(monday), parse_dsn(tuesday)
+    assert first.event_id != second.event_id
+    assert parse_dsn(monday)[0].event_id == first.event_id  # the same report, the same key
+
+
+def test_two_reports_without_a_message_id_are_both_stored_and_a_replay_is_not(app, sent):
+    recipient, delivery, caught = sent
+    reports = [_anonymous_delay(when, reply, delivery.correlation_id) for when, reply in (
+        ("Mon, 24 Mar 2025 10:00:00 +0000", "421 4.4.1 timed out"),
+        ("Tue, 25 Mar 2025 10:00:00 +0000", "421 4.4.1 still timed out"))]
+    runner = app.test_cli_runner()
+    for report in (*reports, reports[0]):
+        result = runner.invoke(args=["bounces", "ingest", "-"], input=report)
+        assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    deferrals = [e.reason for e in events_of(delivery.id) if e.type == "deferred"]
+    assert deferrals == ["421 4.4.1 timed out", "421 4.4.1 still timed out"]
+    assert db.session.get(Recipient, recipient.id).status == NOT_OPENED
