@@ -2,8 +2,9 @@
 summary, order) plus those plugins add, rendered with markdown-it and sanitised with nh3.
 
 An article never copies the registries' texts: a paragraph holding only ``[[status-legend]]``,
-``[[quick-tips]]`` or ``[[causes]]`` is replaced by what the status or cause registry says, so
-they cannot drift.
+``[[quick-tips]]``, ``[[causes]]`` or ``[[providers]]`` is replaced by what the status or cause
+registry or the installed plugins say, so they cannot drift. A core article names no provider:
+each one's help comes from its plugin.
 
 Search reads what the pages show: each article's rendered text (title, headings, body) and, as
 results of their own, each status's meaning and tips and each cause's explanation and actions,
@@ -23,7 +24,7 @@ import nh3
 from markdown_it import MarkdownIt
 
 ARTICLES_DIR = Path(__file__).parent / "help"
-PLACEHOLDER = re.compile(r"<p>\[\[(status-legend|quick-tips|causes)\]\]</p>")
+PLACEHOLDER = re.compile(r"<p>\[\[(status-legend|quick-tips|causes|providers)\]\]</p>")
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
 
 

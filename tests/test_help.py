@@ -196,3 +196,33 @@ def test_the_causes_article_shows_every_cause_and_its_actions_from_the_registry(
         assert f'id="cause-{cause.key}"' in html
         for tip in cause.actions:
             assert str(escape(tip.title)) in html
+
+
+def test_core_articles_name_no_provider(app):
+    # SMTP is also the protocol, which any article may speak of; every other name is a service.
+    names = {name for name in plugins.providers(app) if name != "smtp"}
+    assert {"sendgrid", "mailgun"} <= names
+    for article in builtin_articles():
+        text = f"{article.title} {article.summary} {article.body}".lower()
+        assert not [n for n in names if re.search(rf"\b{re.escape(n)}\b", text)], article.slug
+
+
+class PigeonProvider:
+    @hookimpl
+    def helpdesk_providers(self, config):
+        return [type("Pigeon", (), {"name": "pigeon", "send": lambda self, message: None})()]
+
+
+def test_the_providers_article_lists_those_installed(app, client):
+    html = page(client.get("/help/providers"))
+    assert "[[providers]]" not in html
+    for name in plugins.providers(app):
+        assert f"<code>{name}</code>" in html
+    assert "<code>pigeon</code>" not in html
+    plugins.plugin_manager(app).register(PigeonProvider(), name="pigeon-provider")
+    plugins.reset_providers(app)
+    try:
+        assert "<code>pigeon</code>" in page(client.get("/help/providers"))
+    finally:
+        plugins.plugin_manager(app).unregister(name="pigeon-provider")
+        plugins.reset_providers(app)

@@ -22,6 +22,8 @@ def _registry_block(name: str) -> str:
         return str(get_template_attribute("_macros.html", "legend")())
     if name == "causes":
         return render_template("help/_causes.html", causes=CAUSES.values())
+    if name == "providers":
+        return render_template("help/_providers.html", providers=plugins.providers())
     return render_template("help/_tips.html", statuses=STATUSES.values())
 
 
