@@ -8,6 +8,7 @@ from typing import Any, Mapping
 
 from flask import Flask
 from flask_migrate import Migrate
+from platformdirs import user_data_dir
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -35,13 +36,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     (``helpdesk_settings``), then the instance folder's ``config.py``, then ``HELPDESK_*``
     environment variables, then ``config``."""
     app = Flask(
-        "helpdesk",  # the package's name: the instance folder is "helpdesk-instance"
+        "helpdesk",
+        instance_path=str(instance_folder(config or {})),
         instance_relative_config=True,
         template_folder=str(_templates_dir()),
         static_folder="static",
     )
-    if config and config.get("INSTANCE_PATH"):
-        app.instance_path = str(config["INSTANCE_PATH"])
     app.url_map.converters["int"] = RecordIdConverter
     app.config.from_object("helpdesk.config")
     plugins.init_app(app)  # the plugins' settings' defaults, before what the instance sets
@@ -64,15 +64,26 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
+def instance_folder(config: Mapping[str, Any]) -> Path:
+    """Where an installation keeps its files (secret key, SQLite database and queue, config.py):
+    ``INSTANCE_PATH`` given to the factory, else ``HELPDESK_INSTANCE_PATH``, else the user's data
+    folder (``~/.local/share/helpdesk`` on Linux). Never Flask's default inside the virtualenv,
+    which other accounts may read and a reinstall may wipe."""
+    chosen = config.get("INSTANCE_PATH") or os.environ.get("HELPDESK_INSTANCE_PATH")
+    return Path(chosen or user_data_dir("helpdesk", appauthor=False)).expanduser().resolve()
+
+
 def _derive_settings(app: Flask) -> None:
     cfg = app.config
-    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+    folder = Path(app.instance_path)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     if not cfg.get("SECRET_KEY"):
-        cfg["SECRET_KEY"] = _instance_secret(Path(app.instance_path) / "secret_key")
-    url = cfg.get("DATABASE_URL") or f"sqlite:///{Path(app.instance_path) / 'helpdesk.db'}"
+        cfg["SECRET_KEY"] = _instance_secret(folder / "secret_key")
+    url = cfg.get("DATABASE_URL") or f"sqlite:///{_private_file(folder / 'helpdesk.db')}"
     cfg.setdefault("SQLALCHEMY_DATABASE_URI", database_uri(url))
     cfg.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
-    cfg.setdefault("QUEUE_URL", str(Path(app.instance_path) / "queue.db"))
+    if "QUEUE_URL" not in cfg:
+        cfg["QUEUE_URL"] = str(_private_file(folder / "queue.db"))
     cfg["MAX_CONTENT_LENGTH"] = cfg.get("MAX_CONTENT_LENGTH") or cfg["WEBHOOK_MAX_BYTES"]
     # Flask's own defaults (no SameSite, not Secure) are in the config already: only a stricter
     # choice of the user's stands.
@@ -112,10 +123,21 @@ def database_uri(url: str) -> str:
     return url
 
 
+def _private_file(path: Path) -> Path:
+    """``path``, created if need be, readable and writable by this account only. SQLite gives
+    a database's -wal and -shm files the database file's mode, so they are private too."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # also a file an earlier version left world-readable
+    finally:
+        os.close(fd)
+    return path
+
+
 def _instance_secret(path: Path) -> str:
     """A random key kept in the instance folder, so sessions survive a restart."""
     if path.exists():
-        return path.read_text().strip()
+        return _private_file(path).read_text().strip()
     key = secrets.token_hex(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:

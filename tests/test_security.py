@@ -322,3 +322,52 @@ def test_behind_a_proxy_its_forwarded_headers_count_only_when_configured(app_fac
     assert proxy_hops({"x_for": 2, "x_proto": "1"}) == {"x_for": 2, "x_proto": 1}
     with pytest.raises(ValueError, match="PROXY_FIX must be"):
         proxy_hops({"x_forwarded": 1})
+
+
+# --- the instance folder ------------------------------------------------------------------------
+
+def test_the_instance_folder_is_the_users_data_folder_never_the_virtualenv(monkeypatch, tmp_path):
+    import sys
+
+    from helpdesk.app import instance_folder
+
+    monkeypatch.delenv("HELPDESK_INSTANCE_PATH", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    chosen = instance_folder({})
+    assert chosen == (tmp_path / "data" / "helpdesk").resolve()
+    assert not chosen.is_relative_to(Path(sys.prefix).resolve())
+    monkeypatch.setenv("HELPDESK_INSTANCE_PATH", str(tmp_path / "mine"))
+    assert instance_folder({}) == (tmp_path / "mine").resolve()
+    assert instance_folder({"INSTANCE_PATH": str(tmp_path / "given")}) == tmp_path / "given"
+
+
+def test_what_helpdesk_keeps_in_the_instance_folder_only_its_account_can_read(tmp_path):
+    import os
+
+    from helpdesk import create_app
+
+    folder = tmp_path / "instance"
+    folder.mkdir(mode=0o755)
+    (folder / "secret_key").write_text("left readable by an earlier version\n")
+    (folder / "secret_key").chmod(0o644)
+    mask = os.umask(0o022)  # the usual one: files would be world-readable without our care
+    try:
+        app = create_app({"INSTANCE_PATH": str(folder), "TESTING": True})
+        with app.app_context():
+            db.create_all()
+            create_user("ann@issuer.example", PASSWORD)  # written through the WAL journal
+            from helpdesk.queue import huey_of
+
+            huey_of(app).storage.enqueue(b"a task", 0)
+            made = {path.name: path.stat().st_mode & 0o777 for path in folder.iterdir()}
+            db.session.remove()
+            db.engine.dispose()
+    finally:
+        os.umask(mask)
+    assert app.config["SECRET_KEY"] == "left readable by an earlier version"
+    assert {"secret_key", "helpdesk.db", "helpdesk.db-wal", "queue.db"} <= set(made)
+    assert {name: mode for name, mode in made.items() if mode & 0o077} == {}
+    new_folder = tmp_path / "fresh"
+    create_app({"INSTANCE_PATH": str(new_folder), "TESTING": True})
+    assert new_folder.stat().st_mode & 0o777 == 0o700
+    assert (new_folder / "secret_key").stat().st_mode & 0o777 == 0o600
