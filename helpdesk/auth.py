@@ -3,8 +3,9 @@ is marked ``@public``: new routes are private by default."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import wraps
 from typing import Callable
 from urllib.parse import urlsplit
@@ -16,7 +17,10 @@ from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user, login_user, logout_user
 from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFProtect
-from sqlalchemy import case, or_, select, update
+from limits import RateLimitItemPerSecond
+from limits.storage import MemoryStorage, storage_from_string
+from limits.strategies import MovingWindowRateLimiter
+from sqlalchemy import select
 from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
@@ -24,6 +28,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 from . import queries
 from .models import ApiToken, Role, User, db, utcnow
 
+log = logging.getLogger(__name__)
 login_manager = LoginManager()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
@@ -152,22 +157,39 @@ class LoginForm(FlaskForm):
     password = PasswordField("Password", validators=[DataRequired(), Length(max=200), no_nul])
 
 
-def _too_many_failures(user: User, now: datetime) -> bool:
-    cfg = current_app.config
-    window = timedelta(seconds=float(cfg["LOGIN_ACCOUNT_WINDOW_SECONDS"]))
-    return (user.login_failures >= int(cfg["LOGIN_ACCOUNT_MAX_FAILURES"])
-            and user.first_failure_at is not None and now - user.first_failure_at < window)
+class AccountAttempts:
+    """Failed sign-ins per account, counted where the rate limiter counts (Redis when it is
+    configured, so every web process sees the same count), in this process while that storage
+    does not answer: sign-in never fails because Redis is down. Past ``max_failures`` within
+    ``window`` seconds the account cannot sign in until the window moves on."""
+
+    def __init__(self, storage_uri: str, max_failures: int, window: float) -> None:
+        self.item = RateLimitItemPerSecond(max_failures, max(1, int(window)))
+        self._shared = MovingWindowRateLimiter(storage_from_string(storage_uri))
+        self._here = MovingWindowRateLimiter(MemoryStorage())
+
+    def _apply(self, operation: str, email: str) -> bool:
+        # The address is hashed: the storage needs a key, not the address.
+        key = hashlib.sha256(email.encode()).hexdigest()
+        try:
+            return getattr(self._shared, operation)(self.item, "helpdesk-login-account", key)
+        except Exception as error:  # noqa: BLE001 - whatever the storage's client raises
+            log.warning("the sign-in limit's storage is not answering (%s); counting in this "
+                        "process", type(error).__name__)
+            return getattr(self._here, operation)(self.item, "helpdesk-login-account", key)
+
+    def blocked(self, email: str) -> bool:
+        return not self._apply("test", email)
+
+    def failed(self, email: str) -> None:
+        self._apply("hit", email)
+
+    def forget(self, email: str) -> None:
+        self._apply("clear", email)
 
 
-def _count_failure(user: User, now: datetime) -> None:
-    """One more wrong password, counted in the database in one statement (several web
-    processes may count at once); a failure after the window starts a new count."""
-    window = timedelta(seconds=float(current_app.config["LOGIN_ACCOUNT_WINDOW_SECONDS"]))
-    fresh = or_(User.first_failure_at.is_(None), User.first_failure_at < now - window)
-    db.session.execute(update(User).where(User.id == user.id).values(
-        login_failures=case((fresh, 1), else_=User.login_failures + 1),
-        first_failure_at=case((fresh, now), else_=User.first_failure_at)))
-    db.session.commit()
+def account_attempts() -> AccountAttempts:
+    return current_app.extensions["helpdesk_account_attempts"]
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -177,26 +199,25 @@ def login():
     form = LoginForm()
     if not form.validate_on_submit():
         return render_template("login.html", form=form), 400 if form.errors else 200
-    user = db.session.scalar(select(User).where(User.email == form.email.data.strip().lower()))
-    # The password is checked whatever the account: a missing or deactivated one answers in
-    # the same time as a wrong password.
+    email = form.email.data.strip().lower()
+    user = db.session.scalar(select(User).where(User.email == email))
+    # Every answer does the same work, whatever the account: one password hash checked, one
+    # look at the account's count, and for a refusal one failure counted (for a missing or a
+    # deactivated account too), so none is measurably faster and none says the account exists.
     matches = check_password_hash(user.password_hash if user else _DUMMY_HASH,
                                   form.password.data)
-    now = utcnow()
-    if user is not None and _too_many_failures(user, now):
+    attempts = account_attempts()
+    if attempts.blocked(email):
         flash("Too many wrong passwords for this account: wait a few minutes, or ask an admin "
               "to set a new password.", "error")
         return render_template("login.html", form=form), 429
     if user is not None and user.active and matches:
-        user.login_failures, user.first_failure_at = 0, None
-        db.session.commit()
+        attempts.forget(email)
         # A new session: the CSRF secret of the anonymous visit does not carry over.
         session.pop("csrf_token", None)
         login_user(user)
         return redirect(local_path(request.args.get("next")) or url_for("pages.dashboard"))
-    if user is not None and not matches:
-        _count_failure(user, now)
-    # The same answer whether or not the account exists.
+    attempts.failed(email)
     flash("Wrong email or password.", "error")
     return render_template("login.html", form=form), 401
 
@@ -244,8 +265,8 @@ def reset_password(email: str, password: str) -> User:
     if len(password) < 8:
         raise ValueError("the password must have at least 8 characters")
     user.set_password(password)
-    user.login_failures, user.first_failure_at = 0, None
     db.session.commit()
+    account_attempts().forget(user.email)
     return user
 
 
@@ -263,5 +284,8 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)
+    app.extensions["helpdesk_account_attempts"] = AccountAttempts(
+        app.config["RATELIMIT_STORAGE_URI"], int(app.config["LOGIN_ACCOUNT_MAX_FAILURES"]),
+        float(app.config["LOGIN_ACCOUNT_WINDOW_SECONDS"]))
     app.register_blueprint(bp)
     app.before_request(_require_login)

@@ -48,8 +48,8 @@ WEBHOOK_TOLERANCE_SECONDS = 600
 
 PAGE_SIZE = 50
 # Sign-in attempts per address (counted in Redis when the queue is there, else per process) and
-# wrong passwords per account (counted in the database, shared by every process): past
-# LOGIN_ACCOUNT_MAX_FAILURES within the window the account cannot sign in until it ends.
+# failed sign-ins per account (counted in the same storage): past LOGIN_ACCOUNT_MAX_FAILURES
+# within the window the account cannot sign in until the window moves on.
 LOGIN_RATE_LIMIT = "10 per minute"
 LOGIN_ACCOUNT_MAX_FAILURES = 10
 LOGIN_ACCOUNT_WINDOW_SECONDS = 900

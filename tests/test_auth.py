@@ -3,13 +3,13 @@ every route needs a signed-in user unless it is on the public list below."""
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+import uuid
 
 import pytest
 from werkzeug.routing import IntegerConverter, PathConverter
 
-from conftest import PASSWORD, sign_in
-from helpdesk.auth import create_user
+from conftest import PASSWORD, REDIS_URL, sign_in
+from helpdesk.auth import create_user, reset_password
 from helpdesk.models import ApiToken, User, db
 
 # Everything reachable without signing in. A new public view must be added here on purpose.
@@ -321,46 +321,92 @@ def test_signing_in_gives_a_new_csrf_secret(app_factory, sink):
             assert session.get("csrf_token") != anonymous
 
 
-def test_wrong_passwords_are_limited_per_account_across_processes(app_factory, sink):
-    settings = dict(LOGIN_ACCOUNT_MAX_FAILURES=3, LOGIN_ACCOUNT_WINDOW_SECONDS=900)
-    first, second = app_factory(sink, **settings), app_factory(sink, **settings)
-    with first.app_context():
+LIMITED = dict(LOGIN_ACCOUNT_MAX_FAILURES=3, LOGIN_ACCOUNT_WINDOW_SECONDS=900)
+
+
+def test_failed_sign_ins_are_limited_per_account_and_a_reset_lifts_it(app_factory, sink):
+    app = app_factory(sink, **LIMITED)
+    with app.app_context():
         create_user("agent@issuer.example", PASSWORD, "agent")
-        assert login(first.test_client(), "agent@issuer.example", PASSWORD).status_code == 302
-        codes = [login(first.test_client(), "agent@issuer.example", "guess").status_code
-                 for _ in range(2)]
-    with second.app_context():  # another process, another address: the same count
-        codes.append(login(second.test_client(), "agent@issuer.example", "guess").status_code)
-        refused = login(second.test_client(), "agent@issuer.example", PASSWORD)
-    assert codes == [401, 401, 401]
-    assert refused.status_code == 429
-    assert "Too many wrong passwords for this account" in refused.get_data(as_text=True)
+        assert login(app.test_client(), "agent@issuer.example", PASSWORD).status_code == 302
+        codes = [login(app.test_client(), "Agent@issuer.example", "guess").status_code
+                 for _ in range(3)]
+        refused = login(app.test_client(), "agent@issuer.example", PASSWORD)
+        assert codes == [401, 401, 401] and refused.status_code == 429
+        assert "Too many wrong passwords for this account" in refused.get_data(as_text=True)
+        # An address with no account is limited the same way: a 429 says nothing about whether
+        # the account exists.
+        assert [login(app.test_client(), "nobody@issuer.example", "guess").status_code
+                for _ in range(4)] == [401, 401, 401, 429]
+        reset_password("agent@issuer.example", "a new password")
+        assert login(app.test_client(), "agent@issuer.example", "a new password") \
+            .status_code == 302
+
+
+@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (HELPDESK_TEST_REDIS_URL)")
+def test_the_account_limit_holds_across_processes_through_redis(app_factory, sink):
+    email = f"agent-{uuid.uuid4().hex[:12]}@issuer.example"  # Redis outlives test runs
+    first, second = (app_factory(sink, RATELIMIT_STORAGE_URI=REDIS_URL, **LIMITED)
+                     for _ in range(2))
     with first.app_context():
-        user = db.session.scalar(db.select(User).where(User.email == "agent@issuer.example"))
-        user.first_failure_at = user.first_failure_at - timedelta(seconds=901)
-        db.session.commit()
-        assert login(first.test_client(), "agent@issuer.example", PASSWORD).status_code == 302
-        db.session.refresh(user)
-        assert user.login_failures == 0
+        create_user(email, PASSWORD, "agent")
+        codes = [login(first.test_client(), email, "guess").status_code for _ in range(2)]
+    with second.app_context():  # another process, another client address: the same count
+        codes.append(login(second.test_client(), email, "guess").status_code)
+        codes.append(login(second.test_client(), email, PASSWORD).status_code)
+    with first.app_context():
+        codes.append(login(first.test_client(), email, PASSWORD).status_code)
+    assert codes == [401, 401, 401, 429, 429]
 
 
-@pytest.mark.parametrize("case", ["unknown", "deactivated", "wrong"])
-def test_every_refusal_checks_one_password_hash_so_each_takes_as_long(
-        client, agent, monkeypatch, case):
+def test_the_account_limit_counts_in_the_process_while_its_storage_is_down(app_factory, sink):
+    app = app_factory(sink, RATELIMIT_STORAGE_URI="redis://127.0.0.1:9/0", **LIMITED)
+    with app.app_context():
+        create_user("agent@issuer.example", PASSWORD, "agent")
+        assert login(app.test_client(), "agent@issuer.example", PASSWORD).status_code == 302
+        assert [login(app.test_client(), "agent@issuer.example", "guess").status_code
+                for _ in range(4)] == [401, 401, 401, 429]
+
+
+def _work_of_one_sign_in(client, email, password, monkeypatch) -> dict:
+    """What a sign-in did: the password hashes checked (by method), the SQL statements run and
+    the operations on the account's count."""
     import helpdesk.auth
+    from sqlalchemy import event
 
-    checked = []
-    real = helpdesk.auth.check_password_hash
-    monkeypatch.setattr(helpdesk.auth, "check_password_hash",
-                        lambda *args: checked.append(args[0]) or real(*args))
-    if case == "deactivated":
-        agent.active = False
-        db.session.commit()
-    email = "nobody@issuer.example" if case == "unknown" else agent.email
-    password = "not the password" if case == "wrong" else PASSWORD
-    assert login(client, email, password).status_code == 401
-    assert len(checked) == 1
-    assert checked[0].startswith(agent.password_hash.split("$")[0])  # the same hash method
+    done = {"hashes": [], "statements": [], "counts": []}
+    real_check = helpdesk.auth.check_password_hash
+    monkeypatch.setattr(helpdesk.auth, "check_password_hash", lambda stored, given: (
+        done["hashes"].append(stored.split("$")[0]) or real_check(stored, given)))
+    attempts = helpdesk.auth.account_attempts()
+    real_apply = attempts._apply
+    monkeypatch.setattr(attempts, "_apply", lambda operation, key: (
+        done["counts"].append(operation) or real_apply(operation, key)))
+
+    def statement(conn, cursor, sql, parameters, context, executemany):
+        done["statements"].append(sql.split()[0])
+
+    event.listen(db.engine, "before_cursor_execute", statement)
+    try:
+        assert login(client, email, password).status_code == 401
+    finally:
+        event.remove(db.engine, "before_cursor_execute", statement)
+        monkeypatch.undo()
+    return done
+
+
+def test_every_refusal_does_the_same_work_whatever_the_account(app, client, agent, monkeypatch):
+    """A deactivated account, a missing one and a wrong password must not be told apart by how
+    long the answer takes: each checks one hash of the same method, runs the same statements
+    and counts one failure (bench/login.py measures the times)."""
+    wrong = _work_of_one_sign_in(client, agent.email, "not the password", monkeypatch)
+    missing = _work_of_one_sign_in(client, "nobody@issuer.example", PASSWORD, monkeypatch)
+    agent.active = False
+    db.session.commit()
+    deactivated = _work_of_one_sign_in(client, agent.email, PASSWORD, monkeypatch)
+    assert wrong["hashes"] == [agent.password_hash.split("$")[0]]
+    assert wrong["counts"] == ["test", "hit"]
+    assert missing == wrong and deactivated == wrong
 
 
 def test_sign_in_works_while_the_limiters_storage_is_down(app_factory, sink):
