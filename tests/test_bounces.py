@@ -85,6 +85,33 @@ def test_each_format_family(name, recipient, kind, reason_code):
     assert found[recipient] == (*kind, reason_code)
 
 
+@pytest.mark.parametrize("name, recipient, kind, reason_code", [
+    # the status part in multipart/mixed, with no multipart/report nor report-type
+    ("lhost-mcafee-01.eml", "kijitora@example.co.jp", HARD, "user_unknown"),
+    # a multipart/report nested in multipart/mixed
+    ("lhost-domino-03.eml", "kijitora@neko.example.org", SOFT, "temporary"),
+    # "Action: expired", not in RFC 3464: given up after temporary failures
+    ("lhost-sendgrid-03.eml", "kijitora@example.org", SOFT, "expired"),
+])
+def test_rfc_3464_reports_as_servers_really_write_them(name, recipient, kind, reason_code):
+    assert outcome(name)[recipient] == (*kind, reason_code)
+
+
+@pytest.mark.parametrize("name, recipient, kind, reason_code", [
+    ("lhost-domino-02.eml", "kijitora@example.co.jp", HARD, "user_unknown"),  # Japanese
+    ("lhost-kddi-01.eml", "kijitora@x0000000000000.dion.ne.jp", SOFT, "mailbox_full"),
+    ("lhost-googlegroups-03.eml", "libsisimai@googlegroups.com", HARD, "user_unknown"),  # Arabic
+    ("lhost-googlegroups-06.eml", "libsisimai@googlegroups.com", HARD, "user_unknown"),  # Greek
+    ("lhost-googlegroups-10.eml", "libsisimai@googlegroups.com", HARD, "user_unknown"),  # Hebrew
+    ("lhost-googlegroups-12.eml", "libsisimai@googlegroups.com", HARD, "user_unknown"),
+    ("lhost-googlegroups-13.eml", "libsisimai@googlegroups.com", HARD, "user_unknown"),
+    ("lhost-mailru-05.eml", "neko@libsisimai.org", HARD, "host_unknown"),  # Russian
+])
+def test_reports_in_other_languages(name, recipient, kind, reason_code):
+    # Ukrainian (12), traditional Chinese (13); French and Hindi are pinned above and below.
+    assert outcome(name)[recipient] == (*kind, reason_code)
+
+
 def test_amazon_ses_notifications_by_email():
     assert outcome("lhost-amazonses-09.eml") == {
         "bounce@simulator.amazonses.com": (*HARD, "user_unknown")}

@@ -311,6 +311,36 @@ def test_a_failed_report_to_the_verp_address_bounces_the_recipient(app, sent):
     assert ("bounced", "5.1.1 550 5.1.1 <ada@example.co.uk>: no mailbox here") in timeline
 
 
+def test_a_misspelt_action_still_says_failed():
+    raw = make_dsn(to="x@y.example", groups=[
+        {"Final-Recipient": "rfc822; ada@example.org", "Action": "failure", "Status": "5.1.1",
+         "Diagnostic-Code": "smtp; 550 5.1.1 no such user"}])
+    [event] = parse_dsn(raw)
+    assert (event.recipient, event.type, event.reason_code) == (
+        "ada@example.org", "bounced", "user_unknown")
+
+
+def test_a_spam_complaint_about_our_email_is_a_complaint_on_its_delivery(app, sent):
+    # An ARF report (RFC 5965) from a mailbox provider's feedback loop, returning our email.
+    recipient, delivery, caught = sent
+    report = b"\n".join([
+        b"From: fbl@mailbox.example", b"To: credentials@issuer.example",
+        b"Subject: Abuse report", b"Message-ID: <fbl-1@mailbox.example>", b"MIME-Version: 1.0",
+        b'Content-Type: multipart/report; report-type=feedback-report; boundary="B"', b"",
+        b"--B", b"Content-Type: text/plain", b"", b"A complaint about a message from you.", b"",
+        b"--B", b"Content-Type: message/feedback-report", b"", b"Feedback-Type: abuse",
+        b"User-Agent: FBL/1.0", b"Version: 1", b"Original-Rcpt-To: ada@example.co.uk",
+        b"Arrival-Date: Thu, 27 Mar 2025 10:00:00 +0000", b"",
+        b"--B", b"Content-Type: message/rfc822", b"", caught.data.replace(b"\r\n", b"\n"),
+        b"--B--", b""])
+    result = app.test_cli_runner().invoke(args=["bounces", "ingest", "-"], input=report)
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    complaint = events_of(delivery.id)[-1]
+    assert (complaint.type, complaint.reason_code) == ("complained", "spam")
+    assert db.session.get(Recipient, recipient.id).status != BOUNCED
+
+
 def test_a_forwarded_address_that_failed_bounces_the_address_we_sent_to(app, sent):
     # Ada's company forwards her mail; the mailbox it forwards to refused it. The report names
     # both: the Original-Recipient (ours) and the Final-Recipient it was rewritten to.
