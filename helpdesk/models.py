@@ -225,6 +225,31 @@ class DeliveryEvent(db.Model):
     )
 
 
+class DomainTally(db.Model):
+    """Recipients added to (+n) or taken from (-n) a status at a domain: their sum is the
+    count. Appended by triggers, folded now and then (``helpdesk.tallies``)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_domain: Mapped[str] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(20))
+    n: Mapped[int]
+
+    __table_args__ = (Index("ix_domain_tally_domain_status", "email_domain", "status", "n"),)
+
+
+class CredentialTally(db.Model):
+    """The same per credential (no foreign key: a deleted credential's rows sum to nought and
+    are folded away)."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    credential_id: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20))
+    n: Mapped[int]
+
+    __table_args__ = (
+        Index("ix_credential_tally_credential_status", "credential_id", "status", "n"),)
+
+
 class AuditEntry(db.Model):
     """Who did what to which credential or recipient. It holds ids, not foreign keys, and says
     what in words, so the history outlives what it describes (a deleted recipient)."""

@@ -12,7 +12,9 @@ from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from .causes import RESEND_CANNOT_HELP
-from .models import Credential, CredentialState, Delivery, DeliveryEvent, Recipient
+from .models import (Credential, CredentialState, CredentialTally, Delivery, DeliveryEvent,
+                     DomainTally, Recipient)
+from . import tallies  # noqa: F401  (the triggers keeping the tallies read here)
 from .search import name_or_address_contains
 from .status import BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING, STATUSES
 
@@ -167,6 +169,25 @@ def status_counts(session: Session, *where) -> dict[str, int]:
     return counts
 
 
+def tallied_counts(session: Session, credential_id: int | None = None,
+                   domain: str | None = None) -> dict[str, int]:
+    """Recipients per status of a credential, a domain or everyone (not both: that is
+    ``status_counts``), from the tallies (``helpdesk.tallies``): as cheap at a million
+    recipients as at ten."""
+    if credential_id is not None and domain is not None:
+        raise ValueError("a tally is per credential or per domain, not both")
+    tally, where = CredentialTally, []
+    if credential_id is not None:
+        where = [CredentialTally.credential_id == credential_id]
+    elif domain is not None:
+        tally, where = DomainTally, [DomainTally.email_domain == domain]
+    rows = session.execute(select(tally.status, func.sum(tally.n)).where(*where)
+                           .group_by(tally.status))
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update({status: int(n) for status, n in rows if status in counts})
+    return counts
+
+
 def cause_counts(session: Session, *where) -> dict[str, int]:
     """Recipients per cause, the causes present only, in one GROUP BY."""
     return dict(session.execute(select(Recipient.cause, func.count()).where(*where)
@@ -220,8 +241,12 @@ def ordered(query: Select, f: RecipientFilter) -> Select:
 
 def recipient_page(session: Session, f: RecipientFilter, size: int) -> tuple[Page, dict[str, int]]:
     """One page of recipients and the counts per status of the whole (unfiltered by status)
-    selection: the counts give the page's total, so there is no second COUNT."""
-    counts = status_counts(session, *f.conditions(with_status=False))
+    selection: the counts give the page's total, so there is no second COUNT. Without a
+    search, and unless both a credential and a domain are given, the counts are tallied."""
+    if not f.q and (f.credential_id is None or f.domain is None):
+        counts = tallied_counts(session, f.credential_id, f.domain)
+    else:
+        counts = status_counts(session, *f.conditions(with_status=False))
     total = counts[f.status] if f.status else sum(counts.values())
     query = ordered(select(Recipient).where(*f.conditions()), f)
     items = list(session.scalars(query.limit(size).offset((f.page - 1) * size)))
@@ -281,44 +306,47 @@ class DomainStats:
         return self.bounced / self.sent if self.sent else 0.0
 
 
-def _bounced_count():
-    return func.sum(case((Recipient.status == BOUNCED, 1), else_=0))
+def _tally_sums(where=()):
+    """Per domain: its bounced recipients and all of them, from the domain tally."""
+    bounced = func.sum(case((DomainTally.status == BOUNCED, DomainTally.n), else_=0))
+    total = func.sum(DomainTally.n)
+    return (select(DomainTally.email_domain, bounced.label("bounced"), total.label("total"))
+            .where(*where).group_by(DomainTally.email_domain).having(total > 0)), bounced, total
 
 
 def domain_page(session: Session, page: int, size: int, q: str = "") -> tuple[list[DomainStats], int]:
     """Domains with the most bounces first (then the most recipients), with their counts per
-    status; and how many domains there are."""
-    where = [Recipient.email_domain.is_not(None)]
+    status; and how many domains there are. From the domain tally: it reads a row or so per
+    domain, however many recipients each has."""
+    where = []
     if q:
-        where.append(Recipient.email_domain.icontains(q.strip().lstrip("@"), autoescape=True))
-    total = session.scalar(select(func.count(func.distinct(Recipient.email_domain))).where(*where))
-    bounced = _bounced_count()
-    names = [d for (d,) in session.execute(
-        select(Recipient.email_domain).where(*where).group_by(Recipient.email_domain)
-        .order_by(bounced.desc(), func.count().desc(), Recipient.email_domain)
+        where.append(DomainTally.email_domain.icontains(q.strip().lstrip("@"), autoescape=True))
+    sums, bounced, total = _tally_sums(where)
+    count = session.scalar(select(func.count()).select_from(sums.subquery()))
+    names = [d for d, _, _ in session.execute(
+        sums.order_by(bounced.desc(), total.desc(), DomainTally.email_domain)
         .limit(size).offset((page - 1) * size))]
-    return domain_stats(session, names), total or 0
+    return domain_stats(session, names), count or 0
 
 
 def domain_stats(session: Session, domains: Iterable[str]) -> list[DomainStats]:
     """Counts per status for each domain named, in the order given."""
     domains = list(domains)
-    by_domain = counts_per_status(session, Recipient.email_domain, domains)
+    by_domain = _tallied_per_status(session, DomainTally.email_domain, domains)
     return [DomainStats(d, by_domain[d]) for d in domains]
 
 
 def bounced_at_domain(session: Session, domain: str) -> int:
-    return session.scalar(select(func.count()).where(
-        Recipient.email_domain == domain, Recipient.status == BOUNCED)) or 0
+    return tallied_counts(session, domain=domain)[BOUNCED]
 
 
 def top_bounced_domains(session: Session, limit: int = 8) -> list[tuple[str, int]]:
+    bounced = func.sum(DomainTally.n)
     rows = session.execute(
-        select(Recipient.email_domain, func.count().label("n"))
-        .where(Recipient.status == BOUNCED, Recipient.email_domain.is_not(None))
-        .group_by(Recipient.email_domain).order_by(func.count().desc(), Recipient.email_domain)
-        .limit(limit))
-    return [(d, n) for d, n in rows]
+        select(DomainTally.email_domain, bounced).where(DomainTally.status == BOUNCED)
+        .group_by(DomainTally.email_domain).having(bounced > 0)
+        .order_by(bounced.desc(), DomainTally.email_domain).limit(limit))
+    return [(d, int(n)) for d, n in rows]
 
 
 # --- the dashboard ------------------------------------------------------------------------------
@@ -357,20 +385,21 @@ def recent_problems(session: Session, limit: int = 10) -> list[Recipient]:
 
 
 def credential_counts(session: Session, credential_ids: Iterable[int]) -> dict[int, dict[str, int]]:
-    """Counts per status for each credential, in one GROUP BY."""
-    return counts_per_status(session, Recipient.credential_id, list(credential_ids))
+    """Counts per status for each credential, from the credential tally."""
+    return _tallied_per_status(session, CredentialTally.credential_id, list(credential_ids))
 
 
-def counts_per_status(session: Session, column, keys: list) -> dict:
-    """For each key of ``column`` (a recipient's domain, credential…), its recipients' counts
-    per status, every status present, in one GROUP BY."""
+def _tallied_per_status(session: Session, column, keys: list) -> dict:
+    """For each key of a tally's ``column`` (a domain, a credential), its recipients' counts
+    per status, every status present, in one GROUP BY of the tally."""
     out = {key: dict.fromkeys(STATUSES, 0) for key in keys}
     if keys:
-        rows = session.execute(select(column, Recipient.status, func.count())
-                               .where(column.in_(keys)).group_by(column, Recipient.status))
+        tally = column.class_
+        rows = session.execute(select(column, tally.status, func.sum(tally.n))
+                               .where(column.in_(keys)).group_by(column, tally.status))
         for key, status, n in rows:
             if status in STATUSES:
-                out[key][status] = n
+                out[key][status] = int(n)
     return out
 
 
@@ -530,6 +559,16 @@ def view_page(session: Session, view: RecipientView, size: int) -> KeysetPage:
                                 .limit(size + 1)))
     items = rows[:size]
     return KeysetPage(items, view.cursor_of(items[-1]) if len(rows) > size else None)
+
+
+def view_counts(session: Session, view: RecipientView) -> dict[str, int]:
+    """The view's counts per status (whatever its status filter): tallied when it narrows to
+    no more than a credential or a domain."""
+    narrowed = replace(view, status=None, sort="updated", descending=True, after=None)
+    if narrowed in (RecipientView(), RecipientView(domain=view.domain),
+                    RecipientView(credential_id=view.credential_id)):
+        return tallied_counts(session, view.credential_id, view.domain)
+    return status_counts(session, *view.conditions(with_status=False))
 
 
 def view_recipients(session: Session, view: RecipientView,

@@ -1,7 +1,8 @@
 """The queue's tasks, one set per app: send a batch of deliveries (a transient failure is
 rescheduled with a delay that doubles), publish scheduled credentials when due, nudge recipients
 who have not opened, read the bounce mailboxes, keep typo causes true to the domain history
-(``maintenance.refresh_typos``), and forget webhook tokens too old to replay. A
+(``maintenance.refresh_typos``), fold the status tallies (``helpdesk.tallies``), and forget
+webhook tokens too old to replay. A
 task that loses a database conflict is run again (``helpdesk.transactions``).
 
 Beside the tasks, each worker process watches for sends whose task was lost
@@ -17,7 +18,7 @@ from typing import Callable
 from flask import Flask
 from huey import crontab
 
-from . import maintenance, publishing, sending
+from . import maintenance, publishing, sending, tallies
 from .queue import huey_of
 from .transactions import retried
 
@@ -48,6 +49,8 @@ def init_app(app: Flask) -> None:
             in_app(maintenance.refresh_typos)),
         forget_old_nonces=huey.periodic_task(crontab(minute="17"), name="forget_old_nonces")(
             in_app(maintenance.forget_old_nonces)),
+        fold_tallies=huey.periodic_task(crontab(minute="*"), name="fold_tallies")(
+            in_app(tallies.fold)),
     )
     watcher = StallWatcher(in_app(maintenance.requeue_stalled),
                            stall_check_seconds(float(app.config["SEND_STALL_SECONDS"])))

@@ -51,7 +51,7 @@ def _dashboard_region() -> Markup:
     top_domains = queries.top_bounced_domains(session)
     return live_region(
         "dashboard-live", url_for("pages.dashboard_live"), "_dashboard_live.html",
-        counts=queries.status_counts(session), days=days,
+        counts=queries.tallied_counts(session), days=days,
         day_max=max([sum(c.values()) for _, c in days] + [1]),
         top_domains=top_domains, domain_max=max([n for _, n in top_domains] + [1]),
         problems=queries.recent_problems(session, RECENT_PROBLEMS))

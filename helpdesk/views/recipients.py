@@ -29,7 +29,7 @@ def index():
     view = _view()
     size = current_app.config["PAGE_SIZE"]
     page = queries.view_page(db.session, view, size)
-    counts = queries.status_counts(db.session, *view.conditions(with_status=False))
+    counts = queries.view_counts(db.session, view)
     titles = dict(db.session.execute(select(Credential.id, Credential.title).where(
         Credential.id.in_({r.credential_id for r in page.items}))).all())
     return render_template("recipients.html", view=view, page=page, counts=counts,
