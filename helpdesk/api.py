@@ -14,13 +14,13 @@ from werkzeug.exceptions import HTTPException
 from . import intake, publishing, queries, untrusted_json
 from .addresses import check_address, known_domains
 from .auth import public
-from .causes import CAUSES
+from .causes import CAUSES, Tip, status_tips
 from .credentials import CredentialError, create_credential
 from .input_schema import InvalidInput, parse_timestamp
 from .models import Credential, Delivery, Recipient, db
 from .openapi import BODIES, MAX_PER_PAGE
 from .queries import MAX_ID
-from .status import STATUSES, Tip
+from .status import STATUSES
 from .validation import EmailCheck
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -110,7 +110,8 @@ def _check(address: str) -> EmailCheck:
 @public
 def statuses():
     return jsonify([{"key": s.key, "label": s.label, "icon": s.icon, "colour": s.colour,
-                     "meaning": s.meaning, "tips": [_tip_json(t) for t in s.tips]}
+                     "meaning": s.meaning,
+                     "tips": [_tip_json(t) for t in status_tips(s.key)]}
                     for s in STATUSES.values()])
 
 

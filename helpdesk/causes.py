@@ -3,7 +3,8 @@ recipient's cause and the one line of evidence that decided it.
 
 A status says *what* happened (``helpdesk.status``); a cause says *why*, and the quick tips,
 buttons, bulk actions and nudges follow the cause. Nothing else in helpdesk decides which tip
-comes first: pages, the API, exports and the share page read ``CAUSES``.
+comes first: pages, the API, exports, the share page and the help center read ``CAUSES`` (a
+status's tips are its causes' primary actions: ``status_tips``).
 
 The diagnosis reads, for each event, the closed ``reason_code`` a parser set when it could;
 otherwise it reads the server's own words, as a bounce reader would: enhanced status codes
@@ -18,8 +19,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable, Iterable, NamedTuple, Sequence
 
-from .status import (BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING, DeliveryOutcome, Tip,
-                     delivery_status, email_status, event_level, same_address)
+from .status import (BOUNCED, NOT_OPENED, NOT_PROVIDED, NOT_SENT, OPENED, SENDING,
+                     DeliveryOutcome, delivery_status, email_status, event_level, same_address)
+
+
+@dataclass(frozen=True)
+class Tip:
+    """A quick tip; ``action`` names the button that carries it out (None: advice only)."""
+
+    title: str
+    text: str
+    action: str | None = None
 
 
 @dataclass(frozen=True)
@@ -177,6 +187,27 @@ CAUSES: dict[str, Cause] = {c.key: c for c in (
           "a person may not have read it. It is nudged like an email nobody opened.",
           NUDGE, (ASK_ANOTHER_WAY,), True),
 )}
+
+# The causes a recipient can have under each status (the property tests hold ``diagnose`` to
+# it), most common first: the help center's quick tips for a status are theirs.
+# A complaint or an unsubscribe can come whatever became of the email.
+_LISTED = (COMPLAINED, UNSUBSCRIBED)
+STATUS_CAUSES: dict[str, tuple[str, ...]] = {
+    NOT_SENT: (NOT_SENT_YET, INVALID_ADDRESS, REFUSED_BY_SERVICE, SUPPRESSED, GAVE_UP, *_LISTED),
+    NOT_PROVIDED: (NO_ADDRESS,),
+    SENDING: (ON_ITS_WAY, RETRYING, MAILBOX_FULL, TYPO, *_LISTED),
+    NOT_OPENED: (DELIVERED_NOT_OPENED, RETRYING, MAILBOX_FULL, *_LISTED),
+    BOUNCED: (TYPO, MAILBOX_UNKNOWN, DOMAIN_UNKNOWN, POLICY, SPAM_CONTENT, MAILBOX_FULL,
+              MAILBOX_DISABLED, GAVE_UP, BOUNCED_OTHER, SUPPRESSED, REFUSED_BY_SERVICE, *_LISTED),
+    OPENED: (OPENED_BY_PERSON, OPENED_BY_MACHINE, *_LISTED),
+}
+
+
+def status_tips(status: str) -> tuple[Tip, ...]:
+    """A status's quick tips: the primary actions of the causes it can have, each once."""
+    tips = (CAUSES[key].primary for key in STATUS_CAUSES[status])
+    return tuple(dict.fromkeys(tip for tip in tips if tip))
+
 
 # Causes at which no automatic nudge goes out, whatever the status says.
 NO_NUDGE = frozenset({COMPLAINED, UNSUBSCRIBED, SUPPRESSED})

@@ -23,6 +23,8 @@ import frontmatter
 import nh3
 from markdown_it import MarkdownIt
 
+from .causes import status_tips
+
 ARTICLES_DIR = Path(__file__).parent / "help"
 PLACEHOLDER = re.compile(r"<p>\[\[(status-legend|quick-tips|causes|providers)\]\]</p>")
 _markdown = MarkdownIt("commonmark", {"html": False}).enable("table")
@@ -124,7 +126,7 @@ def registry_documents(statuses: Iterable, causes: Iterable) -> list[Document]:
         return " ".join(f"{tip.title}. {tip.text}" for tip in items)
 
     return ([Document("status", s.label, "statuses", f"status-{s.key}",
-                      f"What “{s.label}” means", f"{s.meaning} {tips(s.tips)}")
+                      f"What “{s.label}” means", f"{s.meaning} {tips(status_tips(s.key))}")
              for s in statuses]
             + [Document("cause", c.label, "causes", f"cause-{c.key}",
                         f"Why an email failed: {c.label}", f"{c.explanation} {tips(c.actions)}")

@@ -1,7 +1,8 @@
 """The six email statuses: the one registry, and the pure function that computes a status.
 
 Nothing else in helpdesk spells a status label or picks an icon: the Status column, the help
-center, the API and the CLI all read ``STATUSES``.
+center, the API and the CLI all read ``STATUSES``. What to do is not the status's to say: the
+quick tips follow the cause (``helpdesk.causes``).
 
 For one delivery, the status is a *join* over its events on the order
 ``sending < not_sent < not_opened < bounced < opened``: each event maps to a level and the
@@ -17,15 +18,6 @@ from typing import Iterable, NamedTuple, Sequence
 
 
 @dataclass(frozen=True)
-class Tip:
-    """A quick tip; ``action`` names the button that carries it out (None: advice only)."""
-
-    title: str
-    text: str
-    action: str | None = None
-
-
-@dataclass(frozen=True)
 class Status:
     key: str
     label: str
@@ -33,7 +25,6 @@ class Status:
     glyph: str  # the same shape as one character, for the terminal and plain text
     colour: str
     meaning: str
-    tips: tuple[Tip, ...]
 
 
 NOT_SENT = "not_sent"
@@ -51,60 +42,32 @@ STATUSES: dict[str, Status] = {
             "No email has gone out for this credential yet: it is a draft or scheduled, it was "
             "published without email, or the email service refused to send it (the reason is on "
             "the timeline).",
-            (
-                Tip("Send it now", "Publishing with email sends it at once; a refused send can "
-                    "be sent again once its reason is fixed.", "send_now"),
-                Tip("Check the reason", "When the service refused the send, the timeline says why: "
-                    "fix that first, or the next send is refused too."),
-            ),
         ),
         Status(
             NOT_PROVIDED, "Email is not provided", "icon-not-provided", "⊘", "#6b5b95",
             "The recipient has no email address, so nothing can be sent.",
-            (
-                Tip("Add the address", "Ask the issuer for the recipient's address, add it and "
-                    "send.", "fix_address"),
-            ),
         ),
         Status(
             SENDING, "Sending", "icon-sending", "◔", "#1f6feb",
             "The email is queued, with us or with the email service, and has not been accepted "
             "by the recipient's mail server yet. This usually takes seconds to minutes; a "
             "temporary refusal (a deferral) keeps it here while it is retried.",
-            (
-                Tip("Give it a few minutes", "Deferrals are retried automatically; look at the "
-                    "timeline if it stays here for more than an hour."),
-            ),
         ),
         Status(
             NOT_OPENED, "Email is not opened", "icon-not-opened", "✉", "#9a6700",
             "The recipient's mail server accepted the email, but no one has opened it yet. It "
             "may sit in a spam or promotions folder, or the recipient's mail app blocks images.",
-            (
-                Tip("Nudge the recipient", "Send the email again so that it comes back to the top "
-                    "of their inbox.", "nudge"),
-                Tip("Ask them to look in spam", "If you can reach the recipient another way, ask "
-                    "them to search their spam and promotions folders for the sender."),
-            ),
         ),
         Status(
             BOUNCED, "Email is bounced", "icon-bounced", "✕", "#cf222e",
             "The recipient's mail server refused the email for good: the address does not "
             "exist, is misspelled, or the server blocks the sender. The server's reply is on "
             "the timeline.",
-            (
-                Tip("Fix the address and resend", "Most bounces are typos: correct the address "
-                    "(a suggestion is offered when one looks likely) and send again.",
-                    "fix_address"),
-                Tip("Ask their IT to allowlist the sender", "When several recipients at one "
-                    "company bounce, their mail server probably blocks the sender: send their IT "
-                    "the allowlist request with a status link.", "allowlist"),
-            ),
         ),
         Status(
             OPENED, "Email is opened", "icon-opened", "✓", "#1a7f37",
-            "The recipient opened the email or clicked a link in it. Nothing more to do.",
-            (),
+            "The recipient opened the email or clicked a link in it (or a mail-privacy proxy or "
+            "a link scanner did: the cause says which).",
         ),
     )
 }

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpdesk.causes import (CAUSES, NO_NUDGE, DeliveryFacts, Diagnosis, EventFacts, diagnose,
-                             reply_reason)
+from helpdesk.causes import (CAUSES, NO_NUDGE, STATUS_CAUSES, DeliveryFacts, Diagnosis,
+                             EventFacts, diagnose, reply_reason, status_tips)
 from helpdesk.contract import REASON_CODES, Message
 from helpdesk.sink import SmtpSink
-from helpdesk.status import STATUSES
+from helpdesk.status import STATUSES, DeliveryOutcome, delivery_status, email_status
 from helpdesk_mailgun.webhook import to_event as mailgun_event
 from helpdesk_sendgrid.webhook import to_event as sendgrid_event
 from helpdesk_smtp import SmtpProvider
@@ -400,3 +400,18 @@ def test_the_suggester_hears_whether_the_bounce_said_the_domain_does_not_exist()
                        mta_response="450 4.1.2 no such domain")) == [True]
     assert asked(event("bounced", mta_response="550 5.1.1 user unknown")) == [False]
     assert asked(event("bounced", mta_response="550 5.7.1 blocked by policy")) == []
+
+
+@given(deliveries_strategy)
+def test_every_cause_is_one_its_status_can_have(deliveries):
+    """The help center's quick tips for a status are its causes' (``STATUS_CAUSES``)."""
+    status = email_status(email=deliveries[-1][0], published=True, deliveries=[
+        DeliveryOutcome(e, delivery_status(ev.type for ev in evs)) for e, evs in deliveries])
+    assert recipient_diagnosis(deliveries).cause in STATUS_CAUSES[status]
+
+
+def test_every_cause_belongs_to_a_status_and_every_status_has_tips_but_opened():
+    assert {c for keys in STATUS_CAUSES.values() for c in keys} == set(CAUSES)
+    assert set(STATUS_CAUSES) == set(STATUSES)
+    assert status_tips("bounced")[:2] == (CAUSES["typo"].primary, CAUSES["mailbox_unknown"].primary)
+    assert all(status_tips(s) for s in STATUSES)

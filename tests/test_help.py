@@ -9,7 +9,7 @@ from markupsafe import escape
 
 from desk_data import page
 from helpdesk import hookimpl, plugins
-from helpdesk.causes import CAUSES
+from helpdesk.causes import CAUSES, STATUS_CAUSES
 from helpdesk import helpcenter
 from helpdesk.credentials import create_credential
 from helpdesk.helpcenter import Document, builtin_articles, search, stem
@@ -33,12 +33,22 @@ def test_the_statuses_article_shows_every_label_and_meaning_from_the_registry(cl
         assert f'id="status-{s.key}"' in html
 
 
-def test_the_quick_tips_come_from_the_registry(client):
+def test_the_quick_tips_come_from_the_causes_registry(client):
     html = page(client.get("/help/what-to-do"))
     assert "[[quick-tips]]" not in html
     for s in STATUSES.values():
-        for tip in s.tips:
-            assert str(escape(tip.title)) in html and str(escape(tip.text)) in html
+        section = html[html.index(f'id="tips-{s.key}"'):]
+        section = section[:section.index("</section>")]
+        for key in STATUS_CAUSES[s.key]:
+            cause = CAUSES[key]
+            assert str(escape(cause.label)) in section
+            if cause.primary:
+                assert str(escape(cause.primary.title)) in section
+                assert str(escape(cause.primary.text)) in section
+    bounced = html[html.index('id="tips-bounced"'):]
+    # A policy refusal leads with the allowlist request, a typo with the fix: not one bounce tip.
+    assert 'data-cause="policy"' in bounced and "Ask their IT to allowlist" in bounced
+    assert "Correct the typo and resend" in bounced
 
 
 @pytest.mark.parametrize("slug, phrase", [

@@ -15,8 +15,8 @@ from helpdesk.ingest import record_events
 from helpdesk.contract import ProviderEvent, SendResult
 from helpdesk.models import Credential, CredentialState, Delivery, Recipient, db, utcnow
 from helpdesk.sink import SmtpSink
-from helpdesk.status import (BOUNCED, NOT_OPENED, NOT_PROVIDED, NOT_SENT, OPENED, SENDING,
-                             STATUSES)
+from helpdesk.causes import status_tips
+from helpdesk.status import BOUNCED, NOT_OPENED, NOT_PROVIDED, NOT_SENT, OPENED, SENDING
 
 from conftest import TYPO_DOMAINS
 
@@ -116,7 +116,7 @@ def test_a_refused_send_shows_not_sent_with_the_reason_and_can_be_resent(app_fac
         assert refused.status == NOT_SENT
         assert [(e.type, e.reason) for e in refused.events] == [
             ("queued", None), ("refused", "the address is on the suppression list")]
-        assert "send_now" in [t.action for t in STATUSES[NOT_SENT].tips]
+        assert "send_now" in [t.action for t in status_tips(NOT_SENT)]
 
         assert ann.cause == "suppressed"
         with pytest.raises(publishing.NeedsConfirmation, match="Suppressed by the email service"):

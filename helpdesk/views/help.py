@@ -6,7 +6,7 @@ from markupsafe import Markup
 
 from .. import helpcenter, plugins
 from ..auth import public
-from ..causes import CAUSES
+from ..causes import CAUSES, STATUS_CAUSES
 from ..status import STATUSES
 
 bp = Blueprint("help", __name__, url_prefix="/help")
@@ -24,7 +24,9 @@ def _registry_block(name: str) -> str:
         return render_template("help/_causes.html", causes=CAUSES.values())
     if name == "providers":
         return render_template("help/_providers.html", providers=plugins.providers())
-    return render_template("help/_tips.html", statuses=STATUSES.values())
+    return render_template("help/_tips.html", statuses=STATUSES.values(),
+                           causes_of={key: [CAUSES[c] for c in keys]
+                                      for key, keys in STATUS_CAUSES.items()})
 
 
 def _documents(articles: list[helpcenter.Article]) -> list[helpcenter.Document]:
