@@ -27,6 +27,7 @@ that still happens (a serialization failure; SQLite refusing a stale snapshot) i
 """
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -80,22 +81,31 @@ def _insert_rows(rows: Sequence[dict]) -> int:
         return 0
     # Key order: two batches that share events wait for each other's in one direction only.
     rows = sorted(rows, key=lambda r: (r["provider"], r["provider_event_id"]))
-    return len(db.session.execute(_insert_events().returning(DeliveryEvent.id), rows).all())
+    statement = _insert_events(db.engine.dialect.name).returning(DeliveryEvent.id)
+    return len(db.session.execute(statement, rows).all())
 
 
-def _insert_events():
+# The statements of the per-event paths are built once: building one costs more than running
+# it on a single row.
+@functools.cache
+def _insert_events(dialect_name: str):
     """INSERT of events, "on conflict do nothing" on the dedupe key."""
-    dialect = postgresql if db.engine.dialect.name == "postgresql" else sqlite
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(DeliveryEvent.__table__).on_conflict_do_nothing(
         index_elements=["provider", "provider_event_id"])
 
 
-def _set_statuses(table, rows: list[dict]) -> None:
-    """One ``executemany`` of ``UPDATE … SET status (and any other value given) WHERE id``."""
-    values = {name: bindparam(f"v_{name}") for name in rows[0] if name != "id"}
-    db.session.execute(
-        update(table).where(table.c.id == bindparam("v_id")).values(**values),
-        [{f"v_{name}": value for name, value in row.items()} for row in rows])
+@functools.cache
+def _update_by_id(table, names: tuple[str, ...]):
+    return update(table).where(table.c.id == bindparam("v_id")).values(
+        **{name: bindparam(f"v_{name}") for name in names})
+
+
+def _update_rows(table, rows: list[dict]) -> None:
+    """One ``executemany`` of ``UPDATE … SET (the values given) WHERE id``; every row gives
+    the same columns."""
+    db.session.execute(_update_by_id(table, tuple(name for name in rows[0] if name != "id")),
+                       [{f"v_{name}": value for name, value in row.items()} for row in rows])
 
 
 # How far back a bounce that names no delivery of ours is matched by its recipient alone.
@@ -275,11 +285,9 @@ def record_answer(event: ProviderEvent, recipient_id: int, delivery: dict,
     known, and its event id is its own (a replay of the same answer inserts nothing)."""
     try:
         lock_recipients(recipient_ids=[recipient_id])
-        values = {name: value for name, value in delivery.items() if name != "id"}
-        db.session.execute(update(Delivery.__table__)
-                           .where(Delivery.__table__.c.id == delivery["id"]).values(**values))
-        db.session.execute(_insert_events().values(
-            **_event_row(event, delivery["id"], reporting, utcnow())))
+        _update_rows(Delivery.__table__, [delivery])
+        db.session.execute(_insert_events(db.engine.dialect.name),
+                           _event_row(event, delivery["id"], reporting, utcnow()))
         db.session.commit()
     except BaseException:
         db.session.rollback()
@@ -321,7 +329,7 @@ def refresh_statuses(delivery_ids: Sequence[int]) -> list[tuple[int, str, str]]:
         if new != old:
             delivery_updates.append({"id": delivery_id, "status": new})
     if delivery_updates:
-        _set_statuses(Delivery.__table__, delivery_updates)
+        _update_rows(Delivery.__table__, delivery_updates)
     recipient_ids = select(Delivery.recipient_id).where(Delivery.id.in_(delivery_ids))
     return refresh_recipients(recipient_ids)
 
@@ -348,13 +356,13 @@ def refresh_recipients(recipient_ids) -> list[tuple[int, str, str]]:
             changes.append((r.id, r.status, new))
     if changes:
         now = utcnow()
-        _set_statuses(Recipient.__table__, [{"id": i, "status": new, "updated_at": now}
+        _update_rows(Recipient.__table__, [{"id": i, "status": new, "updated_at": now}
                                             for i, _, new in changes])
     # After the statuses: a recipient's own earlier delivery is no evidence that its domain
     # takes mail once it bounced (``addresses.domain_history``).
     causes = diagnosis.changed_causes([r.id for r in recipients])
     if causes:
-        _set_statuses(Recipient.__table__, causes)
+        _update_rows(Recipient.__table__, causes)
     return changes
 
 
