@@ -440,3 +440,117 @@ def _status_mismatches() -> list:
         if expected != recipient.status:
             out.append((recipient.id, recipient.status, expected))
     return out
+
+
+# --- the queue or the database cut under the desk's pages and API ------------------------------
+
+@pytest.fixture
+def cut_redis():
+    """A proxy in front of the test Redis: the queue and the sign-in counters go through it."""
+    if not REDIS_URL:
+        pytest.skip("needs Redis (HELPDESK_TEST_REDIS_URL)")
+    real = make_url(REDIS_URL)
+    proxy = CuttableProxy(real.host or "127.0.0.1", real.port or 6379)
+    proxy.restore()
+    try:
+        yield proxy, f"redis://127.0.0.1:{proxy.port}/{real.database or 0}"
+    finally:
+        proxy.close()
+
+
+def test_with_the_queue_cut_sign_in_pages_and_publishing_still_work(app_factory, cut_redis):
+    """Redis gone: sign-in counts in the process, pages answer, a publish commits and answers
+    201 once (a client has no reason to retry it), and its sends are queued by the stall
+    check once Redis is back, not before."""
+    from helpdesk.auth import create_token, create_user
+    from helpdesk.maintenance import requeue_stalled
+    from helpdesk.queue import waiting_sends
+
+    from conftest import PASSWORD
+
+    proxy, queue_url = cut_redis
+    app = app_factory(None, QUEUE_URL=queue_url, RATELIMIT_ENABLED=True, SEND_STALL_SECONDS=30)
+    huey_of(app).flush()
+    with app.app_context():
+        token = create_token(create_user("agent@issuer.example", PASSWORD, "agent"))
+    client = app.test_client()
+    proxy.cut()
+    try:
+        signed_in = client.post("/login", data={"email": "agent@issuer.example",
+                                                "password": PASSWORD})
+        assert signed_in.status_code == 302, signed_in.get_data(as_text=True)
+        assert client.get("/").status_code == 200
+        wrong = app.test_client().post("/login", data={"email": "agent@issuer.example",
+                                                       "password": "not it"})
+        assert wrong.status_code == 401  # still checked, and said
+        published = client.post(
+            "/api/v1/credentials", headers={"Authorization": f"Bearer {token}"},
+            json={"title": "Queue cut", "state": "published",
+                  "recipients": [{"name": "Ann", "email": "ann@valley.example"},
+                                 {"name": "Bob", "email": "bob@valley.example"}]})
+        assert published.status_code == 201, published.get_data(as_text=True)
+        assert client.get(f"/credentials/{published.get_json()['id']}").status_code == 200
+        with app.app_context():
+            ids = set(db.session.scalars(select(Delivery.id)))
+            assert len(ids) == 2 and set(db.session.scalars(select(Delivery.status))) == {SENDING}
+            later = utcnow() + timedelta(seconds=31)
+            assert requeue_stalled(now=later) == 0  # nothing can be queued: nothing taken
+    finally:
+        proxy.restore()
+    with app.app_context():
+        assert requeue_stalled(now=later) == 2
+        assert waiting_sends() == ids
+        assert requeue_stalled(now=later + timedelta(seconds=31)) == 0  # queued once
+        assert waiting_sends() == ids
+
+
+@pytest.mark.skipif(not PG_URL, reason="needs PostgreSQL (HELPDESK_TEST_DATABASE_URL)")
+def test_with_the_database_cut_pages_and_the_api_answer_503_and_write_nothing(app_factory):
+    from helpdesk.auth import create_token, create_user
+    from helpdesk.models import Credential
+
+    from conftest import PASSWORD, sign_in
+
+    real = make_url(PG_URL)
+    proxy = CuttableProxy(real.host or "127.0.0.1", real.port or 5432)
+    proxy.restore()
+    proxied = real.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+    app = app_factory(None, DATABASE_URL=proxied,
+                      SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True,
+                                                 "connect_args": {"connect_timeout": 3}})
+    with app.app_context():
+        agent = create_user("agent@issuer.example", PASSWORD, "agent")
+        token = create_token(agent)
+        desk = app.test_client()
+        sign_in(desk, agent)
+    bearer = {"Authorization": f"Bearer {token}"}
+    new_credential = {"title": "Database cut", "state": "published",
+                      "recipients": [{"name": "Ann", "email": "ann@valley.example"}]}
+    assert desk.get("/credentials").status_code == 200  # the pool holds a live connection
+    proxy.cut()
+    try:
+        answers = {
+            "page": desk.get("/credentials"),
+            "sign-in": app.test_client().post("/login", data={
+                "email": "agent@issuer.example", "password": PASSWORD}),
+            "API read": desk.get("/api/v1/recipients", headers=bearer),
+            "API write": desk.post("/api/v1/credentials", headers=bearer, json=new_credential),
+        }
+        for what, answer in answers.items():
+            assert answer.status_code == 503, (what, answer.get_data(as_text=True))
+            assert answer.headers["Retry-After"].isdigit(), what
+            assert "database is not answering" in answer.get_data(as_text=True), what
+        assert answers["API write"].get_json()["error"]
+        assert answers["page"].mimetype == "text/html"
+    finally:
+        proxy.restore()
+    try:
+        assert desk.get("/credentials").status_code == 200  # back without a restart
+        assert desk.get("/api/v1/recipients", headers=bearer).status_code == 200
+        with app.app_context():
+            assert db.session.scalar(select(func.count()).select_from(Credential)) == 0
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        proxy.close()
