@@ -8,6 +8,10 @@
 2. Per-event paths with more and more history stored: a tracking-pixel hit, 10 events and a
    1,000-event batch recorded through ``ingest.record_events``. Goal: the largest history within
    1.5× of the smallest.
+3. Pages with the same history (2% of it bounced, a quarter of those at a misspelt mailbox
+   domain): the typos page, ``/domains``, the recipients API's first and last page, signed in,
+   through the test client. Baseline, timed interleaved in the same run: the bare SQL giving
+   the same rows with the driver. Goal: within 3× of it at the largest history.
 
     python bench/growth.py [--publish 1000,10000,100000] [--stored 10000,100000,1000000]
                            [--repeat 20] [--database-url postgresql://postgres@127.0.0.1/hd_growth]
@@ -31,10 +35,12 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine, percentile  # noqa: E402
-from listing import bulk_load  # noqa: E402
+from listing import RECIPIENT_COLUMNS, bare_runner, bulk_load, measure  # noqa: E402
 
 PUBLISH_GOAL = 3.0
 GROWTH_GOAL = 1.5
+PAGE_GOAL = 3.0
+AGENT = "bench-agent@issuer.example"
 
 
 def build_app(database_url: str, workdir: Path):
@@ -204,6 +210,7 @@ def grow_history(have: int, want: int) -> None:
     """Recipients ``have`` .. ``want`` - 1, each with a delivered delivery and two events."""
     from sqlalchemy import func, select
 
+    from helpdesk import tallies
     from helpdesk.models import (Credential, CredentialState, Delivery, DeliveryEvent,
                                  Recipient, db, utcnow)
 
@@ -220,8 +227,7 @@ def grow_history(have: int, want: int) -> None:
             for c in range(first_credential, last_credential + 1)))
         bulk_load(connection, Recipient.__table__, (complete(Recipient.__table__, {
             "id": i + 1, "credential_id": i // per_credential + 1, "name": f"Person {i}",
-            "email": f"p{i}@c{i % 5000}.example", "email_domain": f"c{i % 5000}.example",
-            "status": "not_opened", "nudges": 0, "created_at": now, "updated_at": now})
+            "nudges": 0, "created_at": now, "updated_at": now, **history_state(i)})
             for i in range(have, want)))
         bulk_load(connection, Delivery.__table__, (complete(Delivery.__table__, {
             "id": i + 1, "recipient_id": i + 1, "email": f"p{i}@c{i % 5000}.example",
@@ -236,7 +242,28 @@ def grow_history(have: int, want: int) -> None:
             "received_at": now, "correlation_id": f"{i:032x}"})
             for i in range(have, want) for k, kind in enumerate(("queued", "accepted"))))
         fix_sequences(connection)
+    tallies.fold()  # what the periodic task does
     analyze()
+
+
+def history_state(i: int) -> dict:
+    """Recipient ``i``'s address and state: 2% bounced, a quarter of those (0.5%) at a
+    misspelt mailbox domain with the correction stored, as the bounce left them."""
+    if i % 200 == 0:
+        return {"email": f"p{i}@gmial.com", "email_domain": "gmial.com", "status": "bounced",
+                "cause": "typo", "typo_suggestion": f"p{i}@gmail.com",
+                "evidence": "550 5.1.2 Host unknown"}
+    if i % 50 == 0:
+        return {"email": f"p{i}@c{i % 5000}.example", "email_domain": f"c{i % 5000}.example",
+                "status": "bounced", "cause": "mailbox_unknown", "evidence": "550 5.1.1 No such user"}
+    return {"email": f"p{i}@c{i % 5000}.example", "email_domain": f"c{i % 5000}.example",
+            "status": "not_opened", "cause": "not_opened"}
+
+
+def untypo(i: int) -> int:
+    """Recipient ``i``, or the next one when ``i`` is at a misspelt domain: an open there would
+    make the domain one the installation delivered to, and its typos no typos."""
+    return i + 1 if i % 200 == 0 else i
 
 
 def event_timings(app, stored: int, repeat: int, rng: random.Random) -> dict[str, list[float]]:
@@ -249,7 +276,7 @@ def event_timings(app, stored: int, repeat: int, rng: random.Random) -> dict[str
     client = app.test_client()
     with app.app_context():
         for _ in range(repeat):
-            delivery = db.session.get(Delivery, rng.randrange(1, stored + 1))
+            delivery = db.session.get(Delivery, untypo(rng.randrange(stored)) + 1)
             path = urlsplit(pixel_url(delivery)).path
             db.session.remove()
             start = time.perf_counter()
@@ -258,7 +285,7 @@ def event_timings(app, stored: int, repeat: int, rng: random.Random) -> dict[str
             out["pixel hit"].append(time.perf_counter() - start)
             for label, size in (("10 events", 10), ("1,000 events", 1000)):
                 now = utcnow() + timedelta(seconds=1)
-                picked = [rng.randrange(stored) for _ in range(size)]
+                picked = [untypo(rng.randrange(stored)) for _ in range(size)]
                 batch = [ProviderEvent(provider="smtp", type="delivered",
                                        event_id=f"{i:032x}:{uuid.uuid4().hex}",
                                        occurred_at=now, correlation_id=f"{i:032x}",
@@ -269,9 +296,60 @@ def event_timings(app, stored: int, repeat: int, rng: random.Random) -> dict[str
     return out
 
 
-def events_section(app, sizes: list[int], repeat: int) -> None:
+def page_cases(app, stored: int, token: str) -> list[tuple[str, str, dict, str, tuple]]:
+    """(what, app path, request headers, bare SQL with ``{p}`` for a parameter, parameters)."""
+    size = app.config["PAGE_SIZE"]
+    bearer = {"Authorization": f"Bearer {token}"}
+    last = -(-stored // size)
+    return [
+        ("typos page", "/typos", {},
+         f"SELECT {RECIPIENT_COLUMNS} FROM recipient WHERE cause = {{p}} AND typo_suggestion "
+         "IS NOT NULL AND (typo_dismissed_for IS NULL OR typo_dismissed_for <> email) "
+         f"ORDER BY id LIMIT {size}", ("typo",)),
+        ("/domains", "/domains", {},
+         "SELECT email_domain, sum(CASE WHEN status = {p} THEN n ELSE 0 END) AS b, sum(n) AS t "
+         "FROM domain_tally GROUP BY email_domain HAVING sum(n) > 0 "
+         f"ORDER BY b DESC, t DESC, email_domain LIMIT {size}", ("bounced",)),
+        ("API recipients, first page", "/api/v1/recipients", bearer,
+         f"SELECT {RECIPIENT_COLUMNS} FROM recipient ORDER BY id LIMIT {size}", ()),
+        ("API recipients, last page", f"/api/v1/recipients?page={last}", bearer,
+         f"SELECT {RECIPIENT_COLUMNS} FROM recipient ORDER BY id LIMIT {size} "
+         f"OFFSET {(last - 1) * size}", ()),
+    ]
+
+
+def signed_in_client(app):
+    """A test client signed in as an agent, and an API token of the same agent."""
+    from helpdesk.auth import create_token, create_user
+    from helpdesk.models import User, db
+
+    with app.app_context():
+        agent = db.session.scalar(db.select(User).where(User.email == AGENT)) or create_user(
+            AGENT, "bench-password-long-enough")
+        token = create_token(agent)
+        agent_id = agent.get_id()
+        db.session.commit()
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["_user_id"] = agent_id
+        session["_fresh"] = True
+    return client, token
+
+
+def page_timings(app, database_url: str, stored: int, repeat: int) -> dict[str, tuple]:
+    client, token = signed_in_client(app)
+    run_bare, connection = bare_runner(database_url)
+    try:
+        return {what: measure(client, path, headers, run_bare, sql, params, repeat, 20.0)
+                for what, path, headers, sql, params in page_cases(app, stored, token)}
+    finally:
+        connection.close()
+
+
+def events_section(app, sizes: list[int], repeat: int, database_url: str) -> None:
     rng = random.Random(3)
     results: dict[int, dict[str, list[float]]] = {}
+    pages: dict[int, dict[str, tuple]] = {}
     with app.app_context():
         reset_schema()
     have = 0
@@ -285,11 +363,21 @@ def events_section(app, sizes: list[int], repeat: int) -> None:
         print(f"  stored {size:>10,} recipients (added in {grown:.1f} s): " + "; ".join(
             f"{label} median {statistics.median(s) * 1000:.2f} ms, "
             f"p95 {percentile(s, 0.95) * 1000:.2f} ms" for label, s in results[size].items()))
+        pages[size] = page_timings(app, database_url, size, repeat)
+        print("    pages: " + "; ".join(
+            f"{what} {statistics.median(a) * 1000:.2f} ms (bare {statistics.median(b) * 1000:.2f}"
+            f" ms, {rows} rows)" for what, (a, b, rows) in pages[size].items()))
     smallest, largest = results[sizes[0]], results[sizes[-1]]
     for label in smallest:
         ratio = statistics.median(largest[label]) / statistics.median(smallest[label])
         print(f"  {label}: {sizes[-1]:,} stored / {sizes[0]:,} stored = {ratio:.2f} "
               f"(goal <= {GROWTH_GOAL:g}: {'met' if ratio <= GROWTH_GOAL else 'NOT met'})")
+    for what, (app_samples, bare_samples, _) in pages[sizes[-1]].items():
+        ratio = statistics.median(app_samples) / statistics.median(bare_samples)
+        growth = statistics.median(app_samples) / statistics.median(pages[sizes[0]][what][0])
+        print(f"  {what}: app / bare at {sizes[-1]:,} stored = {ratio:.2f} (goal <= "
+              f"{PAGE_GOAL:g}: {'met' if ratio <= PAGE_GOAL else 'NOT met'}); "
+              f"{sizes[-1]:,} / {sizes[0]:,} stored = {growth:.2f}")
 
 
 def sizes(text: str) -> list[int]:
@@ -309,10 +397,11 @@ def main(argv=None) -> int:
     app = build_app(database_url, workdir)
     backend = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
     print(f"growth on {backend}; {machine()}")
-    print("publishing (times in seconds):")
-    publish_section(app, args.publish)
-    print(f"per-event paths ({args.repeat} repeats each, times in ms):")
-    events_section(app, args.stored, args.repeat)
+    if args.publish:
+        print("publishing (times in seconds):")
+        publish_section(app, args.publish)
+    print(f"per-event paths and pages ({args.repeat} repeats each, times in ms):")
+    events_section(app, args.stored, args.repeat, database_url)
     return 0
 
 

@@ -5,11 +5,11 @@ import time
 from typing import NamedTuple
 
 from flask import current_app
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from . import plugins
 from .causes import DOMAIN_UNKNOWN, TYPO, reply_reason
-from .models import Recipient, db
+from .models import DomainTally, Recipient, db
 from .status import NOT_OPENED, OPENED
 from .validation import EmailCheck, check_email
 
@@ -29,9 +29,10 @@ class DomainHistory(NamedTuple):
 
 def read_domain_history() -> DomainHistory:
     """The history as the database has it now (uncached)."""
+    # From the domain tally (``helpdesk.tallies``): a row or so per domain, not every recipient.
     delivered = db.session.scalars(
-        select(Recipient.email_domain).distinct()
-        .where(Recipient.status.in_((NOT_OPENED, OPENED)), Recipient.email_domain.is_not(None)))
+        select(DomainTally.email_domain).where(DomainTally.status.in_((NOT_OPENED, OPENED)))
+        .group_by(DomainTally.email_domain).having(func.sum(DomainTally.n) > 0))
     known = frozenset(d.strip().lower() for d in delivered if d and d.strip()) | offered_domains()
     # The stored diagnosis holds the bounce that decided it; a typo's is read again to tell
     # "no such domain" from "no such mailbox" (ix_recipient_cause finds both kinds).
