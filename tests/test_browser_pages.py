@@ -50,9 +50,15 @@ def sign_in(page, email: str) -> None:
     expect(page.locator("h1")).to_have_text("Dashboard")
 
 
+PHONE_TOP_BAR_PX = 80  # the brand (two lines at most) and the menu button
+
+
 def look(page, shot, name: str, problems: list[str]) -> None:
     shot(page, name, check=False)
     problems += page_problems(page)
+    top_bar = page.locator("header").bounding_box()["height"]
+    if page.viewport_size["width"] < 640 and top_bar > PHONE_TOP_BAR_PX:
+        problems.append(f"{page.url}: the top bar takes {top_bar:.0f}px of a phone's screen")
 
 
 def visit(page, shot, name: str, path: str, problems: list[str], status: int = 200) -> None:
@@ -143,3 +149,69 @@ def test_every_page_is_accessible_and_fits_the_window(browser, desk, watch, shot
     refusals = expected_refusals(watch, 403, 404)
     assert len(refusals) == 3  # the unknown share link, the unknown page, the agent at /admin
     assert [p for p in watch.problems() if p not in refusals] == []
+
+
+def menu_state(page) -> str | None:
+    return page.locator("#menu-button").get_attribute("aria-expanded")
+
+
+def test_the_top_bar_folds_on_a_phone_and_opens_by_keyboard_and_by_tap(browser, desk, watch, shot):
+    phone = watched_context(browser, desk.url, watch, 390, has_touch=True, is_mobile=True)
+    page = phone.new_page()
+    sign_in(page, AGENT)
+    menu, button = page.locator("#topbar-menu"), page.locator("#menu-button")
+    credentials_link = page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Credentials")
+    expect(button).to_be_visible()
+    assert menu_state(page) == "false"
+    expect(menu).to_be_hidden()
+    assert page.locator("header").bounding_box()["height"] < PHONE_TOP_BAR_PX  # was 225 px
+    shot(page, "folded")
+
+    # By keyboard: Tab reaches the button, Enter opens, the next Tab is the first link, Escape
+    # folds the menu and gives the button back the focus, Space opens it again.
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "menu-button":
+            break
+    assert page.evaluate("document.activeElement.id") == "menu-button"
+    page.keyboard.press("Enter")
+    assert menu_state(page) == "true"
+    expect(credentials_link).to_be_visible()
+    shot(page, "open")
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "Dashboard"
+    page.keyboard.press("Escape")
+    assert menu_state(page) == "false"
+    expect(menu).to_be_hidden()
+    assert page.evaluate("document.activeElement.id") == "menu-button"
+    page.keyboard.press(" ")
+    assert menu_state(page) == "true"
+
+    # By tap: fold, open, follow a link; the next page starts folded.
+    button.tap()
+    expect(menu).to_be_hidden()
+    button.tap()
+    credentials_link.tap()
+    expect(page.locator("h1")).to_have_text("Credentials")
+    assert menu_state(page) == "false"
+    expect(credentials_link).to_be_hidden()
+    phone.close()
+
+    # On a laptop there is nothing to fold.
+    laptop = watched_context(browser, desk.url, watch, 1280)
+    page = laptop.new_page()
+    sign_in(page, AGENT)
+    expect(page.locator("#menu-button")).to_be_hidden()
+    expect(page.get_by_role("navigation", name="Main").get_by_role(
+        "link", name="Credentials")).to_be_visible()
+    laptop.close()
+
+    # Without the script (or with it blocked), the phone's menu simply stays open.
+    no_script = watched_context(browser, desk.url, watch, 390, java_script_enabled=False)
+    page = no_script.new_page()
+    page.goto("/login")
+    expect(page.locator("#menu-button")).to_be_hidden()
+    expect(page.locator("#topbar-menu")).to_be_visible()
+    no_script.close()
+    assert watch.problems() == []

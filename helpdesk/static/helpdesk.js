@@ -5,6 +5,9 @@
  *   never while someone is typing in it. Its data-announce text is read out by screen readers.
  * - data-confirm on a submit button asks before sending the form.
  * - data-copy-target on a button copies that field's text.
+ * - The top bar's menu button (shown on phones only, by the style sheet) folds the menu away
+ *   and opens it again; Escape folds it and gives the button back the focus. Without this
+ *   script the button stays hidden and the menu open.
  */
 (function () {
   "use strict";
@@ -63,7 +66,27 @@
     schedule();
   }
 
+  function collapsibleMenu() {
+    var button = document.getElementById("menu-button");
+    var menu = button && document.getElementById(button.getAttribute("aria-controls"));
+    if (!menu) { return; }
+    function open(yes) { button.setAttribute("aria-expanded", yes ? "true" : "false"); }
+    open(false);
+    button.hidden = false;
+    button.addEventListener("click", function () {
+      open(button.getAttribute("aria-expanded") !== "true");
+    });
+    document.addEventListener("keydown", function (event) {
+      if (event.key === "Escape" && button.getAttribute("aria-expanded") === "true"
+          && window.getComputedStyle(button).display !== "none") {
+        open(false);
+        button.focus();
+      }
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    collapsibleMenu();
     document.querySelectorAll("[data-live-url][id]").forEach(function (region) {
       watch(region.id);
     });
