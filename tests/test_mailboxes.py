@@ -470,19 +470,22 @@ def test_notices_in_the_mailbox_match_any_providers_latest_delivery(app_factory,
             {"name": "Alan", "email": "alan@example.net"}], state="published")
         ada, grace, alan = by_ses.recipients
         assert {d.provider for r in by_ses.recipients for d in r.deliveries} == {"ses"}
-        # Later, the desk switched to its own SMTP server and sent Alan another credential.
+        # Later, the desk switched to its own SMTP server and sent Ada and Alan another one.
         app.config["PROVIDER"] = "smtp"
-        by_smtp = create_credential("Course", [{"name": "Alan", "email": "alan@example.net"}],
+        by_smtp = create_credential("Course", [{"name": "Ada", "email": "ada@example.co.uk"},
+                                               {"name": "Alan", "email": "alan@example.net"}],
                                     state="published")
-        [alan_again] = by_smtp.recipients
-        assert alan_again.deliveries[0].provider == "smtp"
+        ada_again, alan_again = by_smtp.recipients
+        assert {d.provider for r in by_smtp.recipients for d in r.deliveries} == {"smtp"}
 
-        box.add(ses_notice(ada.email, ada.deliveries[0].provider_message_id))  # SES's own id
+        # SES's notice names its own id of the message: the first email, not Ada's latest.
+        box.add(ses_notice(ada.email, ada.deliveries[0].provider_message_id))
         box.add(qmail_failure("Grace@Example.org"))  # the address alone
         box.add(qmail_failure("alan@example.net"))  # the address alone, sent twice
         assert poll_once(app) == {**NOTHING, "ingested": 3}
         # (SES reports deliveries: an email it took is still "sending" until it says so.)
-        assert statuses([ada, grace, alan, alan_again]) == [BOUNCED, BOUNCED, SENDING, BOUNCED]
+        assert statuses([ada, grace, alan]) == [BOUNCED, BOUNCED, SENDING]
+        assert statuses([ada_again, alan_again]) == [NOT_OPENED, BOUNCED]
         # Alan's bounce went to his latest delivery, the SMTP one, not the SES one before it.
         assert bounced_delivery_ids() == sorted(
             [ada.deliveries[0].id, grace.deliveries[0].id, alan_again.deliveries[0].id])
