@@ -1,7 +1,9 @@
 """``helpdesk demo``: the embedded SMTP sink, a worker and the web app in one process, with a
 demo organisation whose statuses come from real SMTP traffic: the sink refuses the misspelled
 domains (bounces), greylists one (a deferral that keeps it sending), accepts the rest (not
-opened), and a stand-in mail app loads the tracking pixel of some messages (opened)."""
+opened), and a stand-in mail app loads the tracking pixel of some messages (opened). One
+recipient reports the email as spam, and a follow-up goes to her and to the full mailbox: an
+email service with a suppression list (its stand-in's signed webhooks say so) drops both."""
 from __future__ import annotations
 
 import re
@@ -21,9 +23,9 @@ from . import plugins
 from .credentials import create_credential
 from .queue import huey_of
 from .plugins import make_plugin_manager, reset_providers
-from .models import Delivery, Role, User, db, utcnow
+from .models import Delivery, Recipient, Role, User, db, utcnow
 from .sink import SmtpSink, free_port
-from .status import SENDING
+from .status import BOUNCED, NOT_OPENED, SENDING
 
 DEMO_USER = "demo@example.org"
 # Misspelled domains the sink refuses as unknown, and a company whose mail server blocks us.
@@ -33,6 +35,8 @@ GREYLISTING_DOMAIN = "slowmail.example"
 # A mail server whose mailbox for the recipient is full (the cause "mailbox full").
 FULL_MAILBOX_DOMAIN = "fullbox.example"
 OPENERS = ("ada@example.com", "mary@example.net", "hedy@example.com")
+COMPLAINER = "rosalind@example.net"  # marks the email as spam in her mail app
+FOLLOW_UP = "Data Science Certificate — reissued"
 
 RECIPIENTS = [
     ("Ada Lovelace", "ada@example.com"),
@@ -48,6 +52,7 @@ RECIPIENTS = [
     ("Frances Allen", "frances@slowmail.example"),
     ("Claude Shannon", "not an address"),
     ("John Backus", "john@fullbox.example"),
+    ("Rosalind Franklin", COMPLAINER),
 ]
 GLOBEX = [("Homer Simpson", "homer@globex.example"), ("Lenny Leonard", "lenny@globex.example"),
           ("Carl Carlson", "carl@globex.example"), ("Frank Grimes", "frank@globex.example")]
@@ -81,9 +86,11 @@ def reset_demo_user() -> str:
     return password
 
 
-def open_some_messages(app: Flask, sink: SmtpSink, timeout: float = 60) -> None:
-    """Play a recipient's mail app: once the first sends are out, load the tracking pixel of
-    the openers' messages over HTTP, as an email client showing images would."""
+def play_recipients(app: Flask, sink: SmtpSink, service, timeout: float = 60) -> None:
+    """Play the recipients' mail apps: once the first sends are out, load the tracking pixel
+    of the openers' messages over HTTP, as an email client showing images would; the
+    complainer reports hers as spam (the service hears it as from a feedback loop). Then the
+    follow-up goes to her and to the full mailbox."""
     deadline = time.monotonic() + timeout
     with app.app_context():
         while time.monotonic() < deadline:
@@ -98,6 +105,19 @@ def open_some_messages(app: Flask, sink: SmtpSink, timeout: float = 60) -> None:
             found = re.search(r'src="([^"]*/t/[^"]+\.gif)"', message.html)
             if found:
                 urllib.request.urlopen(found.group(1), timeout=10).read()
+    with app.app_context():
+        # Once her email arrived and the full mailbox's bounce came back: then the service
+        # knows of both when the follow-up reaches it.
+        while time.monotonic() < deadline and db.session.scalar(
+                select(func.count()).select_from(Recipient).where(
+                    Recipient.email.in_((COMPLAINER, "john@fullbox.example")),
+                    Recipient.status.in_((NOT_OPENED, BOUNCED)))) < 2:
+            db.session.rollback()
+            time.sleep(0.5)
+        service.report_spam(COMPLAINER)
+        create_credential(FOLLOW_UP, [{"name": "Rosalind Franklin", "email": COMPLAINER},
+                                      {"name": "John Backus", "email": "john@fullbox.example"}],
+                          state="published")
 
 
 def _why_no_demo(provider: str) -> str:
@@ -158,7 +178,7 @@ def run_demo(host: str, port: int, smtp_port: int | None, provider: str = "smtp"
             seed(app)
     threading.Thread(target=server.serve_forever, daemon=True, name="web").start()
     if fresh:
-        threading.Thread(target=open_some_messages, args=(app, sink), daemon=True,
+        threading.Thread(target=play_recipients, args=(app, sink, service), daemon=True,
                          name="demo-mail-app").start()
     click.echo(f"""
 helpdesk demo
