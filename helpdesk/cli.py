@@ -18,11 +18,16 @@ from .auth import create_token, create_user, reset_password
 from .contract import NotABounce, capabilities
 from .demo import run_demo
 from .diagnosis import refresh_all
-from .maintenance import ingest_bounce, poll_bounces
+from .ingest import record_events
+from .maintenance import poll_bounces, read_bounce
 from .models import Credential, User, db
 from .publishing import nudge_due
 from .queue import huey_of
 from .validation import check_email as check
+
+# sysexits.h's EX_TEMPFAIL: an MTA piping a message to a command that exits with it keeps the
+# message queued and tries again later.
+TEMPORARY_FAILURE = 75
 
 
 def _create_app(*_args) -> Flask:
@@ -170,14 +175,22 @@ def bounces() -> None:
 @with_appcontext
 def bounces_ingest(source) -> None:
     """Read one bounce report (an RFC 3464 delivery status notification) from FILE or - (an
-    MTA can pipe to it). A message that is not a report is reported and changes nothing."""
+    MTA can pipe to it). A message that is not a report is reported and changes nothing. When
+    the database cannot record it, the command exits 75 (EX_TEMPFAIL), on which an MTA keeps
+    the message and pipes it again later."""
     try:
-        result = ingest_bounce(source.read())
+        found = read_bounce(source.read())
     except ValueError as error:
         raise click.ClickException(f"not a readable bounce report: {error}; "
                                    "nothing was recorded") from None
-    if isinstance(result, NotABounce):
-        raise click.ClickException(f"{result.what}; nothing was recorded")
+    if isinstance(found, NotABounce):
+        raise click.ClickException(f"{found.what}; nothing was recorded")
+    try:
+        result = record_events(found, returned=True)
+    except SQLAlchemyError as error:
+        click.echo(f"Error: the database could not record the report, try again later "
+                   f"({error.__class__.__name__}); nothing was recorded", err=True)
+        sys.exit(TEMPORARY_FAILURE)
     click.echo(f"Recorded {result.stored} events ({result.duplicates} seen before, "
                f"{result.unmatched} for no delivery of ours).")
 

@@ -158,7 +158,9 @@ def _match_deliveries(events: Sequence[ProviderEvent],
 
 
 def _keys(kind: str, value: str, match: _Match, any_provider: bool) -> list[tuple[str, ...]]:
-    return [(kind, match.provider, value)] + ([(kind, ANY_PROVIDER, value)] if any_provider else [])
+    """The keys a delivery is found by: under its own provider, and under any provider."""
+    scopes = (match.provider, ANY_PROVIDER) if any_provider else (match.provider,)
+    return [(kind, scope, value) for scope in scopes]
 
 
 def _scope(event: ProviderEvent, any_provider: bool) -> str:

@@ -8,9 +8,11 @@ import json
 import re
 from datetime import datetime, timezone
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 
 from helpdesk.contract import NotABounce
 from helpdesk.credentials import create_credential
@@ -280,6 +282,25 @@ def test_ingest_refuses_what_is_not_a_readable_report(app, sent, name, message):
     db.session.expire_all()
     assert event_count() == before
     assert db.session.get(Recipient, recipient.id).status == NOT_OPENED
+
+
+def test_ingest_when_the_database_fails_exits_75_so_the_mta_tries_again(app, sent):
+    recipient, delivery, _ = sent
+    before = event_count()
+    lost = OperationalError("COMMIT", {}, Exception("the database went away"))
+    with mock.patch.object(db.session, "commit", side_effect=lost):
+        result = app.test_cli_runner().invoke(args=["bounces", "ingest", "-"],
+                                              input=report_for(delivery))
+    assert result.exit_code == 75  # EX_TEMPFAIL: the MTA keeps the message and pipes it later
+    assert "the database could not record the report, try again later" in result.output
+    db.session.expire_all()
+    assert event_count() == before
+    # Piped again once the database is back, it is recorded.
+    result = app.test_cli_runner().invoke(args=["bounces", "ingest", "-"],
+                                          input=report_for(delivery))
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    assert db.session.get(Recipient, recipient.id).status == BOUNCED
 
 
 def test_ingest_keeps_a_report_for_no_delivery_of_ours(app, sent):
