@@ -7,7 +7,7 @@ from typing import Iterable
 
 from flask import has_request_context
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from .models import AuditEntry, Credential, Recipient, db
@@ -53,12 +53,14 @@ def record(action: str, summary: str, *, credential_id: int | None = None,
 
 
 def record_recipients(action: str, recipients: Iterable[Recipient], detail: str = "") -> None:
-    """One entry per recipient, so that each one's timeline shows it."""
+    """One entry per recipient, so that each one's timeline shows it: one multi-row insert
+    (added as objects, SQLite would get one INSERT … RETURNING per entry)."""
     actor = current_actor()
-    db.session.add_all([
-        AuditEntry(actor=actor, action=action, credential_id=r.credential_id, recipient_id=r.id,
-                   summary=describe(r) + (f" {detail}" if detail else ""))
-        for r in recipients])
+    rows = [{"actor": actor, "action": action, "credential_id": r.credential_id,
+             "recipient_id": r.id, "summary": describe(r) + (f" {detail}" if detail else "")}
+            for r in recipients]
+    if rows:
+        db.session.execute(insert(AuditEntry), rows)
 
 
 def record_credential(action: str, credential: Credential, detail: str = "") -> AuditEntry:

@@ -155,6 +155,31 @@ def test_publishing_in_sets_writes_what_recomputing_each_recipient_gives(
         assert db.session.scalar(select(func.count()).select_from(Delivery)) == 7
 
 
+def test_resending_a_status_or_a_domain_costs_the_same_statements_for_more_recipients(
+        app_factory, tmp_path):
+    app = app_factory(QUEUE_URL=str(tmp_path / "queue.db"))
+    counts = {}
+    with app.app_context():
+        for size in (4, 40):
+            domain = f"size{size}.example"
+            credential = create_credential(f"{size} people", [
+                {"name": f"P{i}", "email": f"p{i}@{domain}"} for i in range(size)],
+                state="published")
+            record_events([ProviderEvent(
+                provider=d.provider, type="bounced", event_id=f"{d.correlation_id}:bounced",
+                occurred_at=utcnow() + timedelta(seconds=1), correlation_id=d.correlation_id,
+                recipient=d.email, severity="hard", mta_response="550 5.7.1 blocked by policy")
+                for r in credential.recipients for d in r.deliveries])
+            credential_id = credential.id
+            db.session.expunge_all()  # nothing cached: each recipient's history is read
+            with captured_statements() as seen:
+                assert publishing.resend_in_status(credential_id, "bounced").queued == size
+            with captured_statements() as seen_domain:
+                assert publishing.resend_bounced_at_domain(domain).queued == 0  # sending now
+            counts[size] = (len(seen), len(seen_domain))
+    assert counts[40] == counts[4], counts
+
+
 def test_a_tracking_pixel_hit_seeks_its_rows(app, client):
     _history()
     delivery = db.session.scalars(select(Delivery).order_by(Delivery.id)).first()
