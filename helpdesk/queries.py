@@ -11,6 +11,7 @@ from typing import Any, Iterable, Iterator, Mapping
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
+from .bidi import without_controls
 from .causes import RESEND_CANNOT_HELP
 from .models import (Credential, CredentialState, CredentialTally, Delivery, DeliveryEvent,
                      DomainTally, Recipient)
@@ -268,8 +269,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 def csv_safe(value: Any) -> str:
     """A cell a spreadsheet shows as text: one that starts like a formula gets an apostrophe
-    (OWASP's advice against CSV injection)."""
-    text = "" if value is None else str(value)
+    (OWASP's advice against CSV injection), and bidi controls are taken out (a spreadsheet
+    isolates nothing: a name's override would reorder the cell)."""
+    text = without_controls(value)
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 

@@ -6,7 +6,7 @@ from datetime import datetime
 from flask import Flask
 from flask_login import current_user
 
-from .. import api, openapi, times
+from .. import api, bidi, openapi, times
 from ..audit import ACTIONS
 from ..auth import csrf
 from ..causes import CAUSES
@@ -38,6 +38,9 @@ def init_app(app: Flask) -> None:
     app.jinja_env.globals["CAUSES"] = CAUSES
     app.jinja_env.globals["AUDIT_ACTIONS"] = ACTIONS
     app.jinja_env.globals["timestamp"] = viewer_stamp
+    # Names and addresses from outside: {{ r.name|bdi }} on pages, |plain_text in plain text.
+    app.jinja_env.filters["bdi"] = bidi.isolated
+    app.jinja_env.filters["plain_text"] = bidi.without_controls
 
     @app.context_processor
     def _page_context():
