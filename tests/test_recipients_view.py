@@ -15,7 +15,7 @@ from helpdesk import queries
 
 
 def names(html: str) -> list[str]:
-    return re.findall(r'<td data-label="Name"><a href="/recipients/\d+">([^<]*)</a>', html)
+    return re.findall(r'<td data-label="Name"><a href="/recipients/\d+"><bdi>([^<]*)</bdi></a>', html)
 
 
 def test_the_view_lists_every_credentials_recipients_with_their_reason(agent_client, desk):

@@ -22,7 +22,7 @@ def recipient(email: str) -> Recipient:
 def listed(client) -> list[tuple[str, str]]:
     """(address, suggestion) of every row on the page."""
     page = client.get("/typos").get_data(as_text=True)
-    return re.findall(r"<td>([^<]+)<br>.*?<strong class=\"suggestion\">([^<]+)</strong>", page,
+    return re.findall(r"<td><bdi>([^<]+)</bdi><br>.*?<strong class=\"suggestion\">([^<]+)</strong>", page,
                       re.S)
 
 
