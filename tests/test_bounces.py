@@ -394,6 +394,17 @@ def test_the_held_out_part_meets_the_targets_too():
         assert figures[name] >= target, (name, figures)
 
 
+def test_flufl_bounces_test_set_reads_without_a_crash_and_bounces_no_delay_warning():
+    """The second set (tests/data/bounces-flufl): its figures, below the 97% target for the
+    recipient, are in bench/README.md; this keeps them from sliding back."""
+    bench = load_bench()
+    data = DATA.parent / "bounces-flufl"
+    figures = bench.score(bench.ours, bench.rows_of(data, "all"), data)
+    assert figures["crashes"] == 0
+    assert figures["soft never bounced"] == 1.0
+    assert figures["recipient found"] >= 0.93, figures
+
+
 # --- matching a report that names no delivery back to one -----------------------------------
 
 def qmail_bounce(address: str, message_id: str | None) -> bytes:
