@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from helpdesk import queries, tallies
 from helpdesk.addresses import set_email
 from helpdesk.contract import ProviderEvent
-from helpdesk.credentials import create_credential
+from helpdesk.credentials import create_credential, delete_credential, delete_recipients
 from helpdesk.ingest import record_events
 from helpdesk.models import (Credential, CredentialTally, Delivery, DomainTally, Recipient,
                              db, utcnow)
@@ -60,6 +60,7 @@ def test_the_tallies_count_what_the_recipients_are_through_every_change(app):
     sent = create_credential("Sent", [
         {"name": f"P{i}", "email": f"p{i}@{'north' if i % 2 else 'south'}.example"}
         for i in range(8)] + [{"name": "Nobody"}], state="published")
+    draft_id, sent_id = draft.id, sent.id
     assert_tallies_true()
     deliveries = db.session.scalars(select(Delivery).order_by(Delivery.id)).all()
     record_events([event(deliveries[0], "bounced"), event(deliveries[1], "opened"),
@@ -73,22 +74,21 @@ def test_the_tallies_count_what_the_recipients_are_through_every_change(app):
         .where(Recipient.email_domain.is_not(None)).subquery()))
     assert_tallies_true()
 
-    moved = db.session.get(Recipient, deliveries[0].recipient_id)
+    ids = [d.recipient_id for d in deliveries]
+    moved = db.session.get(Recipient, ids[0])
     set_email(moved, "p0@west.example")  # another domain, its status as it was
     db.session.commit()
     assert_tallies_true()
     record_events([event(deliveries[1], "opened", 1)])  # a replay changes no status
-    db.session.delete(db.session.get(Recipient, deliveries[3].recipient_id))
-    db.session.commit()
+    delete_recipients([db.session.get(Recipient, ids[3])])
     assert_tallies_true()
-    db.session.delete(db.session.get(Credential, sent.id))
-    db.session.commit()
+    delete_credential(db.session.get(Credential, sent_id))  # the database cascades
     assert_tallies_true()
-    assert queries.tallied_counts(db.session, sent.id) == dict.fromkeys(counted(), 0)
+    assert queries.tallied_counts(db.session, sent_id) == dict.fromkeys(counted(), 0)
     tallies.fold()
     assert db.session.scalar(select(func.count()).where(
-        CredentialTally.credential_id == sent.id)) == 0  # what sums to nought is gone
-    assert queries.tallied_counts(db.session, draft.id) == counted(credential_id=draft.id)
+        CredentialTally.credential_id == sent_id)) == 0  # what sums to nought is gone
+    assert queries.tallied_counts(db.session, draft_id) == counted(credential_id=draft_id)
     assert_tallies_true()
 
 
