@@ -4,7 +4,7 @@ in step by triggers, on SQLite. Neither is something SQLAlchemy's metadata can d
 statements live here: run when the tables are created and by migration 0007."""
 from __future__ import annotations
 
-from sqlalchemy import Boolean, event, literal_column, or_, select, table
+from sqlalchemy import Boolean, event, func, literal_column, or_, select, table
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -71,6 +71,9 @@ class NameOrAddressContains(ColumnElement):
 
     type = Boolean()
     inherit_cache = False  # the text decides the SQL's shape (short texts scan)
+    # A condition in itself: SQLite must not get "… = 1" after it, which hides the OR of
+    # indexed terms it sits in from the planner (a scan of the whole table instead).
+    _is_implicitly_boolean = True
 
     def __init__(self, text: str):
         self.text = text
@@ -85,10 +88,17 @@ def _scan(text: str):
                Recipient.email.icontains(text, autoescape=True))
 
 
+def _lowered_contains(text: str):
+    """lower(column) LIKE '%…%', exactly the expression the trigram GIN indexes are built on
+    (``icontains`` is ILIKE on the column itself there, which no index of ours answers)."""
+    pattern = "%" + text.lower().replace("/", "//").replace("%", "/%").replace("_", "/_") + "%"
+    return or_(func.lower(Recipient.name).like(pattern, escape="/"),
+               func.lower(Recipient.email).like(pattern, escape="/"))
+
+
 @compiles(NameOrAddressContains)
 def _compile_default(element, compiler, **kw) -> str:
-    # PostgreSQL: lower(column) LIKE '%…%' is what the trigram GIN indexes answer.
-    return compiler.process(_scan(element.text), **kw)
+    return compiler.process(_lowered_contains(element.text), **kw)
 
 
 @compiles(NameOrAddressContains, "sqlite")
