@@ -162,8 +162,8 @@ def _prepare(delivery: Delivery) -> _Pending:
     except Exception as error:  # one message that cannot be built is that delivery's failure
         log.exception("the message of delivery %s could not be built", delivery.id)
         message, problem = None, f"the message could not be built: {error}"
-    return _Pending(delivery.id, delivery.recipient_id, delivery.provider, delivery.correlation_id, delivery.email,
-                    delivery.attempts, message, problem)
+    return _Pending(delivery.id, delivery.recipient_id, delivery.provider,
+                    delivery.correlation_id, delivery.email, delivery.attempts, message, problem)
 
 
 def _send(item: _Pending) -> SendResult:
