@@ -15,6 +15,7 @@
 
     python bench/growth.py [--publish 1000,10000,100000] [--stored 10000,100000,1000000]
                            [--repeat 20] [--database-url postgresql://postgres@127.0.0.1/hd_growth]
+    python bench/growth.py --tally-cost 6 [--database-url …]   # only what the tallies cost ingest
 
 A PostgreSQL database given here is emptied first: name one of its own. SQLite runs in a
 temporary file.
@@ -255,7 +256,8 @@ def history_state(i: int) -> dict:
                 "evidence": "550 5.1.2 Host unknown"}
     if i % 50 == 0:
         return {"email": f"p{i}@c{i % 5000}.example", "email_domain": f"c{i % 5000}.example",
-                "status": "bounced", "cause": "mailbox_unknown", "evidence": "550 5.1.1 No such user"}
+                "status": "bounced", "cause": "mailbox_unknown",
+                "evidence": "550 5.1.1 No such user"}
     return {"email": f"p{i}@c{i % 5000}.example", "email_domain": f"c{i % 5000}.example",
             "status": "not_opened", "cause": "not_opened"}
 
@@ -380,6 +382,50 @@ def events_section(app, sizes: list[int], repeat: int, database_url: str) -> Non
               f"{sizes[-1]:,} / {sizes[0]:,} stored = {growth:.2f}")
 
 
+# --- 4. what the tallies cost ingest ------------------------------------------------------------
+
+def tally_cost_section(app, rounds: int) -> None:
+    """1,000 events that each change a recipient's status (the tallies' worst case: two rows
+    appended per change and tally), with the tally triggers and with them dropped,
+    interleaved, over 20,000 stored recipients."""
+    from helpdesk import tallies
+    from helpdesk.contract import ProviderEvent
+    from helpdesk.ingest import record_events
+    from helpdesk.models import db, utcnow
+
+    out: dict[bool, list[float]] = {True: [], False: []}
+    with app.app_context():
+        reset_schema()
+        grow_history(0, 20_000)
+        dialect, batch_number = db.engine.dialect.name, 0
+        try:
+            for _ in range(rounds):
+                for with_triggers in (True, False):
+                    with db.engine.begin() as connection:
+                        for statement in (tallies.DDL if with_triggers else tallies.DROP)[dialect]:
+                            connection.exec_driver_sql(statement)
+                    now = utcnow() + timedelta(seconds=1)
+                    picked = [i for i in range(batch_number * 1000, (batch_number + 1) * 1000)
+                              if untypo(i) == i]
+                    batch_number += 1
+                    start = time.perf_counter()
+                    result = record_events([ProviderEvent(
+                        provider="smtp", type="opened", event_id=f"{i:032x}:opened",
+                        occurred_at=now, correlation_id=f"{i:032x}",
+                        recipient=f"p{i}@c{i % 5000}.example") for i in picked])
+                    out[with_triggers].append(time.perf_counter() - start)
+                    if len(result.changed) != len(picked):
+                        raise SystemExit(f"{len(result.changed)} statuses changed, not "
+                                         f"{len(picked)}")
+        finally:
+            with db.engine.begin() as connection:
+                for statement in tallies.DDL[dialect]:
+                    connection.exec_driver_sql(statement)
+    on, off = statistics.median(out[True]), statistics.median(out[False])
+    print(f"  {len(picked)} status changes: with the tally triggers {on * 1000:.0f} ms, without "
+          f"{off * 1000:.0f} ms (medians of {rounds}); ratio {on / off:.2f}")
+
+
 def sizes(text: str) -> list[int]:
     return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
 
@@ -389,6 +435,8 @@ def main(argv=None) -> int:
     parser.add_argument("--publish", type=sizes, default=[1000, 10_000, 100_000])
     parser.add_argument("--stored", type=sizes, default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--tally-cost", type=int, default=0, metavar="ROUNDS",
+                        help="only time what the tally triggers cost a batch of status changes")
     parser.add_argument("--database-url", help="PostgreSQL URL (emptied first); default: a "
                         "SQLite file in a temporary folder")
     args = parser.parse_args(argv)
@@ -397,6 +445,10 @@ def main(argv=None) -> int:
     app = build_app(database_url, workdir)
     backend = "PostgreSQL" if database_url.startswith("postgres") else "SQLite"
     print(f"growth on {backend}; {machine()}")
+    if args.tally_cost:
+        print("the tallies' cost to ingest:")
+        tally_cost_section(app, args.tally_cost)
+        return 0
     if args.publish:
         print("publishing (times in seconds):")
         publish_section(app, args.publish)
