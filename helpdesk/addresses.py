@@ -58,13 +58,6 @@ def domain_history(*, fresh: bool = False) -> DomainHistory:
     return history
 
 
-def known_domains() -> frozenset[str]:
-    """Domains the typo suggester treats as real besides the built-in mailbox providers: those
-    this installation has delivered to (a recipient there is not opened or opened) and those
-    plugins add (``helpdesk_known_domains``)."""
-    return domain_history().known
-
-
 def offered_domains() -> frozenset[str]:
     """The domains plugins declare real (``helpdesk_known_domains``)."""
     return frozenset(d.strip().lower() for domains in plugins.hook().helpdesk_known_domains()

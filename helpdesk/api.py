@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from werkzeug.exceptions import HTTPException
 
 from . import intake, publishing, queries, untrusted_json
-from .addresses import check_address, known_domains
+from .addresses import check_address, domain_history
 from .auth import public
 from .causes import CAUSES, Tip, status_tips
 from .credentials import CredentialError, create_credential
@@ -139,8 +139,9 @@ def create():
     arguments = {"title": body["title"], "state": body["state"],
                  "scheduled_at": parse_timestamp(scheduled_at) if scheduled_at else None,
                  "send_email": body["send_email"]}
-    known = known_domains()
-    verdicts = intake.judge(intake.entries_from(body["recipients"]), known, place=_recipient)
+    known, unknown = domain_history()
+    verdicts = intake.judge(intake.entries_from(body["recipients"]), known, place=_recipient,
+                            unknown_domains=unknown)
     questions = [v for v in verdicts if v.kind in (intake.TYPO, intake.DUPLICATE)]
     if questions and not body["allow_typos"]:
         typos = [{"index": v.line, "email": v.email, "suggestion": v.suggestion}
@@ -149,7 +150,8 @@ def create():
                       "mistyped, the others repeat an earlier one); fix them, or send "
                       "\"allow_typos\": true to keep the typos as they are and leave the "
                       "repeats out", 422, typos=typos, rows=[verdict_json(v) for v in questions])
-    verdicts = intake.apply_choices(verdicts, (), known, place=_recipient)
+    verdicts = intake.apply_choices(verdicts, (), known, place=_recipient,
+                                    unknown_domains=unknown)
     try:
         credential = create_credential(**{**arguments,
                                            "recipients": intake.to_create(verdicts)})

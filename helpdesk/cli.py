@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from . import importer, intake, plugins
-from .addresses import known_domains, offered_domains
+from .addresses import domain_history, offered_domains
 from .auth import create_token, create_user, reset_password
 from .contract import NotABounce, capabilities
 from .demo import run_demo
@@ -233,15 +233,15 @@ def check_email(addresses: tuple[str, ...], as_json: bool) -> None:
         raise click.UsageError("give one or more addresses, or - to read them from standard "
                                "input")
     try:
-        known = known_domains()
+        known, unknown = domain_history()
     except SQLAlchemyError:
         db.session.rollback()
-        known = offered_domains()
+        known, unknown = offered_domains(), frozenset()
         click.echo("The database is not set up (helpdesk db upgrade): checking against the "
                    "built-in and plugins' mailbox domains only.", err=True)
     all_good = True
     for address in _addresses(addresses):
-        result = check(address, known_domains=known)
+        result = check(address, known_domains=known, unknown_domains=unknown)
         all_good = all_good and result.valid and result.suggestion is None
         if as_json:
             click.echo(json.dumps(asdict(result), ensure_ascii=False))
@@ -302,8 +302,10 @@ def import_csv(file, credential_id: int, typos: str, refused_csv) -> None:
         raise click.ClickException(f"no credential {credential_id}")
     try:
         with ExitStack() as bars:
-            parsed = importer.read_rows(file.read(importer.MAX_FILE_BYTES + 1), known_domains(),
-                                        progress=_progress_bar(bars, "Checking rows"))
+            known, unknown = domain_history()
+            parsed = importer.read_rows(file.read(importer.MAX_FILE_BYTES + 1), known,
+                                        progress=_progress_bar(bars, "Checking rows"),
+                                        unknown_domains=unknown)
             flagged = [row for row in parsed.rows if row.kind == intake.TYPO]
             if flagged and typos == "ask":
                 for row in flagged:
@@ -314,7 +316,7 @@ def import_csv(file, credential_id: int, typos: str, refused_csv) -> None:
                 click.get_current_context().exit(2)
             summary = importer.import_rows(
                 credential, parsed, {row.line for row in flagged} if typos == "suggest" else (),
-                known_domains(), progress=_progress_bar(bars, "Importing"))
+                known, progress=_progress_bar(bars, "Importing"), unknown_domains=unknown)
     except importer.BrokenFile as error:
         raise click.ClickException(f"nothing was imported: {error}") from None
     for row in summary.rows:

@@ -223,10 +223,12 @@ def _line_count(text: str) -> int:
 
 
 def read_rows(data: bytes, known_domains: Iterable[str] = (),
-              progress: ProgressCallback | None = None) -> ParsedFile:
+              progress: ProgressCallback | None = None,
+              unknown_domains: Iterable[str] = ()) -> ParsedFile:
     """Read a CSV file and give each row its verdict; raises BrokenFile when the file as a whole
-    cannot be imported. ``known_domains`` are real domains for the typo check; ``progress`` is
-    called now and then with (lines done, lines in all)."""
+    cannot be imported. ``known_domains`` are real domains for the typo check, and
+    ``unknown_domains`` ones that bounced as not existing; ``progress`` is called now and then
+    with (lines done, lines in all)."""
     if len(data) > MAX_FILE_BYTES:
         raise BrokenFile(f"the file is {len(data) / 1024 / 1024:.1f} MB; the limit is "
                          f"{MAX_FILE_BYTES // 1024 // 1024} MB: split it")
@@ -247,7 +249,8 @@ def read_rows(data: bytes, known_domains: Iterable[str] = (),
     if progress:
         progress(total_lines, total_lines)
     verdicts = [replace(v, cells=cells_of.get(v.line, ()))
-                for v in intake.judge(rows, frozenset(known_domains))]
+                for v in intake.judge(rows, frozenset(known_domains),
+                                      unknown_domains=frozenset(unknown_domains))]
     return ParsedFile(delimiter=delimiter, header=tuple(header), rows=tuple(verdicts))
 
 
@@ -326,7 +329,8 @@ def parsed_from_data(data) -> ParsedFile:
 
 def import_rows(credential, parsed: ParsedFile, use_suggestion: Collection[int] = (),
                 known_domains: Collection[str] = (),
-                progress: ProgressCallback | None = None, key: str | None = None) -> ImportSummary:
+                progress: ProgressCallback | None = None, key: str | None = None,
+                unknown_domains: Collection[str] = ()) -> ImportSummary:
     """Add the rows the review kept to ``credential`` in one transaction, all or nothing: the
     typos on the lines in ``use_suggestion`` take their suggestion, the others stay as given.
 
@@ -347,7 +351,8 @@ def import_rows(credential, parsed: ParsedFile, use_suggestion: Collection[int] 
                                                   Recipient.email.is_not(None))))
     cells_of = {row.line: row.cells for row in parsed.rows}
     rows = tuple(replace(v, cells=cells_of.get(v.line, ())) for v in intake.apply_choices(
-        parsed.rows, frozenset(use_suggestion), known_domains, existing))
+        parsed.rows, frozenset(use_suggestion), known_domains, existing,
+        unknown_domains=unknown_domains))
     try:
         created = []
         for done, item in enumerate(intake.to_create(rows), 1):

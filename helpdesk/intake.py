@@ -72,18 +72,20 @@ def by_line(number: int) -> str:
 
 
 def judge(entries: Iterable[Entry | Verdict], known_domains: Collection[str] = (),
-          existing: Collection[str] = (), place: Callable[[int], str] = by_line) -> list[Verdict]:
+          existing: Collection[str] = (), place: Callable[[int], str] = by_line,
+          unknown_domains: Collection[str] = ()) -> list[Verdict]:
     """A verdict for each entry (a Verdict given instead, e.g. an unreadable row, is kept).
     ``existing``: lower-cased addresses the credential already has; ``place`` names an entry
-    in the reasons, in the terms of the input it came from."""
-    known = frozenset(known_domains)
+    in the reasons, in the terms of the input it came from; ``unknown_domains``: domains that
+    bounced as not existing (``helpdesk.validation.check_email``)."""
+    known, unknown = frozenset(known_domains), frozenset(unknown_domains)
     first_line_of: dict[str, int] = {}
     verdicts = []
     for entry in entries:
         if isinstance(entry, Verdict):
             verdicts.append(entry)
             continue
-        verdict = _judge_one(entry, known)
+        verdict = _judge_one(entry, known, unknown)
         if verdict.email and verdict.kind != UNREADABLE:
             key = verdict.email.lower()
             if key in existing:
@@ -98,7 +100,7 @@ def judge(entries: Iterable[Entry | Verdict], known_domains: Collection[str] = (
     return verdicts
 
 
-def _judge_one(entry: Entry, known: frozenset[str]) -> Verdict:
+def _judge_one(entry: Entry, known: frozenset[str], unknown: frozenset[str]) -> Verdict:
     name, address = (entry.name or "").strip(), (entry.email or "").strip()
     if "\0" in name or "\0" in address:
         return Verdict(entry.line, UNREADABLE, name,
@@ -111,7 +113,7 @@ def _judge_one(entry: Entry, known: frozenset[str]) -> Verdict:
                                                            f"{MAX_EMAIL} characters")
     if not address:
         return Verdict(entry.line, NOT_PROVIDED, name)
-    check = check_email(address, known_domains=known)
+    check = check_email(address, known_domains=known, unknown_domains=unknown)
     if not check.valid:
         return Verdict(entry.line, INVALID, name, address, reason=check.error,
                        suggestion=check.suggestion)
@@ -127,7 +129,8 @@ def needs_review(verdicts: Iterable[Verdict]) -> bool:
 
 def apply_choices(verdicts: Iterable[Verdict], use_suggestion: Collection[int],
                   known_domains: Collection[str] = (), existing: Collection[str] = (),
-                  place: Callable[[int], str] = by_line) -> list[Verdict]:
+                  place: Callable[[int], str] = by_line,
+                  unknown_domains: Collection[str] = ()) -> list[Verdict]:
     """The verdicts once the reviewer chose: the typos on the lines in ``use_suggestion`` take
     their suggestion (an invalid address with one too), the others stay as given; judged again,
     so that a suggestion repeating another row is a duplicate. Typos kept as given are accepted."""
@@ -142,7 +145,7 @@ def apply_choices(verdicts: Iterable[Verdict], use_suggestion: Collection[int],
     kept_as_typed = {v.line for v in verdicts if v.kind == TYPO and v.line not in use_suggestion}
     return [replace(v, kind=ACCEPTED, reason=None, suggestion=None)
             if v.kind == TYPO and v.line in kept_as_typed else v
-            for v in judge(chosen, known_domains, existing, place)]
+            for v in judge(chosen, known_domains, existing, place, unknown_domains)]
 
 
 def to_create(verdicts: Iterable[Verdict]) -> list[dict]:

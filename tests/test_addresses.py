@@ -93,6 +93,11 @@ def test_a_domain_that_bounced_as_host_unknown_is_corrected_there_and_for_the_ne
     bounce(ann.latest_delivery.correlation_id, "550 5.1.2 <ann@akol.com>: Host unknown")
     assert diagnosed(ann) == ("typo", "ann@aol.com")
     assert suggestion_for(api, "bo@akol.com") == "bo@aol.com"  # typed next, at intake
+    created = api.post("/api/v1/credentials", json={
+        "title": "Again", "state": "draft", "send_email": False,
+        "recipients": [{"name": "Bo", "email": "bo@akol.com"}]})
+    assert created.status_code == 422 and created.json["typos"] == [
+        {"index": 0, "email": "bo@akol.com", "suggestion": "bo@aol.com"}]
 
 
 def test_a_missing_mailbox_is_no_evidence_of_a_typo(app, api):

@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import intake, queries, times
-from ..addresses import known_domains
+from ..addresses import domain_history
 from ..auth import csrf
 from ..credentials import CredentialError, create_credential
 from ..intake import MAX_EMAIL, MAX_NAME, MAX_TITLE, STATES
@@ -209,8 +209,8 @@ def new():
         entries = parse_recipient_lines(text)
     except FormError as error:
         return _form(400, [*errors, str(error)])
-    known = known_domains()
-    verdicts = intake.judge(entries, known)
+    known, unknown = domain_history()
+    verdicts = intake.judge(entries, known, unknown_domains=unknown)
     digest = _digest(text)
     if errors or any(v.kind == intake.UNREADABLE for v in verdicts):
         return _form(400, errors, verdicts, digest=digest)
@@ -218,7 +218,7 @@ def new():
         return _form(422, verdicts=verdicts, digest=digest)
     use = set() if form.get("action") == "keep" else \
         queries.whole_numbers(form.getlist("use_suggestion"))
-    verdicts = intake.apply_choices(verdicts, use, known)
+    verdicts = intake.apply_choices(verdicts, use, known, unknown_domains=unknown)
     try:
         credential = create_credential(
             title, intake.to_create(verdicts), state=state,

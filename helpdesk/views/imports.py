@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import audit, importer, intake, queries, untrusted_json
-from ..addresses import known_domains
+from ..addresses import domain_history
 from ..auth import csrf
 from ..models import Credential, ImportRun, db
 
@@ -99,7 +99,8 @@ def _import(credential: Credential | None):
         return _form(credential, "Choose a CSV file to import.", 400)
     data = upload.read(importer.MAX_FILE_BYTES + 1)
     try:
-        parsed = importer.read_rows(data, known_domains())
+        known, unknown = domain_history()
+        parsed = importer.read_rows(data, known, unknown_domains=unknown)
     except importer.BrokenFile as error:
         return _form(credential, f"Nothing was imported: {error}.", 400)
     # The form's key and the file name this import: the same form sent again with the same
@@ -173,7 +174,9 @@ def _write(target: Credential | str, parsed: importer.ParsedFile, use_suggestion
         db.session.flush()
         audit.record_credential("created", target, "to import a CSV file into")
     try:
-        summary = importer.import_rows(target, parsed, use_suggestion, known_domains(), key=key)
+        known, unknown = domain_history()
+        summary = importer.import_rows(target, parsed, use_suggestion, known, key=key,
+                                       unknown_domains=unknown)
     except IntegrityError:
         # The same form was imported at the same moment by another request: that one counts.
         db.session.rollback()
