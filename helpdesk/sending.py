@@ -3,7 +3,8 @@ the provider answered into events.
 
 Exactly once, as far as the wire allows. A task first *claims* its deliveries: a lease of
 SEND_STALL_SECONDS that it renews while it works, so that no requeue takes them from a live
-worker. It then records each answer (its event, and the delivery marked answered) before the
+worker (and a worker so slow that its lease ran out before it renewed it, and was taken over,
+sends no more of those deliveries). It then records each answer (its event, and the delivery marked answered) before the
 next message goes out: a worker killed mid-batch leaves at most the one message it was sending
 without its answer, and only that one can go out twice. Statuses follow every RECORD_EVERY
 answers, when the batch *settles* them (and gives up their lease); after a crash,
@@ -94,8 +95,9 @@ def send_batch(delivery_ids: Iterable[int], now: datetime | None = None) -> dict
     """
     clock: Callable[[], datetime] = (lambda: now) if now else utcnow
     ids = sorted(set(delivery_ids))
-    lease = _Lease(float(current_app.config["SEND_STALL_SECONDS"]), clock)
-    claimed = _claim(ids, lease.seconds, clock())
+    seconds, started = float(current_app.config["SEND_STALL_SECONDS"]), clock()
+    claimed = _claim(ids, seconds, started)
+    lease = _Lease(seconds, clock, started + timedelta(seconds=seconds))
     pending = [_prepare(d) for d in db.session.scalars(
         select(Delivery).where(Delivery.id.in_(claimed)).order_by(Delivery.id)
         # the messages need each recipient and credential: one query, not one per delivery
@@ -107,6 +109,9 @@ def send_batch(delivery_ids: Iterable[int], now: datetime | None = None) -> dict
     unsettled: list[_Answer] = []
     for index, item in enumerate(pending):
         lease.keep(lambda: [a.item.id for a in unsettled] + [p.id for p in pending[index:]])
+        if item.id in lease.lost:  # taken over while this task was slow: the taker sends it
+            counts["skipped"] = counts.get("skipped", 0) + 1
+            continue
         answer = _record_answer(item, _send(item), clock(), reporting)
         counts[answer.outcome] = counts.get(answer.outcome, 0) + 1
         unsettled.append(answer)
@@ -135,25 +140,37 @@ def _claim(delivery_ids: list[int], seconds: float, now: datetime) -> list[int]:
 
 
 class _Lease:
-    """A batch's hold on its deliveries, renewed once half of it has run out."""
+    """A batch's hold on its deliveries (until ``until``), renewed once half of it has run
+    out. A renewal that finds a delivery no longer held as this batch left it (its lease ran
+    out before the renewal came, and another task took it over) puts it in ``lost``."""
 
-    def __init__(self, seconds: float, clock: Callable[[], datetime]):
-        self.seconds, self.clock = seconds, clock
+    def __init__(self, seconds: float, clock: Callable[[], datetime], until: datetime):
+        self.seconds, self.clock, self.until = seconds, clock, until
         self.renewed = time.monotonic()
+        self.lost: set[int] = set()
+
+    def due(self) -> bool:
+        return time.monotonic() - self.renewed > self.seconds / 2
 
     def keep(self, delivery_ids: Callable[[], list[int]]) -> None:
-        if time.monotonic() - self.renewed > self.seconds / 2:
-            _renew(delivery_ids(), self.clock() + timedelta(seconds=self.seconds))
-            self.renewed = time.monotonic()
+        if self.due():
+            ids, until = delivery_ids(), self.clock() + timedelta(seconds=self.seconds)
+            self.lost |= set(ids) - _renew(ids, self.until, until)
+            self.until, self.renewed = until, time.monotonic()
 
 
 @retried
-def _renew(delivery_ids: list[int], until: datetime) -> None:
+def _renew(delivery_ids: list[int], held_until: datetime, until: datetime) -> set[int]:
+    """Extend the lease of those of these deliveries still held until ``held_until``; returns
+    their ids."""
     ingest.lock_recipients(delivery_ids)
-    db.session.execute(update(Delivery).where(Delivery.id.in_(delivery_ids))
-                       .values(leased_until=until),
-                       execution_options={"synchronize_session": False})
+    held = db.session.execute(
+        update(Delivery).where(Delivery.id.in_(delivery_ids),
+                               Delivery.leased_until == held_until)
+        .values(leased_until=until).returning(Delivery.id),
+        execution_options={"synchronize_session": False}).scalars().all()
     db.session.commit()
+    return set(held)
 
 
 def _prepare(delivery: Delivery) -> _Pending:

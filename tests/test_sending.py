@@ -105,7 +105,8 @@ def test_a_live_worker_keeps_its_sends_a_dead_one_loses_them_after_the_stall(que
     assert sending._claim(ids, STALL, claimed_at) == ids
     assert sending._claim(ids, STALL, claimed_at) == []  # held: a second task takes none
     # Renewed while its worker lives: not taken at the first lease's end.
-    sending._renew(ids, claimed_at + timedelta(seconds=STALL * 2))
+    assert sending._renew(ids, claimed_at + timedelta(seconds=STALL),
+                          claimed_at + timedelta(seconds=STALL * 2)) == set(ids)
     assert requeue_stalled(now=claimed_at + timedelta(seconds=STALL + 1)) == 0
     # No renewal after that: its worker died. Taken over (queued again: run here), sent once.
     assert requeue_stalled(now=claimed_at + timedelta(seconds=STALL * 2 + 1)) == 3
@@ -114,6 +115,31 @@ def test_a_live_worker_keeps_its_sends_a_dead_one_loses_them_after_the_stall(que
                                                               "b@valley.example",
                                                               "c@valley.example"]
     assert requeue_stalled(now=claimed_at + timedelta(seconds=STALL * 10)) == 0
+
+
+def test_a_slow_worker_whose_lease_was_taken_over_sends_none_of_the_rest(queued, sink,
+                                                                         monkeypatch):
+    """Its lease ran out before it renewed it (one send took longer than the stall) and
+    another worker took its sends over: its renewal finds them gone and it sends no more of
+    them; the taker does."""
+    app, ids = queued
+    monkeypatch.setattr(sending._Lease, "due", lambda self: True)  # renew before each send
+    send = SmtpProvider.send
+
+    def slow_send(self, message):
+        if not sink.messages:  # meanwhile, the lease ran out and the watcher took it over
+            assert requeue_stalled(now=utcnow() + timedelta(seconds=STALL * 3)) == 3
+        return send(self, message)
+
+    monkeypatch.setattr(SmtpProvider, "send", slow_send)
+    assert sending.send_batch(ids) == {"accepted": 1, "skipped": 2}
+    assert [m.recipients[0] for m in sink.messages] == ["a@valley.example"]
+    monkeypatch.setattr(SmtpProvider, "send", send)
+    # The taker's task sends the other two, once.
+    assert sending.send_batch(ids) == {"skipped": 1, "accepted": 2}
+    assert sorted(m.recipients[0] for m in sink.messages) == ["a@valley.example",
+                                                              "b@valley.example",
+                                                              "c@valley.example"]
 
 
 def test_answers_a_dead_worker_recorded_are_settled_not_sent_again(queued, sink):
