@@ -11,6 +11,7 @@ from helpdesk.auth import create_user
 from helpdesk.credentials import create_credential
 from helpdesk.models import Credential, Recipient, db
 from helpdesk.sharing import create_link
+from helpdesk.status import STATUSES
 
 pytestmark = pytest.mark.browser
 expect = pytest.importorskip("playwright.sync_api",
@@ -214,4 +215,46 @@ def test_the_top_bar_folds_on_a_phone_and_opens_by_keyboard_and_by_tap(browser, 
     expect(page.locator("#menu-button")).to_be_hidden()
     expect(page.locator("#topbar-menu")).to_be_visible()
     no_script.close()
+    assert watch.problems() == []
+
+
+def test_a_status_shows_its_meaning_to_the_keyboard_and_to_a_tap(browser, desk, watch, shot):
+    bounced = STATUSES["bounced"]
+    laptop = watched_context(browser, desk.url, watch, 1280)
+    page = laptop.new_page()
+    sign_in(page, AGENT)
+    page.goto("/recipients?status=bounced")
+    row = page.locator("#recipients-table tbody tr").first
+    meaning = row.locator(".status-meaning")
+    expect(meaning).to_be_hidden()
+    # By keyboard: the status is the next stop after the row's credential link.
+    row.locator("td[data-label=Credential] a").focus()
+    page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.textContent.trim()") == bounced.label
+    page.keyboard.press("Enter")
+    expect(meaning).to_be_visible()
+    expect(meaning).to_have_text(bounced.meaning)
+    shot(page, "meaning-by-keyboard")
+    page.keyboard.press("Enter")
+    expect(meaning).to_be_hidden()
+    laptop.close()
+
+    # By tap, on a phone, on a credential's list and on the page a company's IT is sent.
+    token = more_data(desk.app)
+    phone = watched_context(browser, desk.url, watch, 390, has_touch=True, is_mobile=True)
+    page = phone.new_page()
+    sign_in(page, AGENT)
+    page.goto(f"/credentials/{ids(desk.app)['science']}?status=bounced")
+    row = page.locator("#recipients-table tbody tr").first
+    row.locator("summary.status").tap()
+    expect(row.locator(".status-meaning")).to_be_visible()
+    expect(row.locator(".status-meaning")).to_have_text(bounced.meaning)
+    shot(page, "meaning-by-tap")
+    page.goto(f"/share/{token}")
+    row = page.locator("#share-table tbody tr").first
+    row.locator("summary.status").tap()
+    expect(row.locator(".status-meaning")).to_have_text(bounced.meaning)
+    expect(row.locator(".status-meaning")).to_be_visible()
+    shot(page, "meaning-on-the-share-page")
+    phone.close()
     assert watch.problems() == []

@@ -2,7 +2,8 @@
  *
  * - Live regions: an element with data-live-url is refreshed by polling that URL, which answers
  *   the same element rendered afresh; it is swapped only when its data-version changed, and
- *   never while someone is typing in it. Its data-announce text is read out by screen readers.
+ *   never while someone is typing in it or reading a status's meaning there. Its data-announce
+ *   text is read out by screen readers.
  * - data-confirm on a submit button asks before sending the form.
  * - data-copy-target on a button copies that field's text.
  * - The top bar's menu button (shown on phones only, by the style sheet) folds the menu away
@@ -14,9 +15,11 @@
 
   var MAX_DELAY = 60000;
 
-  function typingInside(element) {
+  // Someone is typing in it, or reading the meaning of a status they opened in it.
+  function inUse(element) {
     var active = document.activeElement;
-    return active && element.contains(active) && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName);
+    return active && element.contains(active) && (/^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName)
+      || (active.tagName === "SUMMARY" && active.parentElement.open));
   }
 
   function announce(text) {
@@ -49,7 +52,7 @@
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(id);
         delay = every;
         if (fresh && fresh.getAttribute("data-version") !== region.getAttribute("data-version")
-            && !typingInside(region)) {
+            && !inUse(region)) {
           var before = region.getAttribute("data-announce");
           region.replaceWith(document.adoptNode(fresh));
           if (fresh.getAttribute("data-announce") !== before) {
