@@ -343,9 +343,15 @@ class CuttableProxy:
     def cut(self) -> None:
         self._run(self._stop())
 
+    async def _cancel_pipes(self):
+        for task in asyncio.all_tasks():
+            if task is not asyncio.current_task():
+                task.cancel()
+
     def close(self) -> None:
         if self.server is not None and self.server.is_serving():
             self.cut()
+        self._run(self._cancel_pipes())  # none left pending when the loop stops
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
 
