@@ -179,6 +179,7 @@ def test_the_top_bar_folds_on_a_phone_and_opens_by_keyboard_and_by_tap(browser, 
     page.keyboard.press("Enter")
     assert menu_state(page) == "true"
     expect(credentials_link).to_be_visible()
+    expect(page.locator("#current-user")).to_be_visible()  # who is signed in, beside Sign out
     shot(page, "open")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent.trim()") == "Dashboard"
