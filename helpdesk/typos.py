@@ -26,7 +26,7 @@ class StaleSuggestion(ValueError):
 class TypoFix:
     recipient: Recipient
     suggestion: str
-    confidence: float
+    confidence: float | None  # None: the history changed since; refresh_typos will re-diagnose
     bounce_reason: str | None
 
 
@@ -45,9 +45,15 @@ def typo_page(page: int = 1, per_page: int = 50) -> Page:
     page = min(max(page, 1), pages)
     recipients = db.session.scalars(select(Recipient).where(*_listed()).order_by(Recipient.id)
                                     .limit(per_page).offset((page - 1) * per_page)).all()
-    fixes = [TypoFix(r, r.typo_suggestion, check_address(r.email).confidence, r.evidence)
-             for r in recipients]
+    fixes = [TypoFix(r, r.typo_suggestion, _confidence(r), r.evidence) for r in recipients]
     return Page(items=fixes, number=page, size=per_page, total=total)
+
+
+def _confidence(recipient: Recipient) -> float | None:
+    """How sure the suggester is of the stored suggestion now, or None when it no longer makes
+    it (a domain delivered to since, say): the row stays until the stored cause is refreshed."""
+    check = check_address(recipient.email)
+    return check.confidence if check.suggestion == recipient.typo_suggestion else None
 
 
 def accept(recipient: Recipient, suggestion: str) -> Delivery:

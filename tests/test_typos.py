@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from helpdesk import demo, typos
+from helpdesk.addresses import check_address, domain_history
 from helpdesk.credentials import create_credential
 from helpdesk.models import Recipient, db
 from helpdesk.plugins import reset_providers
@@ -48,6 +49,25 @@ def test_the_page_lists_bounced_recipients_with_a_suggestion(bounced, agent_clie
     assert "confidence 80%" in page
     assert 'class="status status-bounced"' in page
     assert page.count('name="csrf_token"') == 1 + 2 * 2 + 1  # sign out, two rows, accept all
+
+
+def test_a_suggestion_the_history_has_since_overtaken_is_listed_without_a_confidence(
+        bounced, agent_client):
+    # gmial.com starts taking mail (someone registered it): a new recipient there is delivered,
+    # so the suggester no longer corrects it, while Ann's stored typo waits for refresh_typos.
+    del bounced.refuse_domains["gmial.com"]
+    create_credential("Follow-up", [{"name": "Zed Poe", "email": "zed@gmial.com"}],
+                      state="published")
+    assert recipient("zed@gmial.com").status == "not_opened"
+    domain_history(fresh=True)  # the cached minute has passed
+    assert check_address("ann@gmial.com").suggestion is None
+    response = agent_client.get("/typos")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert ("ann@gmial.com", "ann@gmail.com") in listed(agent_client)
+    row = page[page.index("ann@gmial.com"):page.index("bob@hotmial.com")]
+    assert "confidence" not in row
+    assert "confidence 80%" in page[page.index("bob@hotmial.com"):]
 
 
 def test_accept_resends_to_the_suggestion_and_keeps_the_bounced_delivery(bounced, agent_client):
