@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from helpdesk.auth import create_token, create_user
 from helpdesk.credentials import create_credential
+from helpdesk.importer import import_rows, read_rows
 from helpdesk.models import ApiToken, ShareLink, User, db
 from helpdesk.security import CONTENT_SECURITY_POLICY, redact
 from helpdesk.sharing import create_link
@@ -57,6 +58,7 @@ def world(app, sink, agent, admin):
     """One of everything a route's URL can name."""
     credential = create_credential("Security", [
         {"name": "Ann", "email": "ann@valley.example"}], state="published")
+    run = import_rows(credential, read_rows(b"name,email\nBea,bea@valley.example\n"))
     victim = create_user("victim@issuer.example", PASSWORD, "agent")
     victim_token = create_token(victim)
     return {
@@ -72,6 +74,7 @@ def world(app, sink, agent, admin):
         "name": "smtp",
         "filename": "style.css",
         "index": 0,
+        "run_id": run.run_id,
     }
 
 
