@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from flask import Flask
+from flask import Flask, has_request_context
 from flask_login import current_user
 
 from .. import api, bidi, openapi, times
@@ -52,5 +52,6 @@ def init_app(app: Flask) -> None:
 def viewer_stamp(moment: datetime) -> times.Stamp:
     """A moment as the viewer reads it: in their chosen time zone (UTC for someone signed out
     or who has not chosen), and relative to now."""
-    chosen = current_user.time_zone if current_user.is_authenticated else None
+    signed_in = has_request_context() and current_user.is_authenticated  # not in an email
+    chosen = current_user.time_zone if signed_in else None
     return times.stamp(moment, times.zone(chosen), utcnow())
