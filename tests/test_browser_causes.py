@@ -69,7 +69,9 @@ def sign_in(page) -> None:
 
 @pytest.fixture
 def page_for(browser, watch):
-    """``page_for(desk)``: a watched page on that desk; no problem may be seen on it."""
+    """``page_for(desk)``: a watched page on that desk; no problem may be seen on it. Ask for it
+    after the desk's fixture, so that its pages close before the desk's server stops (pytest
+    tears fixtures down in the reverse order of setting them up)."""
     contexts = []
 
     def open_page(desk: Desk):
@@ -108,7 +110,7 @@ def company_desk(app_factory, tmp_path):
 
 
 def test_refusals_by_policy_lead_to_the_allowlist_request_a_share_link_and_a_resend(
-        browser, page_for, company_desk, watch, shot):
+        browser, company_desk, page_for, watch, shot):
     desk, sink = company_desk
     page = page_for(desk)
     sign_in(page)
@@ -230,7 +232,7 @@ def service_desk(app_factory, tmp_path):
 
 
 def test_a_suppressed_address_is_removed_from_the_services_list_and_resent(
-        page_for, service_desk, shot):
+        service_desk, page_for, shot):
     desk = service_desk
     ann = "ann@valley.example"
     # An earlier hard bounce put Ann on SendGrid's bounce list: it drops the email, and says so.
