@@ -40,8 +40,8 @@ STATUSES: dict[str, Status] = {
         Status(
             NOT_SENT, "Email is not sent", "icon-not-sent", "○", "#5b6472",
             "No email has gone out for this credential yet: it is a draft or scheduled, it was "
-            "published without email, or the email service refused to send it (the reason is on "
-            "the timeline).",
+            "published without email, or the email service refused to send it (its reason is "
+            "shown with the recipient).",
         ),
         Status(
             NOT_PROVIDED, "Email is not provided", "icon-not-provided", "⊘", "#6b5b95",
@@ -61,8 +61,8 @@ STATUSES: dict[str, Status] = {
         Status(
             BOUNCED, "Email is bounced", "icon-bounced", "✕", "#cf222e",
             "The recipient's mail server refused the email for good: the address does not "
-            "exist, is misspelled, or the server blocks the sender. The server's reply is on "
-            "the timeline.",
+            "exist, is misspelled, or the server blocks the sender. The server's reply, shown "
+            "with the recipient, says which.",
         ),
         Status(
             OPENED, "Email is opened", "icon-opened", "✓", "#1a7f37",

@@ -55,7 +55,7 @@ def test_a_company_refusing_by_policy_gets_the_allowlist_request(agent_client, c
     mailto = re.search(r'id="mailto-it" href="([^"]+)"', html).group(1)
     assert mailto.startswith(f"mailto:postmaster@{POLICY_DOMAIN}?subject=")
     assert "credentials@issuer.example" in unquote(mailto.replace("&amp;", "&"))
-    assert "Resend all 3 bounced here" in html
+    assert "Resend the 3 emails that bounced here" in html
     assert html.count('data-cause="policy"') == 3
 
 
