@@ -350,10 +350,6 @@ class User(UserMixin, db.Model):
     # Part of the id a session cookie carries: raising it (sign-out, a new password) ends every
     # session of the user, wherever its cookie is.
     session_version: Mapped[int] = mapped_column(default=0, server_default="0")
-    # Unused since the per-account sign-in limit counts in the rate limiter's storage
-    # (helpdesk.auth.AccountAttempts); kept until a migration drops them.
-    login_failures: Mapped[int] = mapped_column(default=0, server_default="0")
-    first_failure_at: Mapped[datetime | None]
     # The zone the pages show this user's times in (``helpdesk.times``); None until chosen: UTC.
     time_zone: Mapped[Optional[str]] = mapped_column(String(64))
 
