@@ -17,6 +17,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, replace
 
 from . import intake
+from .bidi import without_controls
 from .intake import EMPTY, UNREADABLE, Entry, Verdict
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -277,12 +278,15 @@ def _cells(count: int) -> str:
 
 # --- the refused rows, to fix and import again -------------------------------------------------
 
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
-def formula_safe(cell: str) -> str:
-    """A cell a spreadsheet shows as text, never runs as a formula (=HYPERLINK(...))."""
-    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+def csv_safe(value: object) -> str:
+    """A cell a spreadsheet shows as text: one that starts like a formula gets an apostrophe
+    (OWASP's advice against CSV injection), and bidi controls are taken out (a spreadsheet
+    isolates nothing: a name's override would reorder the cell)."""
+    text = without_controls(value)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 LEFT_OUT = (UNREADABLE, intake.DUPLICATE)
@@ -293,10 +297,10 @@ def left_out_csv(header: Sequence[str], rows: Iterable[Verdict]) -> str:
     cells under its own header, to fix and import again."""
     out = io.StringIO()
     writer = csv.writer(out)
-    writer.writerow([formula_safe(c) for c in ("line", "reason", *header)])
+    writer.writerow([csv_safe(c) for c in ("line", "reason", *header)])
     for row in rows:
         if row.kind in LEFT_OUT:
-            writer.writerow([str(row.line), *(formula_safe(c) for c in (row.reason or "",
+            writer.writerow([str(row.line), *(csv_safe(c) for c in (row.reason or "",
                                                                         *row.cells))])
     return out.getvalue()
 

@@ -9,8 +9,8 @@ from typing import Any, Optional
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import (JSON, DateTime, ForeignKey, Index, MetaData, String, Text,
-                        TypeDecorator, UniqueConstraint, text)
+from sqlalchemy import (JSON, DateTime, ForeignKey, Index, MetaData, String, Table, Text,
+                        TypeDecorator, UniqueConstraint, event, text)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 from sqlalchemy.sql.functions import FunctionElement
@@ -56,6 +56,29 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
+
+
+class DialectDDL:
+    """What a table carries that SQLAlchemy's metadata cannot describe (triggers, trigram
+    indexes, an FTS table), as statements per database: run when ``table`` is created and
+    before it is dropped, and by the migration that brought them (``create_on``, ``drop_on``)."""
+
+    def __init__(self, table: Table, create: dict[str, tuple[str, ...]],
+                 drop: dict[str, tuple[str, ...]]):
+        self.create, self.drop = create, drop
+        event.listen(table, "after_create", lambda _, connection, **kw: self.create_on(connection))
+        event.listen(table, "before_drop", lambda _, connection, **kw: self.drop_on(connection))
+
+    def create_on(self, connection: Any) -> None:
+        self._run(connection, self.create)
+
+    def drop_on(self, connection: Any) -> None:
+        self._run(connection, self.drop)
+
+    @staticmethod
+    def _run(connection: Any, statements: dict[str, tuple[str, ...]]) -> None:
+        for statement in statements.get(connection.dialect.name, ()):
+            connection.exec_driver_sql(statement)
 
 
 class CredentialState(str, enum.Enum):

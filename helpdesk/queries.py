@@ -11,8 +11,8 @@ from typing import Any, Iterable, Iterator, Mapping
 from sqlalchemy import Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
-from .bidi import without_controls
 from .causes import RESEND_CANNOT_HELP
+from .importer import csv_safe
 from .models import (Credential, CredentialState, CredentialTally, Delivery, DeliveryEvent,
                      DomainTally, Recipient)
 from . import tallies  # noqa: F401  (the triggers keeping the tallies read here)
@@ -264,17 +264,6 @@ def all_recipients(session: Session, f: RecipientFilter, chunk: int = 1000) -> I
 
 CSV_HEADER = ("id", "credential_id", "name", "email", "domain", "status", "status_label",
               "cause", "cause_label", "evidence", "updated_at")
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_safe(value: Any) -> str:
-    """A cell a spreadsheet shows as text: one that starts like a formula gets an apostrophe
-    (OWASP's advice against CSV injection), and bidi controls are taken out (a spreadsheet
-    isolates nothing: a name's override would reorder the cell)."""
-    text = without_controls(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
-
-
 def csv_row(recipient: Recipient) -> list[str]:
     return [csv_safe(v) for v in (
         recipient.id, recipient.credential_id, recipient.name, recipient.email,

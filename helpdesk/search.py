@@ -4,11 +4,11 @@ in step by triggers, on SQLite. Neither is something SQLAlchemy's metadata can d
 statements live here: run when the tables are created and by migration 0007."""
 from __future__ import annotations
 
-from sqlalchemy import Boolean, event, func, literal_column, or_, select, table
+from sqlalchemy import Boolean, func, literal_column, or_, select, table
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
-from .models import Recipient
+from .models import DialectDDL, Recipient
 
 FTS_TABLE = "recipient_search"
 # What the databases hold besides the models' own schema (a migration check leaves them out).
@@ -53,16 +53,7 @@ DROP = {
 }
 
 
-@event.listens_for(Recipient.__table__, "after_create")
-def _create_search_index(target, connection, **kw) -> None:
-    for statement in DDL.get(connection.dialect.name, ()):
-        connection.exec_driver_sql(statement)
-
-
-@event.listens_for(Recipient.__table__, "before_drop")
-def _drop_search_index(target, connection, **kw) -> None:
-    for statement in DROP.get(connection.dialect.name, ()):
-        connection.exec_driver_sql(statement)
+INDEX = DialectDDL(Recipient.__table__, DDL, DROP)
 
 
 class NameOrAddressContains(ColumnElement):

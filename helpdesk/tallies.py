@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from sqlalchemy import delete, event, insert
+from sqlalchemy import delete, insert
 
-from .models import CredentialTally, DomainTally, Recipient, db
+from .models import CredentialTally, DialectDDL, DomainTally, Recipient, db
 
 # The columns each tally is keyed by, besides the status.
 TALLIES = {DomainTally.__table__: "email_domain", CredentialTally.__table__: "credential_id"}
@@ -76,17 +76,9 @@ BACKFILL = tuple(
     f"WHERE {key} IS NOT NULL GROUP BY {key}, status" for t, key in TALLIES.items())
 
 
-@event.listens_for(Recipient.__table__, "after_create")
-def _create_triggers(target, connection, **kw) -> None:
-    # The tallies' tables may come after: both databases resolve them when the triggers run.
-    for statement in DDL.get(connection.dialect.name, ()):
-        connection.exec_driver_sql(statement)
-
-
-@event.listens_for(Recipient.__table__, "before_drop")
-def _drop_triggers(target, connection, **kw) -> None:
-    for statement in DROP.get(connection.dialect.name, ()):
-        connection.exec_driver_sql(statement)
+# The tallies' tables may come after the recipients': both databases resolve them when the
+# triggers run.
+TRIGGERS = DialectDDL(Recipient.__table__, DDL, DROP)
 
 
 def fold() -> int:

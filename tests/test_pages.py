@@ -159,7 +159,7 @@ def test_export_csv_is_the_filtered_list_with_formulas_defused(agent_client, des
     ("Ada", "Ada"), ("", ""), (None, ""), ("a=b", "a=b"),
 ])
 def test_csv_safe(value, expected):
-    from helpdesk.queries import csv_safe
+    from helpdesk.importer import csv_safe
 
     assert csv_safe(value) == expected
 

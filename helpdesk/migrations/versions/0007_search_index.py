@@ -18,11 +18,9 @@ depends_on = None
 
 def upgrade():
     op.create_index('ix_delivery_email_lower', 'delivery', [sa.text('lower(email)')])
-    for statement in search.DDL.get(op.get_bind().dialect.name, ()):
-        op.execute(statement)
+    search.INDEX.create_on(op.get_bind())
 
 
 def downgrade():
-    for statement in search.DROP.get(op.get_bind().dialect.name, ()):
-        op.execute(statement)
+    search.INDEX.drop_on(op.get_bind())
     op.drop_index('ix_delivery_email_lower', table_name='delivery')

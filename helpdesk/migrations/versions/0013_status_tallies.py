@@ -37,12 +37,12 @@ def upgrade():
     op.create_index('ix_credential_tally_credential_status', 'credential_tally',
                     ['credential_id', 'status', 'n'])
     # Counted, then kept: the migration runs while nothing else writes.
-    for statement in tallies.BACKFILL + tallies.DDL.get(op.get_bind().dialect.name, ()):
+    for statement in tallies.BACKFILL:
         op.execute(statement)
+    tallies.TRIGGERS.create_on(op.get_bind())
 
 
 def downgrade():
-    for statement in tallies.DROP.get(op.get_bind().dialect.name, ()):
-        op.execute(statement)
+    tallies.TRIGGERS.drop_on(op.get_bind())
     op.drop_table('credential_tally')
     op.drop_table('domain_tally')
