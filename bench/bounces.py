@@ -93,7 +93,7 @@ def score(reader, rows: list[dict[str, str]], data: Path, show: int = 0) -> dict
             crashes.append(f"{file}: {traceback.format_exc(limit=-1).strip()}")
             results[file] = {}
     elapsed = time.perf_counter() - started
-    found = correct = soft_rows = soft_ok = bounce_rows = labelled = 0
+    found = correct = soft_rows = soft_ok = bounce_rows = labelled = any_rows = any_read = 0
     misses: list[str] = []
     for row in rows:
         events = results[row["file"]] or {}
@@ -101,11 +101,17 @@ def score(reader, rows: list[dict[str, str]], data: Path, show: int = 0) -> dict
         levels = events.get(recipient, set())
         if expected == "unlabelled":
             continue
+        if recipient == "*":  # no address named: every recipient read counts
+            levels = set().union(*events.values())
+            any_rows += 1
+            any_read += bool(events)
         if expected == "not-a-bounce":
             ok = not any("bounced" in lv for lv in events.values())
+        elif recipient == "*" and expected == "failed":
+            ok = bool(levels)
         else:
-            bounce_rows += 1
-            found += bool(levels)
+            bounce_rows += recipient != "*"
+            found += bool(levels) and recipient != "*"
             if expected == "failed":  # no class to check
                 ok = bool(levels)
             elif expected == "hard":
@@ -114,7 +120,7 @@ def score(reader, rows: list[dict[str, str]], data: Path, show: int = 0) -> dict
                 ok = bool(levels) and not levels & {"bounced", "not_opened"}
                 soft_rows += 1
                 soft_ok += "bounced" not in levels
-        if expected != "failed":
+        if expected != "failed":  # rows with a class
             labelled += 1
             correct += ok
         if not ok:
@@ -129,6 +135,7 @@ def score(reader, rows: list[dict[str, str]], data: Path, show: int = 0) -> dict
     return {"recipient found": found / max(bounce_rows, 1),
             "class correct": correct / max(labelled, 1),
             "soft never bounced": soft_ok / max(soft_rows, 1), "crashes": len(crashes),
+            "bounce read": any_read / any_rows if any_rows else None, "any rows": any_rows,
             "refused": refusals, "messages": len(results), "rows": len(rows),
             "recipient rows": bounce_rows, "class rows": labelled, "soft rows": soft_rows,
             "ms per message": 1000 * elapsed / max(len(results), 1)}
@@ -138,12 +145,15 @@ def report(name: str, figures: dict[str, object]) -> str:
     return (f"{name:13}: recipient found {figures['recipient found']:6.1%}, class correct "
             f"{figures['class correct']:6.1%}, soft never bounced "
             f"{figures['soft never bounced']:6.1%}, crashes {figures['crashes']}, refused "
-            f"{figures['refused']}; {figures['ms per message']:.2f} ms/message")
+            f"{figures['refused']}; {figures['ms per message']:.2f} ms/message"
+            + (f"; bounce read {figures['bounce read']:6.1%}"
+               if figures["bounce read"] is not None else ""))
 
 
 def counts(figures: dict[str, object]) -> str:
     return (f"(over {figures['recipient rows']} rows with a recipient, {figures['class rows']} "
-            f"with a class, {figures['soft rows']} soft)")
+            f"with a class, {figures['soft rows']} soft"
+            + (f", {figures['any rows']} naming no address" if figures["any rows"] else "") + ")")
 
 
 def main() -> int:
