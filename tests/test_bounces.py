@@ -246,6 +246,43 @@ def test_more_shapes_of_prose_and_quoting(name, recipient, kind):
     assert flufl_sample(name)[recipient][:2] == kind
 
 
+def bounceparser_sample(name: str) -> dict[str, tuple[str, str, str | None]]:
+    """Recipient → outcome for one of Mail::DeliveryStatus::BounceParser's test bounces
+    (tests/data/bounces-bounceparser)."""
+    raw = (Path(__file__).parent / "data" / "bounces-bounceparser" / "messages" /
+           name).read_bytes()
+    return {e.recipient: (e.type, e.severity, e.reason_code) for e in events_of(raw)}
+
+
+@pytest.mark.parametrize("read, recipient, outcome_", [
+    # AOL lists refused screen names alone: completed at the reporting system's domain, and the
+    # "Sorry <our address>." before them is not taken for the recipient.
+    (lambda: flufl_sample("aol_01.txt"), "screenname@aol.com", (*HARD, "policy")),
+    (lambda: bounceparser_sample("aol-senderblock.msg"), "mykewlaolacct@aol.com",
+     (*SOFT, "spam")),  # "not accepting mail with attachments": a content rule, not an address
+    # Exim names a bare local part too: X-Failed-Recipients completes it, not a guess.
+    (lambda: outcome("lhost-exim-04.eml"), "kijitora@example.ed.jp", (*HARD, "policy")),
+])
+def test_a_recipient_named_by_its_local_part_alone_is_completed(read, recipient, outcome_):
+    assert read() == {recipient: outcome_}
+
+
+def test_an_x400_address_in_an_old_exchange_report_is_read():
+    """"c=US;a= ;p=IKON;o=Nexus2;dda:SMTP=userx@example.COM;": the address after SMTP=."""
+    assert flufl_sample("microsoft_01.txt")["userx@example.COM"] == (*HARD, "user_unknown")
+
+
+@pytest.mark.parametrize("name, outcome_", [
+    ("nomailbox.msg", (*HARD, "user_unknown")),  # "550 ** No mail box available for this user **"
+    ("user-unknown-bad.msg", (*HARD, "user_unknown")),  # "550 BAD_RECIPIENT - see http://…"
+    ("postfix-host-unknown.msg", (*HARD, "host_unknown")),  # "Name or service not known"
+    ("quota-7.msg", (*SOFT, "mailbox_full")),  # "has exceeded its disk space limit", 5.7.0
+])
+def test_more_words_for_unknown_mailboxes_and_domains_and_full_mailboxes(name, outcome_):
+    [found] = bounceparser_sample(name).values()
+    assert found == outcome_
+
+
 def test_the_servers_words_and_codes_are_kept():
     [event] = parse_bounce(sample("lhost-exim-01.eml"))
     assert event.recipient == "kijitora@example.ed.jp"

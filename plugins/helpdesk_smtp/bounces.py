@@ -27,6 +27,7 @@ from email.message import Message
 from email.utils import parsedate_to_datetime
 
 from helpdesk.contract import CORRELATION_HEADER, NotABounce, ProviderEvent
+from helpdesk.known_domains import split_public_suffix
 
 from . import dsn, mime, prose, reasons, ses
 from .dsn import MalformedReport
@@ -150,7 +151,7 @@ def _our_addresses(headers: mime.Fields, original: mime.Fields) -> set[str]:
 def _prose_recipients(headers: mime.Fields, text: str, ours: set[str],
                       original: mime.Fields) -> list[dsn.Recipient]:
     action = "delayed" if prose.delayed(text, mime.first(headers, "subject")) else "failed"
-    failed = prose.failed_addresses(text, ours)
+    failed = prose.failed_addresses(text, ours) or _completed_names(text, headers, original)
     if not failed:
         # Some reports name the failed address only where it equals their own To (a report
         # forwarded, or written to the wrong party): better that than nothing.
@@ -169,6 +170,32 @@ def _prose_recipients(headers: mime.Fields, text: str, ours: set[str],
                           diagnostic=f.server_words or mime.clean(f.text)[:500],
                           context=f.text)
             for f in failed]
+
+
+def _completed_names(text: str, headers: mime.Fields,
+                     original: mime.Fields) -> list[prose.Failed]:
+    """Recipients a report names by their local part alone, completed: the address with that
+    local part in its X-Failed-Recipients or the returned original's To or Cc, else (when no
+    header names a failed address) that name at the organisation of the mail system that wrote
+    the report, which speaks so of its own users (AOL's screen names)."""
+    names = prose.bare_names(text)
+    if not names:
+        return []
+    failed_header = headers.get("x-failed-recipients", [])
+    sent_to = {a.split("@")[0].lower(): a
+               for value in failed_header + original.get("to", []) + original.get("cc", [])
+               for a in prose.ADDRESS.findall(value)}
+    system = [a for a in prose.ADDRESS.findall(mime.first(headers, "from"))
+              if prose.SYSTEM_MAILBOX.match(a.split("@")[0])]
+    split = split_public_suffix(system[0].split("@")[1].lower()) if system else None
+    domain = f"{split[0].rpartition('.')[2]}.{split[1]}" if split else ""
+    failed = []
+    for name in names:
+        address = sent_to.get(name.lower()) or \
+            (f"{name}@{domain}" if domain and not failed_header else "")
+        if address:
+            failed.append(prose.Failed(address, text, prose.server_words(text)))
+    return failed
 
 
 def _with_prose(recipients: list[dsn.Recipient], text: str,

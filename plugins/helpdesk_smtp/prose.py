@@ -19,7 +19,10 @@ from . import mime
 # The top-level domain is ASCII (or an A-label): text in other scripts often follows an
 # address with no space between.
 ADDR = r"[\w.!#$%&'*+/=?^`{|}~-]+@(?:[\w-]+\.)+(?:[A-Za-z]{2,63}|xn--[A-Za-z0-9-]+)"
-ADDRESS = re.compile(rf"(?<![\w.+=/%-])({ADDR})(?![A-Za-z0-9-])")
+# Not inside a longer token (a URL's query, a VERP-encoded sender), except after an X.400
+# report's "SMTP=" (old Exchange: "c=US;a= ;p=ORG;dda:SMTP=ada@example.com;").
+ADDRESS = re.compile(
+    rf"(?:(?<=[Ss][Mm][Tt][Pp]=)|(?<![\w.+=/%-])(?![Ss][Mm][Tt][Pp]=))({ADDR})(?![A-Za-z0-9-])")
 SYSTEM_MAILBOX = re.compile(
     r"^(?:mailer[-_]?daemon|postmaster|mail[-_]?daemon|mailerdaemon|mail[-_]?delivery|"
     r"mdaemon|mail[-_]?admin|mailadmin|abuse|noreply|no-reply|do-?not-?reply|root|"
@@ -54,7 +57,7 @@ NAMED = re.compile((
     r"(?:(?:to|rcpt to|recipient|intended recipient|original-recipient|final-recipient|address|"
     r"e-?mail|destinataire|empfänger|destinatario|адресат|宛先)[ \t]*[:=]?[ \t]*)?"
     r"(?:rfc822;[ \t]*)?<?$ADDR>?[ \t]*(?:[:.,;]|\.\.\.|\s*$|\s+on\s|\s+[(\[]|\s+-)|"
-    r"rcpt to:?\s*<$ADDR>|(?:delivered|deliver|delivery|sent|send|reach|reached|"
+    r"rcpt to:?\s*<$ADDR>|dda:smtp=$ADDR|(?:delivered|deliver|delivery|sent|send|reach|reached|"
     r"addressed|failed|recipients?|to)\s+(?:to\s+)?(?:the\s+following\s+\w+:?\s*)?<?$ADDR)"
 ).replace("$ADDR", f"({ADDR})"), re.I | re.M)
 SENDER_CONTEXT = re.compile(
@@ -118,6 +121,13 @@ BOUNCE_WORDS = re.compile(
     r"не может быть доставлено|送信できませんでした|配信できませんでした|届きませんでした|"
     r"无法投递|退信|无法(?:发送|送达|传送)|(?:发送|传输|投递)失败|無法(?:傳送|送達|投遞)|"
     r"(?:傳送|投遞)失敗", re.I)
+
+
+# Recipients named by their local part alone, one a line under "… the following …:" (AOL's
+# screen names, a university directory's "userx    No matches to nameserver query"): the name
+# alone on its line, or before a column gap.
+FOLLOWING = re.compile(r"\bthe following\b[^\n]*:[ \t]*\n", re.I)
+BARE_NAME = re.compile(r"[ \t]+([A-Za-z0-9][\w.+-]{0,63})(?:[ \t]*$|[ \t]{2,}|\t)")
 
 
 @dataclass
@@ -235,6 +245,24 @@ def failed_addresses(text: str, ours: set[str]) -> list[Failed]:
         segment = text[start:end]
         failed.append(Failed(found, segment, server_words(segment, found)))
     return failed
+
+
+def bare_names(text: str) -> list[str]:
+    """The local names listed under the first "the following …:" line that lists any (the
+    report then names no full address)."""
+    for heading in FOLLOWING.finditer(text):
+        lines = text[heading.end():].split("\n")
+        while lines and not lines[0].strip():
+            lines.pop(0)
+        names = []
+        for line in lines:
+            found = BARE_NAME.match(line)
+            if not found:
+                break
+            names.append(found.group(1))
+        if names:
+            return names
+    return []
 
 
 def _candidates(text: str, ours: set[str]):

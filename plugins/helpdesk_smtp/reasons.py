@@ -56,7 +56,8 @@ def _phrases(*patterns: str) -> re.Pattern:
 PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
     (POLICY, _phrases(  # our sender address refused: never a word about the recipient
         r"sender (?:address|domain)", r"domain of sender", r"(?:unroutable|invalid|unknown|"
-        r"unverified|bad) sender", r"sender verif", r"from:? (?:header )?(?:domain|address) "
+        r"unverified|bad) sender", r"sender verif", r"not accepting (?:e-?)?mail from",
+        r"from:? (?:header )?(?:domain|address) "
         r"(?:is )?invalid", r"insecure mail relay",
     )),
     (Reason("suppressed", HARD), _phrases(r"suppression list", r"\bsuppressed\b")),
@@ -72,6 +73,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"(?:mailbox|mail ?folder|account|inbox) (?:is )?(?:full|over)", r"full mailbox",
         r"mailbox size limit", r"out of (?:storage|space)", r"too much mail",
         r"not enough (?:storage|space)", r"user is over", r"maildir (?:over|full)",
+        r"(?:disk|storage|mailbox) space (?:limit|quota|exceeded)",
         r"bo[iî]te (?:aux lettres )?(?:pleine|satur)", r"postfach (?:ist )?voll", r"speicher.*voll",
         r"casella (?:di posta )?piena", r"buz[oó]n (?:lleno|est[aá] lleno)",
         r"caixa (?:postal )?(?:cheia|lotada)", r"переполнен", r"容量", r"quota",
@@ -96,7 +98,8 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"addressee|e-?mail)", r"no such (?:user|recipient|mailbox|account|address|person|"
         r"local user|e-?mail)", r"invalid (?:recipient|mailbox|user|address|account|e-?mail)",
         r"(?:account|mailbox|address|user) (?:that you tried to reach )?does not exist",
-        r"no mailbox (?:here )?by that name", r"not listed in (?:domino|the public|public)",
+        r"no mailbox (?:here )?by that name", r"no mail ?box (?:is )?available",
+        r"\bbad[_ ]recipient", r"not listed in (?:domino|the public|public)",
         r"recipnotfound|recipientnotfound|resolver\.adr\.", r"bad destination mailbox",
         r"not an? (?:valid|known|registered)(?: [\w-]+)? (?:user|recipient|mailbox|account)",
         r"undeliverable address",
@@ -124,7 +127,8 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"μην υπάρχει", r"موجود نباشد|وجود ندارد", r"मौजूद न(?:हीं| हो)",
     )),
     (NO_MAIL_TAKEN, _phrases(
-        r"does not accept (?:e-?)?mail", r"null mx", r"not accepting (?:any )?mail",
+        r"does not accept (?:e-?)?mail(?! with)", r"null mx",
+        r"not accepting (?:any )?mail(?! with)",
         r"accepts no mail", r"no mail (?:is )?accepted", r"no smtp service",
     )),
     (TEMPORARY, _phrases(  # the name servers failed: the domain may well exist
@@ -139,6 +143,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"(?:host|domain)(?: name)? (?:is )?(?:unknown|not found|does not exist|not exist|"
         r"lookup failed|not resolv)", r"unknown (?:host|domain)", r"no such (?:host|domain)",
         r"host or domain name not found", r"nxdomain", r"invalid domain",
+        r"name or service not known",  # the resolver's words for a name that does not exist
         r"unrouteable (?:mail )?(?:address|domain)", r"no (?:mx|mail exchanger|dns)",
         r"mx (?:record|lookup)", r"illegal host", r"domain (?:is )?not (?:configured|valid|"
         r"registered)", r"could not be resolved",
@@ -177,6 +182,7 @@ PHRASES: tuple[tuple[Reason, re.Pattern], ...] = (
         r"[^.\n]{0,30}(?:not allowed|rejected|refused|prohibited|error|invalid|illegal|"
         r"forbidden|blocked)", r"(?:rejected|refused|blocked) (?:due to|because of) "
         r"(?:its )?(?:content|attachment)", r"invalid message",
+        r"(?:not accepting|does not accept|do not accept) (?:e-?)?mail with",
     )),
     (POLICY, _phrases(  # named lists and checks: these say who refused and why
         r"block ?list|black ?list|\brbl\b|dnsbl|spamhaus|spamcop|barracuda|sorbs",
