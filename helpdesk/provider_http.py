@@ -3,11 +3,11 @@ for every message the thread sends, and one reading of the service's answer."""
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from typing import Any, Callable
 
 import requests
 
-from .contract import SendResult
+from .contract import SendResult, ServiceError
 
 
 class ThreadSessions:
@@ -59,3 +59,33 @@ def send_result(service: str, post: Callable[[], requests.Response], *, timeout:
         return SendResult.refused(
             f"{service} refused the message (HTTP {status}): {detail(response)}")
     return SendResult.deferred(f"{service} is unavailable (HTTP {status}): {detail(response)}")
+
+
+def api_answer(api: str, address: str, call: Callable[[], requests.Response], *,
+               detail: Callable[[requests.Response], str], expect: int = 200,
+               absent: int | None = None, json_object: bool = False) -> Any:
+    """Make ``call``, a request to a service's ``api`` (e.g. "Mailgun's suppression API") about
+    ``address``, and read its JSON answer: None for an empty answer or the ``absent`` status.
+
+    :raises ServiceError: the service cannot be reached, answers another status than
+        ``expect``, or answers no JSON (no JSON object, when ``json_object``).
+    """
+    try:
+        response = call()
+    except requests.RequestException as error:
+        raise ServiceError(f"cannot reach {api} about {address}: "
+                           f"{type(error).__name__}") from None
+    if response.status_code == absent:
+        return None
+    if response.status_code != expect:
+        raise ServiceError(f"{api} refused (HTTP {response.status_code}) for {address}: "
+                           f"{detail(response)}")
+    if not response.content and not json_object:
+        return None
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if payload is None or json_object and not isinstance(payload, dict):
+        raise ServiceError(f"{api} answered no JSON{' object' * json_object} for {address}")
+    return payload

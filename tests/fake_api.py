@@ -8,8 +8,30 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+
+import pytest
 
 HANG = "hang"
+
+
+def provider_fixture(make: Callable[..., Any]):
+    """A ``provider_for`` fixture: ``provider_for(api, **config)`` is ``make(api, **config)``,
+    a provider aimed at a fake API, whose connections are closed after the test."""
+
+    @pytest.fixture
+    def provider_for():
+        made = []
+
+        def build(api: FakeApi, **config):
+            made.append(make(api, **config))
+            return made[-1]
+
+        yield build
+        for provider in made:
+            provider.close()
+
+    return provider_for
 
 
 class FakeApi:

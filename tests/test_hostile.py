@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 from werkzeug.routing import IntegerConverter
 
+from stored import stored_events
 from helpdesk.auth import create_token, hash_token
 from helpdesk.credentials import create_credential
 from helpdesk.models import ApiToken, DeliveryEvent, Recipient, WebhookNonce, db
@@ -42,10 +43,6 @@ def hostile_app(app_factory, sink):
                       MAILGUN_WEBHOOK_SIGNING_KEY=SIGNING_KEY, WEBHOOK_MAX_BYTES=64 * 1024)
     with app.app_context():
         yield app
-
-
-def events_stored() -> int:
-    return db.session.scalar(select(func.count()).select_from(DeliveryEvent))
 
 
 def _request(case: dict) -> tuple[bytes, dict]:
@@ -73,7 +70,7 @@ def _request(case: dict) -> tuple[bytes, dict]:
 def test_each_hostile_webhook_gets_its_answer_and_stores_nothing_wrong(hostile_app, case):
     client = hostile_app.test_client()
     body, headers = _request(case)
-    before = events_stored()
+    before = stored_events()
     response = client.post(f"/webhooks/{case['provider']}", data=body, headers=headers)
     if case["sign"] == "replayed":
         assert response.status_code == 200, response.get_data(as_text=True)
@@ -85,9 +82,9 @@ def test_each_hostile_webhook_gets_its_answer_and_stores_nothing_wrong(hostile_a
         select(DeliveryEvent.provider_event_id, DeliveryEvent.type)).all())
     expected = case.get("stored", {})
     if case["sign"] == "replayed":
-        assert events_stored() == before + 1  # the first one only
+        assert stored_events() == before + 1  # the first one only
     else:
-        assert events_stored() == before + len(expected)
+        assert stored_events() == before + len(expected)
         assert {k: stored[k] for k in expected} == expected
 
 
@@ -99,7 +96,7 @@ def test_a_body_over_the_limit_is_413_and_stores_nothing(hostile_app):
                                               headers=SIGNER.headers(body))
     assert response.status_code == 413
     assert response.get_json()["error"]
-    assert events_stored() == 0
+    assert stored_events() == 0
 
 
 def test_a_replayed_mailgun_token_is_remembered_once(hostile_app):
@@ -113,7 +110,7 @@ def test_a_replayed_mailgun_token_is_remembered_once(hostile_app):
     assert client.post("/webhooks/mailgun", data=again,
                        headers={"Content-Type": "application/json"}).status_code == 406
     assert db.session.scalar(select(func.count()).select_from(WebhookNonce)) == 1
-    assert events_stored() == 1
+    assert stored_events() == 1
 
 
 # --- CSV files --------------------------------------------------------------------------------
@@ -369,7 +366,7 @@ def test_a_deeply_nested_body_is_refused_before_any_signature_is_trusted(hostile
                                headers={"Content-Type": "application/json"})
         assert response.status_code == 400
         assert "nests deeper than" in response.get_json()["error"]
-    assert events_stored() == 0
+    assert stored_events() == 0
 
 
 def test_the_api_refuses_a_deeply_nested_body_with_a_clear_message(api):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from fake_mailgun import HANG, FakeMailgun
+from stored import status_of
 from helpdesk import plugins
 from helpdesk.credentials import create_credential
 from helpdesk.contract import (CORRELATION_HEADER, Message, NotConfigured, ServiceError,
@@ -421,14 +422,6 @@ def correlation_of(recipient: Recipient) -> str:
 def about(recipient: Recipient) -> dict:
     """What an event names of its delivery: the correlation id and the address."""
     return {"correlation_id": correlation_of(recipient), "recipient": recipient.email}
-
-
-def status_of(recipient: Recipient) -> str:
-    return db.session.scalar(select(Recipient.status).where(Recipient.id == recipient.id))
-
-
-def stored_events() -> int:
-    return db.session.scalar(select(func.count()).select_from(DeliveryEvent))
 
 
 def post(client, payload) -> tuple[int, dict]:

@@ -13,14 +13,16 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import select
 
+from fake_api import provider_fixture
 from fake_postmark import HANG, FakePostmark
+from stored import delivery_of, status_of, stored_events
 from helpdesk import plugins
 from helpdesk.contract import (CORRELATION_HEADER, REASON_CODES, Message, NotConfigured,
                                ServiceError, SignatureError, WebhookError, capabilities)
 from helpdesk.credentials import create_credential
-from helpdesk.models import Delivery, DeliveryEvent, Recipient, db
+from helpdesk.models import DeliveryEvent, Recipient, db
 from helpdesk.publishing import unsuppress_and_resend
 from helpdesk.sink import free_port
 from helpdesk.status import EVENT_TYPES as NORMALIZED_TYPES
@@ -230,19 +232,9 @@ def fake():
         yield api
 
 
-@pytest.fixture
-def provider_for():
-    made = []
-
-    def build(api: FakePostmark, **config) -> PostmarkProvider:
-        made.append(PostmarkProvider({"POSTMARK_API_URL": api.url,
-                                      "POSTMARK_SERVER_TOKEN": TOKEN, "SEND_TIMEOUT": 2,
-                                      "SENDER_NAME": "Credentials", **config}))
-        return made[-1]
-
-    yield build
-    for provider in made:
-        provider.close()
+provider_for = provider_fixture(lambda api, **config: PostmarkProvider({
+    "POSTMARK_API_URL": api.url, "POSTMARK_SERVER_TOKEN": TOKEN, "SEND_TIMEOUT": 2,
+    "SENDER_NAME": "Credentials", **config}))
 
 
 def test_a_sent_message_is_accepted_with_its_message_id_and_a_well_formed_request(
@@ -402,18 +394,6 @@ def post(client, record, authorization: str | None = basic("postmark", SECRET)):
     headers = {"Authorization": authorization} if authorization else {}
     response = client.post(WEBHOOK, data=raw, content_type="application/json", headers=headers)
     return response.status_code, response.get_json()
-
-
-def delivery_of(recipient: Recipient) -> Delivery:
-    return db.session.scalars(select(Delivery).where(Delivery.recipient_id == recipient.id)).one()
-
-
-def status_of(recipient: Recipient) -> str:
-    return db.session.scalar(select(Recipient.status).where(Recipient.id == recipient.id))
-
-
-def stored_events() -> int:
-    return db.session.scalar(select(func.count()).select_from(DeliveryEvent))
 
 
 @pytest.fixture

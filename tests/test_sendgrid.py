@@ -29,6 +29,7 @@ from helpdesk_sendgrid.webhook import (EVENT_TYPES as SENDGRID_EVENT_TYPES, MACH
                                        SIGNATURE_HEADER, TIMESTAMP_HEADER, parse_events,
                                        to_event, verify_signature)
 
+from fake_api import provider_fixture
 from fake_sendgrid import HANG, FakeSendgrid
 
 API_KEY = "SG.test-key.do-not-log-me"
@@ -68,20 +69,9 @@ def message(to="ann@valley.example", correlation_id="c0ffee" * 5 + "00") -> Mess
                    headers={"X-Helpdesk-Delivery": correlation_id})
 
 
-@pytest.fixture
-def provider_for():
-    """Build providers aimed at a fake API; their connections are closed after the test."""
-    made = []
-
-    def build(api: FakeSendgrid, **config) -> SendgridProvider:
-        made.append(SendgridProvider({"SENDGRID_API_URL": api.url, "SENDGRID_API_KEY": API_KEY,
-                                      "SEND_TIMEOUT": 2, "SENDER_NAME": "Credentials",
-                                      **config}))
-        return made[-1]
-
-    yield build
-    for provider in made:
-        provider.close()
+provider_for = provider_fixture(lambda api, **config: SendgridProvider({
+    "SENDGRID_API_URL": api.url, "SENDGRID_API_KEY": API_KEY, "SEND_TIMEOUT": 2,
+    "SENDER_NAME": "Credentials", **config}))
 
 
 _event_counter = iter(range(10**6))

@@ -16,11 +16,13 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from conftest import AWS_ACCESS_KEY, AWS_SECRET_KEY
+from fake_api import provider_fixture
 from fake_ses import HANG, FakeSes
 from fake_sns import CERT_PATH, HOST, FakeSnsHost
+from stored import delivery_of, status_of, stored_events
 from helpdesk import plugins
 from helpdesk.contract import (CORRELATION_HEADER, REASON_CODES, Message, NotConfigured,
                                ServiceError, SignatureError, WebhookError, capabilities)
@@ -356,19 +358,9 @@ def fake():
         yield api
 
 
-@pytest.fixture
-def provider_for():
-    made = []
-
-    def build(api: FakeSes, **config) -> SesProvider:
-        made.append(SesProvider({"SES_REGION": "us-east-1", "SES_ENDPOINT_URL": api.url,
-                                 "SES_CONFIGURATION_SET": "helpdesk", "SEND_TIMEOUT": 2,
-                                 "SENDER_NAME": "Credentials", **config}))
-        return made[-1]
-
-    yield build
-    for provider in made:
-        provider.close()
+provider_for = provider_fixture(lambda api, **config: SesProvider({
+    "SES_REGION": "us-east-1", "SES_ENDPOINT_URL": api.url, "SES_CONFIGURATION_SET": "helpdesk",
+    "SEND_TIMEOUT": 2, "SENDER_NAME": "Credentials", **config}))
 
 
 def test_a_sent_message_is_accepted_with_its_message_id_and_a_well_formed_request(
@@ -550,18 +542,6 @@ def post(client, envelope: dict | bytes):
     response = client.post(WEBHOOK, data=raw, content_type="text/plain; charset=UTF-8",
                            headers=headers)
     return response.status_code, response.get_json()
-
-
-def delivery_of(recipient: Recipient) -> Delivery:
-    return db.session.scalars(select(Delivery).where(Delivery.recipient_id == recipient.id)).one()
-
-
-def status_of(recipient: Recipient) -> str:
-    return db.session.scalar(select(Recipient.status).where(Recipient.id == recipient.id))
-
-
-def stored_events() -> int:
-    return db.session.scalar(select(func.count()).select_from(DeliveryEvent))
 
 
 def about(name: str, delivery: Delivery, **detail) -> dict:

@@ -26,7 +26,7 @@ from urllib.parse import quote
 import requests
 
 from helpdesk import hookimpl
-from helpdesk.provider_http import ThreadSessions, send_result
+from helpdesk.provider_http import ThreadSessions, api_answer, send_result
 from helpdesk.contract import (CORRELATION_VARIABLE, Message, SendResult, ServiceError, Setting,
                                Suppression)
 
@@ -175,25 +175,10 @@ class MailgunProvider:
             raise ServiceError("HELPDESK_MAILGUN_API_KEY and HELPDESK_MAILGUN_DOMAIN must be set")
         url = (f"{self.api_url.rstrip('/')}/{quote(self.domain.strip(), safe='')}/{name}/"
                f"{quote(address.strip(), safe='@')}")
-        try:
-            response = self._sessions.get().request(method, url, timeout=self.timeout,
-                                                    allow_redirects=False)
-        except requests.RequestException as error:
-            raise ServiceError(f"cannot reach Mailgun about {address}: "
-                               f"{type(error).__name__}") from None
-        if response.status_code == 404 and absent_ok:
-            return None
-        if response.status_code != 200:
-            raise ServiceError(f"Mailgun's suppression API refused (HTTP "
-                               f"{response.status_code}) for {address}: "
-                               f"{error_message(response)}")
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            raise ServiceError(f"Mailgun's suppression API answered no JSON object for {address}")
-        return payload
+        return api_answer(
+            "Mailgun's suppression API", address, lambda: self._sessions.get().request(
+                method, url, timeout=self.timeout, allow_redirects=False),
+            detail=error_message, absent=404 if absent_ok else None, json_object=True)
 
     def close(self) -> None:
         self._sessions.close()

@@ -29,7 +29,7 @@ import requests
 from helpdesk import hookimpl
 from helpdesk.contract import (CORRELATION_VARIABLE, Message, SendResult, ServiceError,
                                Setting, Suppression, WebhookError, parse_iso_timestamp)
-from helpdesk.provider_http import ThreadSessions, send_result
+from helpdesk.provider_http import ThreadSessions, api_answer, send_result
 
 from .demo import PostmarkStandIn
 from .webhook import DEFAULT_USER, parse_events, verify_basic_auth
@@ -167,23 +167,11 @@ class PostmarkProvider:
         """
         if not self._token:
             raise ServiceError("HELPDESK_POSTMARK_SERVER_TOKEN is not set")
-        try:
-            response = self._sessions.get().request(method, f"{self.api_url}{path}",
-                                                    params=params, timeout=self.timeout,
-                                                    allow_redirects=False)
-        except requests.RequestException as error:
-            raise ServiceError(f"cannot reach Postmark about {address}: "
-                               f"{type(error).__name__}") from None
-        if response.status_code != 200:
-            raise ServiceError(f"Postmark's bounce API refused (HTTP {response.status_code}) "
-                               f"for {address}: {error_message(response)}")
-        try:
-            payload = response.json()
-        except ValueError:
-            payload = None
-        if not isinstance(payload, dict):
-            raise ServiceError(f"Postmark's bounce API answered no JSON object for {address}")
-        return payload
+        return api_answer(
+            "Postmark's bounce API", address, lambda: self._sessions.get().request(
+                method, f"{self.api_url}{path}", params=params, timeout=self.timeout,
+                allow_redirects=False),
+            detail=error_message, json_object=True)
 
     def close(self) -> None:
         self._sessions.close()

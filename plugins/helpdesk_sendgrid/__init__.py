@@ -15,7 +15,7 @@ from urllib.parse import quote
 import requests
 
 from helpdesk import hookimpl
-from helpdesk.provider_http import ThreadSessions, send_result
+from helpdesk.provider_http import ThreadSessions, api_answer, send_result
 from helpdesk.contract import (CORRELATION_VARIABLE, Message, SendResult, ServiceError, Setting,
                                Suppression)
 
@@ -156,23 +156,10 @@ class SendgridProvider:
         if not self._api_key:
             raise ServiceError("HELPDESK_SENDGRID_API_KEY is not set")
         url = f"{self.api_base}/{path}/{quote(address.strip(), safe='@')}"
-        try:
-            response = self._sessions.get().request(method, url, timeout=self.timeout,
-                                                    allow_redirects=False)
-        except requests.RequestException as error:
-            raise ServiceError(f"cannot reach SendGrid about {address}: "
-                               f"{type(error).__name__}") from None
-        if response.status_code != expect:
-            raise ServiceError(f"SendGrid's suppression API refused (HTTP "
-                               f"{response.status_code}) for {address}: "
-                               f"{error_messages(response)}")
-        if not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError:
-            raise ServiceError(f"SendGrid's suppression API answered no JSON for {address}") \
-                from None
+        return api_answer(
+            "SendGrid's suppression API", address, lambda: self._sessions.get().request(
+                method, url, timeout=self.timeout, allow_redirects=False),
+            detail=error_messages, expect=expect)
 
     def close(self) -> None:
         self._sessions.close()
