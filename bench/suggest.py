@@ -33,7 +33,7 @@ import pymailcheck
 
 from helpdesk.validation import suggest_domain
 
-DEV_CASES = Path(__file__).resolve().parents[2] / "shared/data/typo_dev.csv"
+DEV_CASES = Path(__file__).resolve().parents[1] / "tests/data/typo_dev.csv"  # the shared development set
 PUBLIC_CASES = Path(__file__).resolve().parent / "data/typo_public.csv"
 HELDOUT_CASES = Path(__file__).resolve().parent / "data/typo_heldout.csv"
 PUBLIC_SUFFIX_LIST = Path("/usr/share/publicsuffix/public_suffix_list.dat")
