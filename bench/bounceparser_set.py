@@ -23,12 +23,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import hashlib
 import json
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+
+from common import fingerprint, messages_already_in
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "tests" / "data" / "bounces-bounceparser"
@@ -108,17 +109,12 @@ def label(expect: dict) -> tuple[str, int]:
     return "failed", 0
 
 
-def fingerprint(raw: bytes) -> str:
-    return hashlib.sha256(raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")).hexdigest()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("dist", type=Path)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    seen = {fingerprint(p.read_bytes()) for name in OTHER_SETS
-            for p in (ROOT / "tests" / "data" / name).rglob("*") if p.is_file()}
+    seen = messages_already_in([ROOT / "tests" / "data" / name for name in OTHER_SETS])
     table = expectations(args.dist)
     messages = args.out / "messages"
     messages.mkdir(parents=True, exist_ok=True)

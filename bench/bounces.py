@@ -134,7 +134,8 @@ def score(reader, rows: list[dict[str, str]], data: Path, show: int = 0) -> dict
         print("   crash", line)
     return {"recipient found": found / max(bounce_rows, 1),
             "class correct": correct / max(labelled, 1),
-            "soft never bounced": soft_ok / max(soft_rows, 1), "crashes": len(crashes),
+            "soft never bounced": soft_ok / soft_rows if soft_rows else None,
+            "crashes": len(crashes),
             "bounce read": any_read / any_rows if any_rows else None, "any rows": any_rows,
             "refused": refusals, "messages": len(results), "rows": len(rows),
             "recipient rows": bounce_rows, "class rows": labelled, "soft rows": soft_rows,
@@ -142,9 +143,10 @@ def score(reader, rows: list[dict[str, str]], data: Path, show: int = 0) -> dict
 
 
 def report(name: str, figures: dict[str, object]) -> str:
+    soft = figures["soft never bounced"]
     return (f"{name:13}: recipient found {figures['recipient found']:6.1%}, class correct "
             f"{figures['class correct']:6.1%}, soft never bounced "
-            f"{figures['soft never bounced']:6.1%}, crashes {figures['crashes']}, refused "
+            f"{'   n/a' if soft is None else f'{soft:6.1%}'}, crashes {figures['crashes']}, refused "
             f"{figures['refused']}; {figures['ms per message']:.2f} ms/message"
             + (f"; bounce read {figures['bounce read']:6.1%}"
                if figures["bounce read"] is not None else ""))

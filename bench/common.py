@@ -198,3 +198,15 @@ def chunks(items: Sequence, size: int) -> Iterable[Sequence]:
 
 def now_utc() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def messages_already_in(folders: list[Path]) -> set[str]:
+    """Fingerprints of every message in some scoring sets (``fingerprint``), so that a new set
+    copies none of them again."""
+    return {fingerprint(p.read_bytes()) for folder in folders
+            for p in (folder / "messages").rglob("*") if p.is_file()}
+
+
+def fingerprint(raw: bytes) -> str:
+    """A message's bytes, line ends aside (a CRLF copy is the same message)."""
+    return hashlib.sha256(raw.replace(b"\r\n", b"\n").replace(b"\r", b"\n")).hexdigest()
