@@ -109,6 +109,11 @@ STALL_SECONDS = 4
 # How long the sends may take at the least (5 a second, a busy shared machine's pace): a bound
 # on being done at all, not a speed measured.
 SENDING_SECONDS = 120 + KILL_RECIPIENTS / 5
+# The kill test's own limit (pytest-timeout's marker wins over the suite's 300 s): the sum of
+# its waits (the server's start, the sends before and after the kill, the take-over, the last
+# events, the statuses) and a minute to start and stop the processes, so that it fails on one of
+# its own bounds, with what it saw, rather than being cut off; it grows with the recipients.
+KILL_TEST_SECONDS = 3 * SENDING_SECONDS + 60 + 60 + 30 + 60
 THREADS_PER_WORKER = 2
 
 
@@ -132,6 +137,7 @@ class DeliveringSendgrid(FakeSendgrid):
             self.delivered.put((correlation_id, address))
 
 
+@pytest.mark.timeout(KILL_TEST_SECONDS)
 def test_a_worker_killed_mid_send_loses_no_email_and_sends_none_twice(app_factory, tmp_path,
                                                                         record_property):
     """Two workers and a gunicorn taking SendGrid's signed "delivered" events as each message
