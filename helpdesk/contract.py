@@ -139,6 +139,9 @@ class ProviderEvent:
     mta_response: str | None = None
     raw: Any = None
     reason_code: str | None = None  # a key of REASON_CODES
+    # The report named the recipient by its local part alone and the domain was guessed: the
+    # delivery its correlation id or message id names is the one if that local part is its.
+    recipient_guessed: bool = False
 
     def __post_init__(self) -> None:
         # Text from outside may hold NUL characters, which PostgreSQL cannot store.

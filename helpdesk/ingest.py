@@ -184,17 +184,22 @@ def _delivery_for(event: ProviderEvent, matches: dict[tuple[str, ...], _Match],
     """The delivery this event applies to: one of the event's own provider (of any provider
     with ``any_provider``), to the address the event names (when it names one)."""
     scope = _scope(event, any_provider)
+    by_id = True  # our correlation id or the message id names the delivery
     if event.correlation_id:
         match = matches.get(("c", event.correlation_id))
     elif event.message_id and ("m", scope, event.message_id) in matches:
         match = matches[("m", scope, event.message_id)]
     elif event.recipient:
-        match = matches.get(("a", scope, event.recipient.lower()))
+        match, by_id = matches.get(("a", scope, event.recipient.lower())), False
     else:
         return None
     if match is None or not (any_provider or match.provider == event.provider):
         return None
-    if event.recipient and _comparable(event.recipient) != _comparable(match.email):
+    if event.recipient and _comparable(event.recipient) != _comparable(match.email) and not (
+            # Named by its local part alone, at a guessed domain: the delivery our id names
+            # completes it, when that local part is its.
+            event.recipient_guessed and by_id and
+            event.recipient.rpartition("@")[0].lower() == match.email.rpartition("@")[0].lower()):
         return None
     return match.id
 

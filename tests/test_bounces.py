@@ -485,6 +485,30 @@ def test_else_matched_by_the_address_among_recent_deliveries(app, delivery):
     assert db.session.get(Delivery, delivery.id).recipient.status == BOUNCED
 
 
+def aol_bounce(name: str, message_id: str) -> bytes:
+    """AOL's report naming the refused screen name alone (as in flufl.bounce's aol_01.txt),
+    here returning the original's header without its To."""
+    return (f"From: \"Mail Delivery Subsystem\" <MAILER-DAEMON@aol.com>\n"
+            f"To: <credentials@issuer.example>\nSubject: Mail Delivery Problem\n"
+            f"Date: Thu, 27 Mar 2025 10:00:00 +0000\n\n"
+            f"Your mail to the following recipients could not be delivered because they are "
+            f"not accepting mail from credentials@issuer.example:\n\t{name}\n\n"
+            f"----- Original message -----\n\nMessage-ID: {message_id}\n"
+            f"From: credentials@issuer.example\nSubject: Your credential\n\nHello.\n").encode()
+
+
+def test_a_local_part_alone_is_completed_by_the_delivery_our_message_id_names(app, delivery):
+    """The reader guesses ada@aol.com; the Message-ID names our delivery to Ada@Example.co.uk,
+    whose local part it is: that delivery bounced. Another local part is never it."""
+    [event] = parse_bounce(aol_bounce("ada", delivery.provider_message_id))
+    assert (event.recipient, event.recipient_guessed) == ("ada@aol.com", True)
+    assert ingest_bounce(aol_bounce("grace", delivery.provider_message_id)).unmatched == 1
+    result = ingest_bounce(aol_bounce("ada", delivery.provider_message_id))
+    assert (result.stored, result.unmatched) == (1, 0)
+    db.session.expire_all()
+    assert db.session.get(Delivery, delivery.id).status == BOUNCED
+
+
 def test_an_old_or_unknown_address_stays_unmatched(app, delivery):
     assert ingest_bounce(qmail_bounce("grace@example.co.uk", None)).unmatched == 1
     delivery.created_at = utcnow() - timedelta(days=MATCH_BY_ADDRESS_DAYS + 1)

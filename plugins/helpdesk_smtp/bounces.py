@@ -168,7 +168,7 @@ def _prose_recipients(headers: mime.Fields, text: str, ours: set[str],
     return [dsn.Recipient(address=f.address, action=action,
                           status=reasons.status_code(f.server_words, f.text),
                           diagnostic=f.server_words or mime.clean(f.text)[:500],
-                          context=f.text)
+                          context=f.text, guessed=f.guessed)
             for f in failed]
 
 
@@ -191,10 +191,11 @@ def _completed_names(text: str, headers: mime.Fields,
     domain = f"{split[0].rpartition('.')[2]}.{split[1]}" if split else ""
     failed = []
     for name in names:
-        address = sent_to.get(name.lower()) or \
-            (f"{name}@{domain}" if domain and not failed_header else "")
-        if address:
-            failed.append(prose.Failed(address, text, prose.server_words(text)))
+        if name.lower() in sent_to:
+            failed.append(prose.Failed(sent_to[name.lower()], text, prose.server_words(text)))
+        elif domain and not failed_header:
+            failed.append(prose.Failed(f"{name}@{domain}", text, prose.server_words(text),
+                                       guessed=True))
     return failed
 
 
@@ -284,7 +285,7 @@ def _events(recipients: list[dsn.Recipient], headers: mime.Fields, per_message: 
                      f"{hashlib.sha256(identity.encode('utf-8', 'surrogatepass')).hexdigest()}",
             occurred_at=_date(recipient.last_attempt) or reported_at,
             correlation_id=correlation_id, message_id=message_id, recipient=recipient.address,
-            severity=severity, reason_code=code,
+            severity=severity, reason_code=code, recipient_guessed=recipient.guessed,
             reason=diagnostic or None,
             mta_response=" ".join(v for v in (status, diagnostic) if v) or None,
             raw={"action": recipient.reported_action or recipient.action, "status": status or None,

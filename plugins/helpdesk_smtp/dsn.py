@@ -44,6 +44,7 @@ class Recipient:
     status: str = ""
     diagnostic: str = ""
     remote_mta: str = ""
+    guessed: bool = False  # the address's domain was guessed (the report named its local part)
 
 
 @dataclass

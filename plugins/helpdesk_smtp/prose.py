@@ -135,6 +135,7 @@ class Failed:
     address: str
     text: str  # the lines of the report about this address
     server_words: str  # of those, what the server said (see ``server_words``)
+    guessed: bool = False  # the report named the local part alone; the domain is a guess
 
 
 def split_original(text: str) -> tuple[str, str]:
