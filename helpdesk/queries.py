@@ -1,22 +1,23 @@
 """Query builders for the lists the desk shows: recipients filtered, searched, sorted and paged;
-counts per status; recipients grouped by domain; the dashboard's charts. Each count is one
-GROUP BY; each page is a LIMIT/OFFSET over an indexed order, so the pages stay fast with a million
-recipients. No Flask here: views turn request arguments into a ``RecipientFilter``."""
+counts per status; recipients grouped by domain; the dashboard's charts. Counts come from the
+tallies or one GROUP BY; a numbered page is a LIMIT/OFFSET over an indexed order, read from the
+end past the middle (so the first and the last pages are seeks), and the recipients view pages
+by keyset. No Flask here: views turn request arguments into a ``RecipientFilter``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta, timezone
 from typing import Any, Iterable, Iterator, Mapping
 
-from sqlalchemy import Select, and_, case, func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Select, and_, case, func, or_, select, tuple_
+from sqlalchemy.orm import Session, selectinload
 
 from .causes import RESEND_CANNOT_HELP
 from .importer import csv_safe
 from .models import (Credential, CredentialState, CredentialTally, Delivery, DeliveryEvent,
                      DomainTally, Recipient)
 from . import tallies  # noqa: F401  (the triggers keeping the tallies read here)
-from .search import name_or_address_contains
+from .search import in_subquery, name_or_address_contains
 from .status import BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING, STATUSES
 
 SORTS = {
@@ -154,7 +155,7 @@ def search_condition(q: str):
         return Recipient.credential_id == number
     terms = [email_prefix(q), Recipient.email_domain == q.lower().lstrip("@")]
     if "@" in q:
-        terms.append(Recipient.id.in_(select(Delivery.recipient_id).where(
+        terms.append(in_subquery(Recipient.id, select(Delivery.recipient_id).where(
             func.lower(Delivery.email) == q.lower())))
     if "@" not in q and ("." not in q or " " in q):
         terms.append(name_or_address_contains(q))
@@ -230,14 +231,16 @@ class Page:
         return (self.number - 1) * self.size + len(self.items)
 
 
-def ordered(query: Select, f: RecipientFilter) -> Select:
+def ordered(query: Select, f: RecipientFilter, reverse: bool = False) -> Select:
+    """The filter's order (``reverse``: the same rows backwards, the last one first)."""
     column = SORTS[f.sort]
-    order = column.desc() if f.descending else column.asc()
+    descending = f.descending != reverse
+    order = column.desc() if descending else column.asc()
     if f.sort == "email":
         # Recipients without an address go last, on SQLite as on PostgreSQL. Only here: NULLS
         # LAST keeps SQLite from walking the other columns' indexes.
-        order = order.nulls_last()
-    return query.order_by(order, Recipient.id.desc() if f.descending else Recipient.id.asc())
+        order = order.nulls_first() if reverse else order.nulls_last()
+    return query.order_by(order, Recipient.id.desc() if descending else Recipient.id.asc())
 
 
 def recipient_page(session: Session, f: RecipientFilter, size: int) -> tuple[Page, dict[str, int]]:
@@ -249,8 +252,15 @@ def recipient_page(session: Session, f: RecipientFilter, size: int) -> tuple[Pag
     else:
         counts = status_counts(session, *f.conditions(with_status=False))
     total = counts[f.status] if f.status else sum(counts.values())
-    query = ordered(select(Recipient).where(*f.conditions()), f)
-    items = list(session.scalars(query.limit(size).offset((f.page - 1) * size)))
+    query, start = select(Recipient).where(*f.conditions()), (f.page - 1) * size
+    end = min(start + size, total)
+    if start > total // 2 and end > start:
+        # Past the middle, counted from the end: the last page reads its own rows backwards
+        # rather than an OFFSET over every row before it.
+        items = list(session.scalars(ordered(query, f, reverse=True)
+                                     .limit(end - start).offset(total - end)))[::-1]
+    else:
+        items = list(session.scalars(ordered(query, f).limit(size).offset(start)))
     return Page(items, f.page, size, total), counts
 
 
@@ -395,10 +405,11 @@ def _tallied_per_status(session: Session, column, keys: list) -> dict:
 
 
 def lookup(session: Session, q: str, limit: int = 50) -> list[Recipient]:
-    """Recipients found by address, name, domain or credential id, most recently changed first."""
+    """Recipients found by address, name, domain or credential id, most recently changed first,
+    with their credentials (each result names its own: one query, not one per row)."""
     return list(session.scalars(select(Recipient).where(search_condition(q))
                                 .order_by(SEARCHED_BY_CHANGE.desc(), Recipient.id.desc())
-                                .limit(limit)))
+                                .limit(limit).options(selectinload(Recipient.credential))))
 
 
 # --- the recipients view across credentials -------------------------------------------------------
@@ -496,13 +507,11 @@ class RecipientView:
     def ordered(self, query: Select) -> Select:
         column = SEARCHED_BY_CHANGE if self.q and self.sort == "updated" else VIEW_SORTS[self.sort]
         if self.after is not None:
-            value = _sort_value(self.sort, self.after[0])
-            if self.descending:
-                query = query.where(or_(column < value,
-                                        and_(column == value, Recipient.id < self.after[1])))
-            else:
-                query = query.where(or_(column > value,
-                                        and_(column == value, Recipient.id > self.after[1])))
+            # A row value, not "column < v OR (column = v AND id < i)": both databases seek an
+            # index ending in (column, id) to it, where the OR reads every row before it.
+            key, after = tuple_(column, Recipient.id), (_sort_value(self.sort, self.after[0]),
+                                                        self.after[1])
+            query = query.where(key < after if self.descending else key > after)
         if self.descending:
             return query.order_by(column.desc(), Recipient.id.desc())
         return query.order_by(column.asc(), Recipient.id.asc())

@@ -4,7 +4,7 @@ in step by triggers, on SQLite. Neither is something SQLAlchemy's metadata can d
 statements live here: run when the tables are created and by migration 0007."""
 from __future__ import annotations
 
-from sqlalchemy import Boolean, func, literal_column, or_, select, table
+from sqlalchemy import Boolean, Select, any_, func, literal_column, or_, select, table
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -101,3 +101,32 @@ def _compile_sqlite(element, compiler, **kw) -> str:
     matches = select(literal_column("rowid")).select_from(fts).where(
         literal_column(FTS_TABLE).op("MATCH")(phrase))
     return compiler.process(Recipient.id.in_(matches), **kw)
+
+
+class InSubquery(ColumnElement):
+    """``column IN (subquery)``, written so that it can be one branch of an OR of indexed
+    terms: PostgreSQL plans ``IN (subquery)`` inside an OR as a filter over every row (a hashed
+    subplan), but ``= ANY(ARRAY(subquery))`` as a seek (the array made once, then an index
+    scan for its values, OR-ed with the other indexes' results)."""
+
+    type = Boolean()
+    inherit_cache = False
+    _is_implicitly_boolean = True
+
+    def __init__(self, column, subquery: Select):
+        self.column, self.subquery = column, subquery
+
+
+def in_subquery(column, subquery: Select) -> InSubquery:
+    return InSubquery(column, subquery)
+
+
+@compiles(InSubquery)
+def _compile_in(element, compiler, **kw) -> str:
+    return compiler.process(element.column.in_(element.subquery), **kw)
+
+
+@compiles(InSubquery, "postgresql")
+def _compile_in_postgresql(element, compiler, **kw) -> str:
+    return compiler.process(
+        element.column == any_(func.array(element.subquery.scalar_subquery())), **kw)

@@ -344,6 +344,18 @@ def test_lookup_shows_the_status_the_cause_and_its_tips_primary_first(agent_clie
     assert [html.index(t) for t in titles] == sorted(html.index(t) for t in titles)
 
 
+def test_lookup_explains_each_status_and_cause_found_once(agent_client, desk):
+    html = page(agent_client.get("/lookup?q=gmial.com"))
+    results = re.findall(r'<li class="card result" data-recipient="\d+" data-status="(\w+)"', html)
+    causes = re.findall(r'<span class="cause" data-cause="(\w+)"', html)
+    explained = re.findall(r'data-advice-status="(\w+)" data-advice-cause="(\w+)"', html)
+    assert len(results) == 3 and len(set(zip(results, causes))) < 3  # two share a cause
+    assert explained == list(dict.fromkeys(zip(results, causes)))
+    assert html.count('<ol class="tips"') == len(explained)
+    for status, cause in explained:
+        assert f'href="#advice-{status}-{cause}"' in html
+
+
 def test_lookup_suggests_a_likely_typo(agent_client, desk):
     html = page(agent_client.get("/lookup?q=someone@gmial.com"))
     assert 'id="did-you-mean"' in html and "someone@gmail.com" in html

@@ -2,12 +2,16 @@
 through the indexes alone (a million recipients must not be read for one address)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from sqlalchemy import select
 
 from helpdesk.credentials import create_credential
 from helpdesk.models import Recipient, db
-from helpdesk.queries import lookup, search_condition
+from helpdesk.queries import RecipientFilter, lookup, ordered, recipient_page, search_condition
+
+from test_costs import captured_statements
 
 
 @pytest.fixture
@@ -42,3 +46,26 @@ def test_an_address_or_a_domain_is_found_through_indexes_alone(people, q):
     plan = " | ".join(row[-1] for row in db.session.execute(
         db.text(f"EXPLAIN QUERY PLAN {sql}")))
     assert "SCAN recipient" not in plan, plan
+
+
+@pytest.mark.parametrize("sort", ["id", "-id", "name", "-name", "email", "-email", "status"])
+def test_pages_past_the_middle_read_from_the_end_give_the_same_rows(app, sort):
+    # Names repeat (ties broken by id) and some have no address (last, whatever the order).
+    create_credential("Paged", [{"name": f"P{n % 4}", "email": None if n % 5 == 0 else
+                                 f"p{(n * 7) % 23}@valley.example"} for n in range(23)])
+    f = RecipientFilter.from_args({"sort": sort})
+    whole = [r.id for r in db.session.scalars(ordered(select(Recipient), f))]
+    pages = [[r.id for r in recipient_page(db.session, replace(f, page=n), 5)[0].items]
+             for n in range(1, 7)]
+    assert [i for p in pages for i in p] == whole and pages[-1] == []
+    if sort == "email":
+        assert pages[4][-1] == whole[-1] and db.session.get(Recipient, whole[-1]).email is None
+
+
+def test_the_last_page_reads_backwards_not_past_every_row(app):
+    create_credential("Paged", [{"name": f"P{n}", "email": f"p{n}@valley.example"}
+                                for n in range(40)])
+    with captured_statements() as seen:
+        recipient_page(db.session, RecipientFilter(sort="id", page=4), 12)
+    page_query = next(s for s, _ in seen if "ORDER BY" in s and "FROM recipient" in s)
+    assert "DESC" in page_query  # rows 37..40 as the first 4 of the reverse order

@@ -369,8 +369,10 @@ def lookup():
                    if r.email and (r.status in (BOUNCED, NOT_SENT) or r.email_error)}
     credential_id = queries.record_id(q)
     credential = db.session.get(Credential, credential_id) if credential_id else None
+    # Each (status, cause) found, in the order of the results: explained once, not per row.
+    advice = list(dict.fromkeys((r.status, r.cause) for r in results))
     return render_template("lookup.html", q=q, results=results, did_you_mean=did_you_mean,
-                           suggestions=suggestions, credential=credential)
+                           suggestions=suggestions, credential=credential, advice=advice)
 
 
 # --- the embedded sink's outbox -----------------------------------------------------------------
