@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 # Unicode's explicit directional formatting characters: embeddings and overrides (U+202A-E),
 # isolates (U+2066-9) and the marks (LRM, RLM, ALM).
@@ -25,3 +25,9 @@ def without_controls(value: Any) -> str:
 def isolated(value: Any) -> Markup:
     """The value escaped inside ``<bdi>``: its direction is its own, the page's is untouched."""
     return Markup("<bdi>%s</bdi>") % ("" if value is None else value)
+
+
+def sentence(text: str, *values: Any) -> Markup:
+    """Our words with outside values in place of each ``{}``, every value escaped and isolated:
+    for the messages and headings that name a recipient, an address or a title."""
+    return escape(text).format(*(isolated(v) for v in values))

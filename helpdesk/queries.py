@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session, selectinload
 
 from .causes import RESEND_CANNOT_HELP
 from .importer import csv_safe
-from .models import (Credential, CredentialState, CredentialTally, Delivery, DeliveryEvent,
-                     DomainTally, Recipient)
+from .models import (Credential, CredentialState, CredentialTally, Delivery, DomainTally,
+                     Recipient)
 from . import tallies  # noqa: F401  (the triggers keeping the tallies read here)
 from .search import in_subquery, name_or_address_contains
 from .status import BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING, STATUSES
@@ -351,28 +351,6 @@ def top_bounced_domains(session: Session, limit: int = 8) -> list[tuple[str, int
 
 
 # --- the dashboard ------------------------------------------------------------------------------
-
-def events_per_day(session: Session, today: date, days: int = 14) -> list[tuple[date, dict[str, int]]]:
-    """For each of the last ``days`` days (oldest first), how many delivery events raised an
-    email to each status: what happened to the emails that day."""
-    first = today - timedelta(days=days - 1)
-    since = datetime.combine(first, datetime.min.time(), tzinfo=timezone.utc)
-    day = func.date(DeliveryEvent.occurred_at)
-    rows = session.execute(
-        select(day, DeliveryEvent.level, func.count())
-        .where(DeliveryEvent.occurred_at >= since, DeliveryEvent.level.is_not(None))
-        .group_by(day, DeliveryEvent.level))
-    found: dict[str, dict[str, int]] = {}
-    for d, level, n in rows:
-        found.setdefault(str(d), {})[level] = n
-    out = []
-    for i in range(days):
-        d = first + timedelta(days=i)
-        counts = dict.fromkeys(STATUSES, 0)
-        counts.update({k: v for k, v in found.get(d.isoformat(), {}).items() if k in counts})
-        out.append((d, counts))
-    return out
-
 
 def recent_problems(session: Session, limit: int = 10) -> list[Recipient]:
     """The latest bounced recipients and those whose published credential's email was not sent

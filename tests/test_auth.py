@@ -168,7 +168,7 @@ def test_admin_creates_a_user_who_can_sign_in(app, admin_client):
     response = admin_client.post("/admin/users", data={
         "email": "new@issuer.example", "role": "agent", "password": "long enough pw"},
         follow_redirects=True)
-    assert "User new@issuer.example created (agent)" in response.get_data(as_text=True)
+    assert "User <bdi>new@issuer.example</bdi> created (agent)" in response.get_data(as_text=True)
     assert login(app.test_client(), "new@issuer.example", "long enough pw").status_code == 302
 
 

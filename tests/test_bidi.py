@@ -78,3 +78,52 @@ def test_the_csv_export_takes_bidi_controls_out(app, agent_client, sink):
     rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
     assert [(r["name"], r["email"]) for r in rows] == [
         ("Ann gnp.exe", "ann@valley.example"), ("'=1+1", "")]
+
+
+def _outside_bdi(html: str) -> str:
+    """The HTML with every <bdi> element taken out, innermost first."""
+    while (shorter := re.sub(r"<bdi>[^<]*</bdi>", "", html)) != html:
+        html = shorter
+    return html
+
+
+def _flash(response) -> str:
+    html = page(response)
+    return html[html.index('id="flashes"'):].split("</div>")[0]
+
+
+def _heading_and_title(html: str) -> tuple[str, str]:
+    return html.split("<h1")[1].split("</h1>")[0], html.split("<title>")[1].split("</title>")[0]
+
+
+def test_messages_and_questions_that_name_someone_isolate_the_name(app, agent_client, sink):
+    title = f"Course {OVERRIDE}fdp.exe"
+    draft = create_credential(title, [{"name": NAME, "email": "ann@valley.example"},
+                                      {"name": "Bob", "email": "bob@valley.example"}])
+    draft_id, ann_id = draft.id, draft.recipients[0].id
+
+    # The questions before a change: their headings and sentences isolate the name; the
+    # window's title, which holds no markup, has the control taken out.
+    for path, value in ((f"/credentials/{draft_id}/publish", title),
+                        (f"/recipients/{ann_id}/delete", NAME),
+                        (f"/credentials/{draft_id}/delete", title)):
+        html = page(agent_client.get(path))
+        heading, window_title = _heading_and_title(html)
+        assert OVERRIDE in heading and OVERRIDE not in _outside_bdi(heading), path
+        assert OVERRIDE not in window_title and value.replace(OVERRIDE, "") in window_title
+        assert OVERRIDE not in _outside_bdi(html.split("</h1>")[1]), path
+
+    # The messages after: each outside value is inside <bdi>, our words are not.
+    said = [
+        _flash(agent_client.post(f"/recipients/{ann_id}/edit", follow_redirects=True,
+                                 data={"name": f"{NAME} Jr", "email": "ann@valley.example"})),
+        _flash(agent_client.post(f"/credentials/{draft_id}/publish", follow_redirects=True)),
+        _flash(agent_client.post(f"/recipients/{ann_id}/delete", follow_redirects=True)),
+        _flash(agent_client.post(f"/credentials/{draft_id}/delete", follow_redirects=True)),
+    ]
+    assert "Saved: <bdi>name “" in said[0]
+    assert f"Published “<bdi>{escape(title)}</bdi>”; 2 emails queued." in said[1]
+    assert f"Deleted <bdi>{escape(NAME)} Jr &lt;ann@valley.example&gt;</bdi>." in said[2]
+    assert f"Deleted “<bdi>{escape(title)}</bdi>”." in said[3]
+    for message in said:
+        assert OVERRIDE in message and OVERRIDE not in _outside_bdi(message), message

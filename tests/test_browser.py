@@ -467,3 +467,24 @@ def test_an_agent_filters_all_recipients_and_resends_a_subset(page, desk, shot, 
     expect(page.locator("#flashes")).to_contain_text("Sending again to 3 of the 3 recipients chosen")
     assert_fits(page)
     shot(page, f"recipients-resent-{width}")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_the_dashboard_chart_counts_recipients_and_each_bar_leads_to_them(page, desk, shot, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page)
+    chart = page.locator("#status-chart")
+    # Each bar says in words what it counts: recipients now, not events.
+    bars = chart.get_by_role("link")
+    expect(bars).to_have_count(len(STATUSES))
+    bounced = chart.get_by_role("link", name=f"{label('bounced')}: 5 recipients")
+    expect(bounced).to_have_count(1)
+    expect(chart.get_by_role("link", name=f"{label('not_provided')}: 1 recipient")).to_have_count(1)
+    for status in STATUSES.values():
+        expect(chart.locator(f"a[data-status={status.key}] text").first).to_have_text(status.label)
+    assert chart.locator(".chart-label").all_text_contents() == ["0", "1", "2", "3", "4", "5"]
+    assert_fits(page)
+    shot(page, f"dashboard-chart-{width}")
+    bounced.click()
+    expect(page).to_have_url(re.compile(r"/recipients\?status=bounced$"))
+    expect(page.locator("#recipients-table tbody tr")).to_have_count(5)

@@ -152,7 +152,7 @@ def test_a_draft_is_created_and_nothing_is_sent(agent_client, sink):
         ("Ann Lee", "ann@valley.example", NOT_SENT), ("Bob", "bob@valley.example", NOT_SENT),
         ("Lee, Cid", "cid@valley.example", NOT_SENT), ("", "dee@valley.example", NOT_SENT),
         ("Ed Without Address", None, NOT_PROVIDED)}
-    assert ("Created “Data literacy” with 5 recipients; 0 emails queued. 1 recipient has no "
+    assert ("Created “<bdi>Data literacy</bdi>” with 5 recipients; 0 emails queued. 1 recipient has no "
             "usable address and will not be emailed. It is a draft: nothing is sent.") in \
         text(agent_client.get(response.headers["Location"]))
     assert sink.messages == []
@@ -362,7 +362,7 @@ def test_hostile_names_are_stored_as_text_and_shown_escaped(agent_client):
     html = text(agent_client.get(response.headers["Location"]))
     assert "<script>alert(1)" not in html and "<img src=x" not in html and "<b>Title" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    assert "Created “&lt;b&gt;Title&lt;/b&gt;”" in html
+    assert "Created “<bdi>&lt;b&gt;Title&lt;/b&gt;</bdi>”" in html
 
 
 def test_hostile_input_echoed_back_on_an_error_stays_text(agent_client):

@@ -87,7 +87,7 @@ def test_resend_all_bounced_at_a_domain(agent_client, desk, company, sink):
     sink.refuse_domains.pop(POLICY_DOMAIN)  # their IT allowlisted the sender
     response = agent_client.post(f"/domains/{POLICY_DOMAIN}/resend", follow_redirects=True)
     html = page(response)
-    assert f"Sending again to 3 bounced recipients at {POLICY_DOMAIN}" in html
+    assert f"Sending again to 3 bounced recipients at <bdi>{POLICY_DOMAIN}</bdi>" in html
     db.session.expire_all()
     assert {r.status for r in company.recipients} == {"not_opened"}
     assert desk.recipient("Hal Hotmial").status == "bounced"

@@ -37,7 +37,7 @@ def test_an_edit_can_send_again_to_the_new_address(agent_client, desk, sink):
     html = page(agent_client.post(f"/recipients/{bob.id}/edit", data={
         "name": "Bob Typo", "email": "bob@valley.example", "send": "on"},
         follow_redirects=True))
-    assert "Sending again to bob@valley.example." in html
+    assert "Sending again to <bdi>bob@valley.example</bdi>." in html
     assert sink.messages[-1].recipients == ["bob@valley.example"]
     db.session.expire_all()
     assert bob.status == "not_opened"
@@ -131,18 +131,21 @@ def test_the_recipients_timeline_says_who_changed_what(agent_client, desk, sink)
     agent_client.post(f"/recipients/{bob.id}/resend", data={"email": "bob@gmail.com"})
     html = page(agent_client.get(f"/recipients/{bob.id}"))
     trail = html[html.index('id="audit-trail"'):]
-    assert "<strong>agent@issuer.example</strong> resent Bob Typo &lt;bob@gmail.com&gt;" in trail
-    assert "fixed the address of Bob Typo &lt;bob@gmail.com&gt; (was bob@gmial.com)" in trail
-    assert "<strong>helpdesk</strong> published “Data Science Certificate” (#1) with 8 emails" in trail
-    assert "created “Data Science Certificate” (#1) with 9 recipients" in trail
+    # Who and what are names from outside: each isolated (bidi), our words around them.
+    assert ("<strong><bdi>agent@issuer.example</bdi></strong> resent "
+            "<bdi>Bob Typo &lt;bob@gmail.com&gt;") in trail
+    assert "fixed the address of <bdi>Bob Typo &lt;bob@gmail.com&gt; (was bob@gmial.com)</bdi>" in trail
+    assert ("<strong>helpdesk</strong> published "
+            "<bdi>“Data Science Certificate” (#1) with 8 emails") in trail
+    assert "created <bdi>“Data Science Certificate” (#1) with 9 recipients" in trail
 
 
 def test_the_admin_audit_page_lists_and_filters_the_log(app, admin_client, agent_client, desk):
     agent_client.post(f"/credentials/{desk.draft.id}/publish")
     html = page(admin_client.get("/admin/audit"))
-    published = html.index("“Leadership Badge” (#2) with 2 emails</a>")
-    assert published < html.index("“Leadership Badge” (#2) with 2 recipients</a>")
-    assert 'href="/credentials/2">“Leadership Badge” (#2) with 2 emails' in html
+    published = html.index("“Leadership Badge” (#2) with 2 emails</bdi></a>")
+    assert published < html.index("“Leadership Badge” (#2) with 2 recipients</bdi></a>")
+    assert 'href="/credentials/2"><bdi>“Leadership Badge” (#2) with 2 emails' in html
     only = page(admin_client.get("/admin/audit?action=published"))
     assert "(#2) with 2 emails" in only and "with 2 recipients" not in only
     assert admin_client.get("/admin/audit?action=stolen").status_code == 400
@@ -161,7 +164,7 @@ def test_the_audit_log_never_links_to_what_was_deleted(app, admin_client, agent_
     html = page(admin_client.get("/admin/audit"))
     assert f'href="/recipients/{bob_id}"' not in html
     assert f'href="/credentials/{draft_id}"' not in html
-    resent = next(row for row in html.split("<tr") if "resent Bob Typo" in row)
+    resent = next(row for row in html.split("<tr") if "resent <bdi>Bob Typo" in row)
     assert "(since deleted; " in resent and f'href="/credentials/{course_id}">its credential' \
         in resent
     # Every link the log still shows leads somewhere.

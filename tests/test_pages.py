@@ -37,11 +37,21 @@ def test_dashboard_counts_each_status_with_its_icon_and_label(agent_client, desk
         assert s.label in html and f'href="#{s.icon}"' in html
 
 
-def test_dashboard_charts_days_and_bounce_domains_as_svg(agent_client, desk):
+def test_dashboard_charts_recipients_by_status_and_bounce_domains_as_svg(agent_client, desk):
     html = page(agent_client.get("/"))
-    chart = html[html.index('id="activity-chart"'):html.index('id="bounce-domains"')]
-    assert chart.count("<rect") >= 3  # today: sending, not opened and bounced segments
-    assert "4 × Email is bounced" in chart
+    chart = html[html.index('id="status-chart"'):html.index('id="bounce-domains"')]
+    # One bar a status, counting recipients (not events), each named in words and leading to
+    # those recipients.
+    bars = re.findall(r'<a href="/recipients\?status=(\w+)" data-status="\1" '
+                      r'aria-label="([^"]+)">', chart)
+    assert [key for key, _ in bars] == list(STATUSES)
+    assert dict(bars)["bounced"] == "Email is bounced: 4 recipients"
+    assert dict(bars)["not_provided"] == "Email is not provided: 1 recipient"
+    for s in STATUSES.values():
+        assert f'class="chart-text">{s.label}</text>' in chart
+    # An axis from nought past the largest count (4 bounced, 4 not opened).
+    assert re.findall(r'class="chart-label" aria-hidden="true">([\d,]+)<', chart) == [
+        "0", "1", "2", "3", "4"]
     domains = html[html.index('id="bounce-domains"'):html.index('id="recent-problems"')]
     assert "gmial.com</a>: 3 bounced" in domains and "hotmial.com</a>: 1 bounced" in domains
     assert domains.index("gmial.com") < domains.index("hotmial.com")
@@ -259,7 +269,7 @@ def test_a_first_send_says_send_not_sending_again(agent_client, sink):
     form = html[html.index('id="send-now-form"'):]
     assert ">Send</button>" in form[:600]
     html = page(agent_client.post(f"/recipients/{ann.id}/resend", follow_redirects=True))
-    assert "Sending to ann@valley.example." in html and "again" not in html.split("flashes")[1][:200]
+    assert "Sending to <bdi>ann@valley.example</bdi>." in html and "again" not in html.split("flashes")[1][:200]
     db.session.refresh(ann)
     assert ann.status == "not_opened" and [d.kind for d in ann.deliveries] == ["send"]
 
@@ -414,7 +424,7 @@ def test_a_server_error_is_a_clear_500_page(app, agent_client):
 def test_actions_flash_what_they_did(agent_client, desk):
     ada = desk.recipient("Ada Lovelace")
     html = page(agent_client.post(f"/recipients/{ada.id}/resend", follow_redirects=True))
-    assert 'id="flashes"' in html and "Sending again to ada@example.com" in html
+    assert 'id="flashes"' in html and "Sending again to <bdi>ada@example.com</bdi>" in html
 
 
 def test_optional_nav_entries_appear_only_when_their_pages_exist(agent_client):

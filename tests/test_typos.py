@@ -74,7 +74,7 @@ def test_accept_resends_to_the_suggestion_and_keeps_the_bounced_delivery(bounced
     ann = recipient("ann@gmial.com")
     response = agent_client.post(f"/typos/{ann.id}/accept", data={"suggestion": "ann@gmail.com"},
                                  follow_redirects=True)
-    assert "Sent again to ann@gmail.com." in response.get_data(as_text=True)
+    assert "Sent again to <bdi>ann@gmail.com</bdi>." in response.get_data(as_text=True)
     ann = recipient("ann@gmail.com")
     assert ann.status == "not_opened"
     assert [(d.email, d.kind, d.status) for d in ann.deliveries] == [
@@ -87,7 +87,7 @@ def test_accept_of_a_suggestion_that_no_longer_applies_sends_nothing(bounced, ag
     ann = recipient("ann@gmial.com")
     response = agent_client.post(f"/typos/{ann.id}/accept",
                                  data={"suggestion": "ann@evil.example"}, follow_redirects=True)
-    assert "Not sent: ann@evil.example is not the suggestion for ann@gmial.com any more." in \
+    assert "Not sent: <bdi>ann@evil.example is not the suggestion for ann@gmial.com any more</bdi>." in \
         response.get_data(as_text=True)
     assert len(recipient("ann@gmial.com").deliveries) == 1
 
@@ -95,7 +95,7 @@ def test_accept_of_a_suggestion_that_no_longer_applies_sends_nothing(bounced, ag
 def test_reject_hides_the_suggestion_for_that_address_only(bounced, agent_client):
     ann = recipient("ann@gmial.com")
     response = agent_client.post(f"/typos/{ann.id}/reject", follow_redirects=True)
-    assert "No more suggestions for ann@gmial.com." in response.get_data(as_text=True)
+    assert "No more suggestions for <bdi>ann@gmial.com</bdi>." in response.get_data(as_text=True)
     assert listed(agent_client) == [("bob@hotmial.com", "bob@hotmail.com")]
     assert recipient("ann@gmial.com").typo_dismissed_for == "ann@gmial.com"
     # A new mistyped address, bounced again, is suggested again.

@@ -17,6 +17,7 @@ from wtforms.validators import DataRequired, Email, Length
 from .. import audit, config as defaults, queries
 from .. import plugins
 from ..auth import admin_required, create_token, create_user, no_nul
+from ..bidi import sentence
 from ..security import is_secret
 from ..models import ApiToken, Role, User, db
 
@@ -63,7 +64,7 @@ def users():
         except ValueError as error:
             form.email.errors.append(str(error))
             return _users_page(form, status=400)
-        flash(f"User {user.email} created ({user.role.value}).", "success")
+        flash(sentence(f"User {{}} created ({user.role.value}).", user.email), "success")
         return redirect(url_for("admin.users"), 303)
     return _users_page(form, status=400 if form.errors else 200)
 
@@ -80,7 +81,7 @@ def deactivate(user_id: int):
         return redirect(url_for("admin.users"), 303)
     user.active = False
     db.session.commit()
-    flash(f"{user.email} can no longer sign in or use API tokens.", "success")
+    flash(sentence("{} can no longer sign in or use API tokens.", user.email), "success")
     return redirect(url_for("admin.users"), 303)
 
 
@@ -89,7 +90,7 @@ def activate(user_id: int):
     user = _user_or_404(user_id)
     user.active = True
     db.session.commit()
-    flash(f"{user.email} can sign in again.", "success")
+    flash(sentence("{} can sign in again.", user.email), "success")
     return redirect(url_for("admin.users"), 303)
 
 
@@ -99,7 +100,8 @@ def create_api_token(user_id: int):
     if not user.active:
         abort(400, f"{user.email} is deactivated: reactivate the account before giving it a token.")
     token = create_token(user)
-    flash(f"New API token for {user.email}. Copy it now: it is not shown again.", "success")
+    flash(sentence("New API token for {}. Copy it now: it is not shown again.", user.email),
+          "success")
     return _users_page(UserForm(formdata=None), new_token=token, token_user=user)
 
 
@@ -109,7 +111,7 @@ def revoke_token(token_id: int):
     email, prefix = token.user.email, token.prefix
     db.session.delete(token)
     db.session.commit()
-    flash(f"Token {prefix}… of {email} revoked.", "success")
+    flash(sentence("Token {}… of {} revoked.", prefix, email), "success")
     return redirect(url_for("admin.users"), 303)
 
 

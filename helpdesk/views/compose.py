@@ -16,12 +16,14 @@ from datetime import datetime, timezone
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
+from markupsafe import Markup
 from sqlalchemy import func, select
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from .. import intake, queries, times
 from ..addresses import domain_history
 from ..auth import csrf
+from ..bidi import sentence
 from ..credentials import CredentialError, create_credential
 from ..intake import MAX_EMAIL, MAX_NAME, MAX_TITLE, STATES
 from ..models import Credential, Delivery, Recipient, db
@@ -230,16 +232,16 @@ def new():
     return redirect(url_for("pages.credential", credential_id=credential.id), 303)
 
 
-def _created_message(credential: Credential, verdicts: list[intake.Verdict]) -> str:
+def _created_message(credential: Credential, verdicts: list[intake.Verdict]) -> Markup:
     recipients = sum(1 for v in verdicts if v.kind in intake.CREATED)
     queued = db.session.scalar(select(func.count(Delivery.id)).join(Recipient).where(
         Recipient.credential_id == credential.id))
     unusable = db.session.scalar(select(func.count(Recipient.id)).where(
         Recipient.credential_id == credential.id,
         (Recipient.email.is_(None)) | (Recipient.email_error.is_not(None))))
-    message = (f"Created “{credential.title}” with {recipients} "
-               f"recipient{'' if recipients == 1 else 's'}; {queued} "
-               f"email{'' if queued == 1 else 's'} queued.")
+    message = sentence(f"Created “{{}}” with {recipients} "
+                       f"recipient{'' if recipients == 1 else 's'}; {queued} "
+                       f"email{'' if queued == 1 else 's'} queued.", credential.title)
     if unusable:
         message += (f" {unusable} recipient{' has' if unusable == 1 else 's have'} no usable "
                     "address and will not be emailed.")

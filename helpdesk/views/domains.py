@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from .. import publishing, queries, sharing
 from ..addresses import check_address
+from ..bidi import sentence
 from ..models import DeliveryEvent, Delivery, Recipient, ShareLink, db
 from ..status import BOUNCED
 from .pages import flash_bulk_resend, recipient_filter
@@ -138,7 +139,8 @@ def revoke_share(domain: str, link_id: int):
     if link.domain != domain.strip().lower():
         abort(404)
     sharing.revoke(link)
-    flash(f"Share link #{link.id} for {link.domain} revoked: it no longer opens.", "success")
+    flash(sentence(f"Share link #{link.id} for {{}} revoked: it no longer opens.", link.domain),
+          "success")
     return redirect(url_for("domains.detail", domain=link.domain) + "#share-links", 303)
 
 
@@ -148,6 +150,8 @@ def resend_bounced(domain: str):
     result = publishing.resend_bounced_at_domain(
         domain, include_all=request.form.get("include_all") == "on")
     sent = result.queued
-    flash_bulk_resend(result, f"{sent} bounced recipient{'s' if sent != 1 else ''} at {domain}",
-                      f"No bounced recipient at {domain} has a usable address")
+    flash_bulk_resend(result,
+                      sentence(f"{sent} bounced recipient{'s' if sent != 1 else ''} at {{}}",
+                               domain),
+                      sentence("No bounced recipient at {} has a usable address", domain))
     return redirect(url_for("domains.detail", domain=domain), 303)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-from datetime import datetime, timezone
 from typing import Iterable
 
 from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template,
@@ -16,6 +15,8 @@ from markupsafe import Markup
 from sqlalchemy import func, select
 
 from .. import audit, credentials as changes, plugins, publishing, queries
+from ..bidi import isolated, sentence
+from ..charts import axis_ticks
 from ..contract import capabilities
 from ..addresses import check_address
 from ..models import Credential, Delivery, Recipient, db
@@ -47,12 +48,11 @@ def recipient_filter(**fixed) -> queries.RecipientFilter:
 
 def _dashboard_region() -> Markup:
     session = db.session
-    days = queries.events_per_day(session, datetime.now(timezone.utc).date())
+    counts = queries.tallied_counts(session)
     top_domains = queries.top_bounced_domains(session)
     return live_region(
         "dashboard-live", url_for("pages.dashboard_live"), "_dashboard_live.html",
-        counts=queries.tallied_counts(session), days=days,
-        day_max=max([sum(c.values()) for _, c in days] + [1]),
+        counts=counts, ticks=axis_ticks(max(counts.values())),
         top_domains=top_domains, domain_max=max([n for _, n in top_domains] + [1]),
         problems=queries.recent_problems(session, RECENT_PROBLEMS))
 
@@ -159,7 +159,7 @@ def publish(credential_id: int):
             Recipient.credential_id == cred.id, Recipient.email.is_not(None),
             Recipient.email_error.is_(None)))
         total = len(cred.recipients)
-        lines = [f"“{cred.title}” has {_plural(total, 'recipient')}."]
+        lines = [sentence(f"“{{}}” has {_plural(total, 'recipient')}.", cred.title)]
         if cred.send_email:
             lines.append(f"Publishing it emails {_plural(usable, 'recipient')} at once"
                          + (f"; {total - usable} without a usable address get nothing."
@@ -168,10 +168,11 @@ def publish(credential_id: int):
         else:
             lines.append("It is published without email: nobody is emailed.")
             button = "Publish without email"
-        return _confirm(f"Publish “{cred.title}”?", lines, button, back)
+        return _confirm(sentence("Publish “{}”?", cred.title), lines, button, back)
     queued = publishing.publish(cred)
-    flash(f"Published “{cred.title}”; {_plural(queued, 'email')} queued."
-          if cred.send_email else f"Published “{cred.title}” without email.", "success")
+    flash(sentence(f"Published “{{}}”; {_plural(queued, 'email')} queued.", cred.title)
+          if cred.send_email else sentence("Published “{}” without email.", cred.title),
+          "success")
     return redirect(back, 303)
 
 
@@ -181,14 +182,14 @@ def delete_credential(credential_id: int):
     if request.method == "GET":
         total = len(cred.recipients)
         return _confirm(
-            f"Delete “{cred.title}”?",
+            sentence("Delete “{}”?", cred.title),
             [f"This deletes the credential, its {_plural(total, 'recipient')} and their "
              "delivery history. It cannot be undone; the audit log keeps a record of it."],
             "Delete the credential", url_for("pages.credential", credential_id=cred.id),
             danger=True)
     title = cred.title
     changes.delete_credential(cred)
-    flash(f"Deleted “{title}”.", "success")
+    flash(sentence("Deleted “{}”.", title), "success")
     return redirect(url_for("pages.credentials"), 303)
 
 
@@ -201,7 +202,7 @@ def resend_status(credential_id: int):
                    f"not {status!r}")
     label = STATUSES[status].label
     if not cred.published:
-        flash(f"Not sent: {publishing.NotPublished(cred)}.", "error")
+        flash(sentence("Not sent: {}.", publishing.NotPublished(cred)), "error")
         return redirect(url_for("pages.credential", credential_id=cred.id, status=status), 303)
     result = publishing.resend_in_status(cred.id, status,
                                          include_all=request.form.get("include_all") == "on")
@@ -254,7 +255,7 @@ def resend(recipient_id: int):
                                      confirmed=request.form.get("confirm") == "yes")
     except publishing.NeedsConfirmation as question:
         db.session.rollback()  # a question, not an error: nothing was changed
-        return _confirm(f"Send to {rec.email} anyway?",
+        return _confirm(sentence("Send to {} anyway?", rec.email),
                         [f"{question}.", "Unless that changed, it fails again or reaches someone "
                          "who did not want it, and each such send costs the sender's standing "
                          "with mail servers."],
@@ -262,10 +263,10 @@ def resend(recipient_id: int):
                         danger=True, fields={"kind": kind, "confirm": "yes"})
     except ValueError as error:
         db.session.rollback()
-        flash(f"Not sent: {error}.", "error")
+        flash(sentence("Not sent: {}.", error), "error")
         return render_template("recipient.html", recipient=rec,
                                live=_recipient_region(rec, typed_email=email)), 400
-    flash(f"{SENT_MESSAGE[delivery.kind]} {rec.email}.", "success")
+    flash(sentence(SENT_MESSAGE[delivery.kind] + " {}.", rec.email), "success")
     return redirect(url_for("pages.recipient", recipient_id=rec.id), 303)
 
 
@@ -280,19 +281,22 @@ def unsuppress(recipient_id: int):
         publishing.unsuppress_and_resend(rec)
     except ValueError as error:
         db.session.rollback()
-        flash(f"Not sent: {error}.", "error")
+        flash(sentence("Not sent: {}.", error), "error")
         return render_template("recipient.html", recipient=rec,
                                live=_recipient_region(rec)), 400
-    flash(f"Removed {rec.email} from the suppression list; sending again.", "success")
+    flash(sentence("Removed {} from the suppression list; sending again.", rec.email),
+          "success")
     return redirect(url_for("pages.recipient", recipient_id=rec.id), 303)
 
 
-def flash_bulk_resend(result: publishing.BulkResend, sent_to: str, none_usable: str) -> None:
-    """Say what a bulk resend did, and whom it skipped and why."""
+def flash_bulk_resend(result: publishing.BulkResend, sent_to: str | Markup,
+                      none_usable: str | Markup) -> None:
+    """Say what a bulk resend did, and whom it skipped and why (``sent_to`` and
+    ``none_usable`` are ours, or Markup whose outside values are isolated already)."""
     if result.queued:
-        flash(f"Sending again to {sent_to}.", "success")
+        flash(Markup("Sending again to {}.").format(sent_to), "success")
     elif not result.skipped:
-        flash(f"{none_usable}: nothing was sent.", "info")
+        flash(Markup("{}: nothing was sent.").format(none_usable), "info")
     if result.skipped:
         n = sum(result.skipped.values())
         flash(f"Skipped {_plural(n, 'recipient')} whom resending unchanged cannot help "
@@ -327,15 +331,17 @@ def edit_recipient(recipient_id: int):
     except ValueError as error:
         db.session.rollback()
         return _edit_form(rec, 400, error=f"Nothing was changed: {error}.")
-    message = "Saved: " + "; ".join(changed) + "." if changed else "Nothing changed."
+    message = (Markup("Saved: {}.").format(Markup("; ").join(map(isolated, changed)))
+               if changed else Markup("Nothing changed."))
     if request.form.get("send") == "on" and rec.credential.published:
         try:
             delivery = publishing.resend(rec)
         except ValueError as error:
             db.session.rollback()
-            flash(f"{message} Not sent: {error}.", "error")
+            flash(message + " " + sentence("Not sent: {}.", error), "error")
         else:
-            flash(f"{message} {SENT_MESSAGE[delivery.kind]} {rec.email}.", "success")
+            flash(message + " " + sentence(SENT_MESSAGE[delivery.kind] + " {}.", rec.email),
+                  "success")
     else:
         flash(message, "success")
     return redirect(url_for("pages.recipient", recipient_id=rec.id), 303)
@@ -347,14 +353,15 @@ def delete_recipient(recipient_id: int):
     back = url_for("pages.credential", credential_id=rec.credential_id)
     if request.method == "GET":
         return _confirm(
-            f"Delete {audit.describe(rec)}?",
-            [f"This removes the recipient from “{rec.credential.title}” with its delivery "
-             "history. It cannot be undone; the audit log keeps a record of it."],
+            sentence("Delete {}?", audit.describe(rec)),
+            [sentence("This removes the recipient from “{}” with its delivery history. It "
+                      "cannot be undone; the audit log keeps a record of it.",
+                      rec.credential.title)],
             "Delete the recipient", url_for("pages.recipient", recipient_id=rec.id),
             danger=True)
     who = audit.describe(rec)
     changes.delete_recipients([rec])
-    flash(f"Deleted {who}.", "success")
+    flash(sentence("Deleted {}.", who), "success")
     return redirect(back, 303)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 
 from .. import queries, typos
+from ..bidi import sentence
 from ..models import Recipient, db
 
 bp = Blueprint("typos", __name__)
@@ -22,9 +23,9 @@ def accept(recipient_id: int):
     try:
         typos.accept(recipient, suggestion)
     except ValueError as error:
-        flash(f"Not sent: {error}.", "error")
+        flash(sentence("Not sent: {}.", error), "error")
     else:
-        flash(f"Sent again to {recipient.email}.", "success")
+        flash(sentence("Sent again to {}.", recipient.email), "success")
     return redirect(url_for("typos.index"))
 
 
@@ -32,7 +33,7 @@ def accept(recipient_id: int):
 def reject(recipient_id: int):
     recipient = db.get_or_404(Recipient, recipient_id)
     typos.reject(recipient)
-    flash(f"No more suggestions for {recipient.email}.", "info")
+    flash(sentence("No more suggestions for {}.", recipient.email), "info")
     return redirect(url_for("typos.index"))
 
 
@@ -41,5 +42,5 @@ def accept_all():
     resent, problems = typos.accept_all()
     flash(f"Corrected and sent again to {resent} recipients.", "success" if resent else "info")
     for problem in problems:
-        flash(f"Not sent: {problem}", "error")
+        flash(sentence("Not sent: {}", problem), "error")
     return redirect(url_for("typos.index"))
