@@ -9,12 +9,13 @@ from pathlib import Path
 
 import pytest
 from hypothesis import given, settings, strategies as st
+from sqlalchemy import select
 
 from helpdesk.contract import REASON_CODES, NotABounce
 from helpdesk.credentials import create_credential
 from helpdesk.ingest import MATCH_BY_ADDRESS_DAYS
 from helpdesk.maintenance import ingest_bounce
-from helpdesk.models import Delivery, db, utcnow
+from helpdesk.models import Delivery, DeliveryEvent, db, utcnow
 from helpdesk.status import BOUNCED
 from helpdesk_smtp.bounces import parse_bounce
 from helpdesk_smtp.dsn import MalformedReport
@@ -321,6 +322,14 @@ def test_a_feedback_report_names_its_recipients_in_original_rcpt_to():
     assert len(events) == 7
 
 
+def test_a_feedback_report_whose_recipient_is_redacted_names_the_original_message_id():
+    """'To: "undisclosed"' in the returned original: the complaint is still kept, to be matched
+    by the original's Message-ID."""
+    [event] = parse_bounce(sample("arf-15.eml"))
+    assert (event.type, event.recipient) == ("complained", None)
+    assert event.message_id == "<ffffffffffffffffffffffff00000000@example.net>"
+
+
 def test_a_delivered_notice_bounces_nobody():
     events = parse_bounce(sample("rfc3464-28.eml"))
     assert events and {e.type for e in events} <= {"delivered", "deferred"}
@@ -507,6 +516,15 @@ def test_a_local_part_alone_is_completed_by_the_delivery_our_message_id_names(ap
     assert (result.stored, result.unmatched) == (1, 0)
     db.session.expire_all()
     assert db.session.get(Delivery, delivery.id).status == BOUNCED
+
+
+def test_a_redacted_complaint_is_matched_by_the_original_message_id(app, delivery):
+    raw = sample("arf-15.eml").replace(b"<ffffffffffffffffffffffff00000000@example.net>",
+                                       delivery.provider_message_id.encode())
+    result = ingest_bounce(raw)
+    assert (result.stored, result.unmatched) == (1, 0)
+    [row] = db.session.scalars(select(DeliveryEvent).where(DeliveryEvent.type == "complained"))
+    assert row.delivery_id == delivery.id
 
 
 def test_an_old_or_unknown_address_stays_unmatched(app, delivery):

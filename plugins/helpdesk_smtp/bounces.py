@@ -310,9 +310,14 @@ def _complaints(message: Message, headers: mime.Fields, raw: bytes,
     original = mime.returned_headers(message)
     named = report.get("original-rcpt-to", []) or original.get("to", []) or \
         report.get("removal-recipient", [])
-    addresses = [a for value in named for a in prose.ADDRESS.findall(value)]
+    addresses: list[str | None] = [a for value in named for a in prose.ADDRESS.findall(value)]
     if not addresses:
-        raise MalformedReport("the feedback report names no recipient")
+        # Feedback loops often redact the complainer's address ("undisclosed", "redacted@"):
+        # the returned original's Message-ID or our header still names the delivery.
+        if not (mime.first(original, "message-id") or _correlation_id({}, {}, original)):
+            raise MalformedReport("the feedback report names no recipient and returns no "
+                                  "Message-ID of the original")
+        addresses = [None]
     occurred_at = _date(mime.first(report, "arrival-date")) or \
         _date(mime.first(headers, "date")) or now
     return _complaint_events(addresses, mime.first(report, "feedback-type") or "abuse",
@@ -331,15 +336,15 @@ def _notice_events(notice: ses.Notification, headers: mime.Fields, raw: bytes,
     return _events(notice.recipients, headers, {}, notice.original, raw, now, notice.message_id)
 
 
-def _complaint_events(addresses: list[str], feedback_type: str, user_agent: str,
+def _complaint_events(addresses: list[str | None], feedback_type: str, user_agent: str,
                       original: mime.Fields, headers: mime.Fields, raw: bytes,
                       occurred_at: datetime, message_id: str = "") -> list[ProviderEvent]:
     basis = mime.first(headers, "message-id") or "sha256:" + hashlib.sha256(raw).hexdigest()
     correlation_id = _correlation_id({}, {}, original)
     return [ProviderEvent(
         provider=PROVIDER, type="complained",
-        event_id="arf:" + hashlib.sha256(f"{basis}\n{a}".encode("utf-8",
-                                                               "surrogatepass")).hexdigest(),
+        event_id="arf:" + hashlib.sha256(f"{basis}\n{a or ''}".encode(
+            "utf-8", "surrogatepass")).hexdigest(),
         occurred_at=occurred_at, correlation_id=correlation_id,
         message_id=message_id or mime.first(original, "message-id") or None, recipient=a,
         reason=f"feedback report: {feedback_type}", reason_code="spam",
