@@ -3,6 +3,8 @@ and an admin: zero axe-core violations, no horizontal scrolling, no console erro
 violation, and a screenshot of each in ``test-artifacts/screenshots/``."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from browser_checks import WIDTHS, page_problems, watched_context
@@ -74,60 +76,91 @@ def expected_refusals(watch, *codes: int) -> list[str]:
             if any(f"responded with a status of {code} " in e for code in codes)]
 
 
-@pytest.mark.parametrize("width", WIDTHS)
-def test_every_page_is_accessible_and_fits_the_window(browser, desk, watch, shot, width):
-    desk.app.extensions["helpdesk_sink"] = desk.sink  # the outbox, as `helpdesk demo` runs it
-    token = more_data(desk.app)
-    n = ids(desk.app)
-    problems: list[str] = []
+# Every page the tour visits, by who visits it: (name, path, the answer's status). The paths
+# are filled with the ids of ``tour_ids``.
+ANONYMOUS_PAGES = [
+    ("login", "/login", 200),
+    ("help", "/help", 200),
+    *[(f"help-{slug}", f"/help/{slug}", 200)
+      for slug in ("statuses", "what-to-do", "causes", "allowlist", "providers")],
+    ("help-search", "/help?q=what+does+sending+mean", 200),
+    ("share", "/share/{token}", 200),
+    ("share-unknown", "/share/not-a-token", 403),
+    ("not-found", "/no-such-page", 404),
+]
+AGENT_PAGES = [
+    ("dashboard", "/", 200),
+    ("credentials", "/credentials", 200),
+    ("credential", "/credentials/{science}", 200),
+    ("credential-bounced", "/credentials/{science}?status=bounced", 200),
+    ("credential-draft", "/credentials/{draft}", 200),
+    ("credential-new", "/credentials/new", 200),
+    ("credential-publish", "/credentials/{draft}/publish", 200),
+    ("credential-delete", "/credentials/{draft}/delete", 200),
+    ("credential-import", "/credentials/{science}/import", 200),
+    ("recipients", "/recipients", 200),
+    ("recipients-bounced", "/recipients?status=bounced", 200),
+    ("recipient-bounced", "/recipients/{sam}", 200),
+    ("recipient-no-address", "/recipients/{carol}", 200),
+    ("recipient-edit", "/recipients/{sam}/edit", 200),
+    ("recipient-delete", "/recipients/{sam}/delete", 200),
+    ("lookup-typo", "/lookup?q=someone%40gmial.com", 200),
+    ("lookup-name", "/lookup?q=Initech", 200),
+    ("lookup-nothing", "/lookup?q=nobody-at-all", 200),
+    ("domains", "/domains", 200),
+    ("domain", f"/domains/{COMPANY}", 200),
+    ("typos", "/typos", 200),
+    ("import", "/import", 200),
+    ("import-summary", "/imports/{import_run}", 200),
+    ("account", "/account", 200),
+    ("password", "/account/password", 200),
+    ("outbox", "/outbox", 200),
+    ("outbox-message", "/outbox/0", 200),
+    ("admin-refused", "/admin/users", 403),
+]
+ADMIN_PAGES = [
+    ("dashboard", "/", 200),
+    ("admin", "/admin/", 200),  # leads to the users
+    ("users", "/admin/users", 200),
+    ("settings", "/admin/settings", 200),
+    ("audit", "/admin/audit", 200),
+    ("recipient", "/recipients/{sam}", 200),
+]
+# What answers a GET but is no page to look at, and why.
+NOT_PAGES = {
+    "static": "the style sheet, the script, the icons",
+    "openapi": "JSON: the API's description",
+    "api.causes": "JSON", "api.credential": "JSON", "api.recipients": "JSON",
+    "api.recipient": "JSON", "api.statuses": "JSON",
+    "pages.dashboard_live": "a fragment the dashboard polls (the tour sees it in the page)",
+    "pages.credential_live": "a fragment the credential's page polls",
+    "pages.recipient_live": "a fragment the recipient's page polls",
+    "pages.export_csv": "a CSV download", "recipients.export": "a CSV download",
+    "imports.left_out_rows": "a CSV download",
+    "tracking.pixel": "the tracking pixel, a GIF",
+}
 
-    anonymous = watched_context(browser, desk.url, watch, width)
-    page = anonymous.new_page()
-    visit(page, shot, "login", "/login", problems)
-    visit(page, shot, "help", "/help", problems)
-    for slug in ("statuses", "what-to-do", "causes", "allowlist", "providers"):
-        visit(page, shot, f"help-{slug}", f"/help/{slug}", problems)
-    visit(page, shot, "help-search", "/help?q=what+does+sending+mean", problems)
-    visit(page, shot, "share", f"/share/{token}", problems)
-    visit(page, shot, "share-unknown", "/share/not-a-token", problems, 403)
-    visit(page, shot, "not-found", "/no-such-page", problems, 404)
-    anonymous.close()
 
-    agent = watched_context(browser, desk.url, watch, width)
-    page = agent.new_page()
-    sign_in(page, AGENT)
-    pages = [
-        ("dashboard", "/"),
-        ("credentials", "/credentials"),
-        ("credential", f"/credentials/{n['science']}"),
-        ("credential-bounced", f"/credentials/{n['science']}?status=bounced"),
-        ("credential-draft", f"/credentials/{n['draft']}"),
-        ("credential-new", "/credentials/new"),
-        ("credential-publish", f"/credentials/{n['draft']}/publish"),
-        ("credential-delete", f"/credentials/{n['draft']}/delete"),
-        ("credential-import", f"/credentials/{n['science']}/import"),
-        ("recipients", "/recipients"),
-        ("recipients-bounced", "/recipients?status=bounced"),
-        ("recipient-bounced", f"/recipients/{n['sam']}"),
-        ("recipient-no-address", f"/recipients/{n['carol']}"),
-        ("recipient-edit", f"/recipients/{n['sam']}/edit"),
-        ("recipient-delete", f"/recipients/{n['sam']}/delete"),
-        ("lookup-typo", "/lookup?q=someone%40gmial.com"),
-        ("lookup-name", "/lookup?q=Initech"),
-        ("lookup-nothing", "/lookup?q=nobody-at-all"),
-        ("domains", "/domains"),
-        ("domain", f"/domains/{COMPANY}"),
-        ("typos", "/typos"),
-        ("import", "/import"),
-        ("password", "/account/password"),
-        ("outbox", "/outbox"),
-        ("outbox-message", "/outbox/0"),
-    ]
-    for name, path in pages:
-        visit(page, shot, f"agent-{name}", path, problems)
-    visit(page, shot, "agent-admin-refused", "/admin/users", problems, 403)
+def toured_endpoints(app) -> set[str]:
+    """The endpoints the tour's paths lead to (any id will do to find them)."""
+    urls = app.url_map.bind("localhost")
+    found = set()
+    for _, path, status in ANONYMOUS_PAGES + AGENT_PAGES + ADMIN_PAGES:
+        if status != 404:
+            endpoint, _ = urls.match(re.sub(r"\{\w+\}", "1", path).split("?")[0], "GET")
+            found.add(endpoint)
+    return found
 
-    # The pages a form leads to: the import's review of a typo, and its summary.
+
+def test_the_tour_visits_every_page_the_app_serves(app):
+    served = {rule.endpoint for rule in app.url_map.iter_rules() if "GET" in rule.methods}
+    assert served - toured_endpoints(app) - set(NOT_PAGES) == set(), \
+        "pages the tour does not visit: add them to the tour, or to NOT_PAGES with why"
+    assert set(NOT_PAGES) <= served, "NOT_PAGES names what the app no longer serves"
+
+
+def import_with_a_typo(page) -> None:
+    """Send a CSV with a likely typo to the import, for a new credential: its review shows."""
     page.goto("/import")
     page.select_option("#import-credential", "new")
     page.fill("#import-title", "Imported Course")
@@ -135,16 +168,39 @@ def test_every_page_is_accessible_and_fits_the_window(browser, desk, watch, shot
         "name": "people.csv", "mimeType": "text/csv", "buffer": TYPO_CSV.encode()}])
     page.locator("#import-form button[type=submit]").click()
     expect(page.locator("main")).to_contain_text("typo@gmial.com")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_every_page_is_accessible_and_fits_the_window(browser, desk, watch, shot, width):
+    desk.app.extensions["helpdesk_sink"] = desk.sink  # the outbox, as `helpdesk demo` runs it
+    token = more_data(desk.app)
+    n = {**ids(desk.app), "token": token}
+    problems: list[str] = []
+
+    def tour(page, prefix: str, pages) -> None:
+        for name, path, status in pages:
+            visit(page, shot, prefix + name, path.format(**n), problems, status)
+
+    anonymous = watched_context(browser, desk.url, watch, width)
+    tour(anonymous.new_page(), "", ANONYMOUS_PAGES)
+    anonymous.close()
+
+    agent = watched_context(browser, desk.url, watch, width)
+    page = agent.new_page()
+    sign_in(page, AGENT)
+    # The pages a form leads to: the import's review of a typo, then its summary.
+    import_with_a_typo(page)
     look(page, shot, "agent-import-review", problems)
+    page.locator("#import-confirm").click()
+    expect(page).to_have_url(re.compile(r"/imports/\d+$"))
+    n["import_run"] = int(page.url.rsplit("/", 1)[1])
+    tour(page, "agent-", AGENT_PAGES)
     agent.close()
 
     admin = watched_context(browser, desk.url, watch, width)
     page = admin.new_page()
     sign_in(page, ADMIN)
-    for name, path in [("dashboard", "/"), ("users", "/admin/users"),
-                       ("settings", "/admin/settings"), ("audit", "/admin/audit"),
-                       ("recipient", f"/recipients/{n['sam']}")]:
-        visit(page, shot, f"admin-{name}", path, problems)
+    tour(page, "admin-", ADMIN_PAGES)
     admin.close()
     assert problems == [], "\n".join(problems)
     refusals = expected_refusals(watch, 403, 404)
