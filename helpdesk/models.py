@@ -202,7 +202,7 @@ class Delivery(db.Model):
     provider: Mapped[str] = mapped_column(String(50))
     correlation_id: Mapped[str] = mapped_column(String(64), unique=True,
                                                 default=new_correlation_id)
-    provider_message_id: Mapped[Optional[str]] = mapped_column(String(255), index=True)
+    provider_message_id: Mapped[Optional[str]] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(20), default=SENDING)
     attempts: Mapped[int] = mapped_column(default=0)
     kind: Mapped[str] = mapped_column(String(20), default="send")  # send | resend | nudge
@@ -211,7 +211,7 @@ class Delivery(db.Model):
     send_due_at: Mapped[Optional[datetime]]
     # While a worker sends it: until when it holds it (renewed as it goes). Past, and the
     # delivery not settled, its worker died (``maintenance.requeue_stalled`` takes it over).
-    leased_until: Mapped[Optional[datetime]] = mapped_column(index=True)
+    leased_until: Mapped[Optional[datetime]]
     sent_at: Mapped[Optional[datetime]]  # when the provider gave its final answer
 
     recipient: Mapped[Recipient] = relationship(back_populates="deliveries")
@@ -223,6 +223,11 @@ class Delivery(db.Model):
         Index("ix_delivery_email_lower", text("lower(email)")),
         # The sends still waiting, for the requeue: a handful among all the deliveries ever made.
         Index("ix_delivery_unanswered", "sent_at", "send_due_at"),
+        # Both null until the send (a new delivery writes neither index): every query on them
+        # compares them to a value, which only a non-null one matches.
+        *(Index(f"ix_delivery_{column}", column, sqlite_where=text(f"{column} IS NOT NULL"),
+                postgresql_where=text(f"{column} IS NOT NULL"))
+          for column in ("provider_message_id", "leased_until")),
     )
 
 

@@ -63,15 +63,16 @@ def _publish_chunk(credential_id: int, after: int, send_email: bool) -> tuple[in
                       ~exists().where(d.c.recipient_id == r.c.id))
     try:
         rows = db.session.execute(
-            select(r.c.id, r.c.status)
+            select(r.c.id, r.c.status, r.c.email, r.c.email_error)
             .where(r.c.credential_id == credential_id, r.c.id > after)
             .order_by(r.c.id).limit(CHUNK_SIZE).with_for_update(key_share=True)).all()
         if not rows:
             return None
         last = rows[-1].id
         in_chunk = (r.c.credential_id == credential_id, r.c.id > after, r.c.id <= last)
-        ids, sent, status = (_insert_first_sends(in_chunk, first_send) if send_email
-                             else ([], set(), None))
+        address = next((row.email for row in rows if row.email and not row.email_error), None)
+        ids, sent, status = (_insert_first_sends(in_chunk, first_send, address)
+                             if send_email and address else ([], set(), None))
         changes = [(row.id, row.status, status) for row in rows
                    if row.id in sent and row.status != status]
         others = [row.id for row in rows if row.id not in sent]
@@ -87,29 +88,41 @@ def _publish_chunk(credential_id: int, after: int, send_email: bool) -> tuple[in
     return last, len(ids)
 
 
-def _insert_first_sends(in_chunk, first_send) -> tuple[list[int], set[int], str | None]:
-    """For the recipients ``in_chunk`` due a ``first_send``: their deliveries (INSERT …
-    SELECT), their "queued" events (INSERT … SELECT) and their status and cause (one UPDATE).
+def _insert_first_sends(in_chunk, first_send,
+                        address: str) -> tuple[list[int], set[int], str | None]:
+    """For the recipients ``in_chunk`` due a ``first_send``: their status and cause (one
+    UPDATE), their deliveries (INSERT … SELECT) and their "queued" events (INSERT … SELECT).
     Returns the deliveries' ids, their recipients' ids and the recipients' new status.
 
-    A first send's status and cause depend on no address (the typo suggester is asked only
-    about a failed delivery), so one diagnosis, of the first of them, stands for them all."""
+    The recipients are updated first, while ``first_send`` still picks them (no delivery yet),
+    by the chunk's range of ids: an UPDATE by a list of a thousand ids cost SQLite several
+    times as much. A first send's status and cause depend on no address (the typo suggester
+    is asked only about a failed delivery), so one diagnosis, of ``address`` (one of the
+    chunk's usable addresses), stands for them all."""
     r, d, e = Recipient.__table__, Delivery.__table__, DeliveryEvent.__table__
     provider_name = current_app.config["PROVIDER"]
     provider = plugins.provider(provider_name)  # fails now, not in the worker, when unknown
     now = literal(utcnow(), Delivery.created_at.type)
-    inserted = db.session.execute(
+    queued = DeliveryFacts(address, (EventFacts("queued", utcnow()),),
+                           capabilities(provider).reports_deliveries)
+    status = email_status(email=address, published=True, deliveries=[
+        DeliveryOutcome(address, delivery_status(["queued"]))])
+    found = diagnose(email=address, email_error=None, published=True, deliveries=[queued])
+    recipient_ids = set(db.session.execute(
+        update(r).where(*in_chunk, first_send).values(
+            status=status, cause=found.cause, evidence=found.evidence[:EVIDENCE_LENGTH] or None,
+            typo_suggestion=found.suggestion, updated_at=now)
+        .returning(r.c.id)).scalars())
+    if not recipient_ids:
+        return [], set(), None
+    delivery_ids = sorted(db.session.execute(
         insert(d).from_select(
             ["recipient_id", "email", "provider", "kind", "correlation_id", "status",
              "attempts", "created_at", "send_due_at"],
             select(r.c.id, r.c.email, literal(provider_name), literal("send"),
                    random_correlation_id(), literal(SENDING), literal(0), now, now)
             .where(*in_chunk, first_send))
-        .returning(d.c.id, d.c.recipient_id, d.c.email)).all()
-    if not inserted:
-        return [], set(), None
-    delivery_ids = sorted(row.id for row in inserted)
-    recipient_ids = sorted(row.recipient_id for row in inserted)
+        .returning(d.c.id)).scalars())
     # By their ids: the planner's statistics do not know the rows just inserted.
     db.session.execute(insert(e).from_select(
         ["delivery_id", "provider", "provider_event_id", "type", "level", "occurred_at",
@@ -117,16 +130,7 @@ def _insert_first_sends(in_chunk, first_send) -> tuple[list[int], set[int], str 
         select(d.c.id, d.c.provider, d.c.correlation_id.concat(":queued"), literal("queued"),
                literal(event_level("queued")), now, now, d.c.correlation_id)
         .where(d.c.id.in_(delivery_ids))))
-    address = inserted[0].email
-    queued = DeliveryFacts(address, (EventFacts("queued", utcnow()),),
-                           capabilities(provider).reports_deliveries)
-    status = email_status(email=address, published=True, deliveries=[
-        DeliveryOutcome(address, delivery_status(["queued"]))])
-    found = diagnose(email=address, email_error=None, published=True, deliveries=[queued])
-    db.session.execute(update(r).where(r.c.id.in_(recipient_ids)).values(
-        status=status, cause=found.cause, evidence=found.evidence[:EVIDENCE_LENGTH] or None,
-        typo_suggestion=found.suggestion, updated_at=now))
-    return delivery_ids, set(recipient_ids), status
+    return delivery_ids, recipient_ids, status
 
 
 def publish_due(now: datetime | None = None) -> int:
@@ -329,38 +333,61 @@ def resend_bounced_at_domain(domain: str, *, include_all: bool = False) -> BulkR
 def nudge_due(now: datetime | None = None) -> int:
     """Resend to recipients who have not opened for NUDGE_AFTER_DAYS since their last send (an
     open by a mail-privacy proxy or a scanner is no person's), at most NUDGE_MAX times each.
-    Returns how many were nudged."""
+    Returns how many were nudged.
+
+    CHUNK_SIZE recipients at a time, each chunk its own transaction of a constant number of
+    statements (its emails leave while the next is chosen), in id order per cause: memory and
+    each chunk's cost stay flat however many are due."""
     now = now or utcnow()
-    cfg = current_app.config
-    cutoff = now - timedelta(days=float(cfg["NUDGE_AFTER_DAYS"]))
-    last_send = (select(Delivery.recipient_id, func.max(Delivery.created_at).label("last"))
-                 .group_by(Delivery.recipient_id).subquery())
-    due = db.session.execute(
-        select(Recipient.id, Recipient.nudges).join(last_send,
-                                                    last_send.c.recipient_id == Recipient.id)
-        # Only a delivered email no person opened is nudged: never someone who complained,
-        # unsubscribed or is on the provider's suppression list.
-        .where(Recipient.cause.in_(NUDGED_CAUSES),
-               Recipient.nudges < int(cfg["NUDGE_MAX"]),
-               last_send.c.last <= cutoff)).all()
-    by_count: dict[int, list[int]] = {}
-    for recipient_id, nudges in due:
-        by_count.setdefault(nudges, []).append(recipient_id)
-    # Every worker runs this task: a recipient is nudged by the one whose compare-and-set on
-    # ``nudges`` lands (one statement per count seen, at most NUDGE_MAX), under the locks that
-    # every writer of recipients takes first (``ingest.lock_recipients``).
-    ingest.lock_recipients(recipient_ids=[recipient_id for recipient_id, _ in due])
-    claimed = [recipient_id for nudges, ids in by_count.items()
-               for recipient_id in db.session.execute(
-                   update(Recipient).where(Recipient.id.in_(ids), Recipient.nudges == nudges)
-                   .values(nudges=nudges + 1).returning(Recipient.id),
-                   execution_options={"synchronize_session": False}).scalars()]
-    if not claimed:
+    cutoff = now - timedelta(days=float(current_app.config["NUDGE_AFTER_DAYS"]))
+    nudged = 0
+    # Only a delivered email no person opened is nudged: never someone who complained,
+    # unsubscribed or is on the provider's suppression list.
+    for cause in sorted(NUDGED_CAUSES):
+        after = 0
+        while (chunk := _nudge_chunk(cause, after, cutoff)) is not None:
+            after, claimed = chunk
+            nudged += claimed
+    return nudged
+
+
+@retried
+def _nudge_chunk(cause: str, after: int, cutoff: datetime) -> tuple[int, int] | None:
+    """Nudge the next CHUNK_SIZE recipients due one with this cause and an id past ``after``.
+    Returns (the last id looked at, how many were nudged), or None past the last one."""
+    r, d = Recipient.__table__, Delivery.__table__
+    try:
+        # The last send is before the cutoff: no delivery since (ix_recipient_cause walks the
+        # cause in id order, ix_delivery_recipient_id answers the NOT EXISTS).
+        due = db.session.execute(
+            select(r.c.id, r.c.nudges).where(
+                r.c.cause == cause, r.c.id > after,
+                r.c.nudges < int(current_app.config["NUDGE_MAX"]),
+                ~exists().where(d.c.recipient_id == r.c.id, d.c.created_at > cutoff))
+            .order_by(r.c.id).limit(CHUNK_SIZE)).all()
+        if not due:
+            db.session.rollback()
+            return None
+        by_count: dict[int, list[int]] = {}
+        for recipient_id, nudges in due:
+            by_count.setdefault(nudges, []).append(recipient_id)
+        # Every worker runs this task: a recipient is nudged by the one whose compare-and-set
+        # on ``nudges`` lands (one statement per count seen, at most NUDGE_MAX), under the locks
+        # that every writer of recipients takes first (``ingest.lock_recipients``).
+        ingest.lock_recipients(recipient_ids=[recipient_id for recipient_id, _ in due])
+        claimed = [recipient_id for nudges, ids in by_count.items()
+                   for recipient_id in db.session.execute(
+                       update(r).where(r.c.id.in_(ids), r.c.nudges == nudges, r.c.cause == cause)
+                       .values(nudges=nudges + 1).returning(r.c.id)).scalars()]
+        if not claimed:
+            db.session.rollback()
+            return due[-1].id, 0
+        nudged = db.session.execute(
+            select(r.c.id, r.c.credential_id, r.c.name, r.c.email)
+            .where(r.c.id.in_(claimed)).order_by(r.c.id)).all()
+        audit.record_recipients("nudged", nudged, "automatically")
+        _queue([(row.id, row.email) for row in nudged], "nudge")  # commits
+    except BaseException:
         db.session.rollback()
-        return 0
-    nudged = db.session.scalars(select(Recipient).where(Recipient.id.in_(claimed))
-                                .order_by(Recipient.id)
-                                .execution_options(populate_existing=True)).all()
-    audit.record_recipients("nudged", nudged, "automatically")
-    queue_deliveries(nudged, kind="nudge")
-    return len(claimed)
+        raise
+    return due[-1].id, len(claimed)

@@ -17,6 +17,7 @@ import sqlite3
 from flask import Flask, current_app
 from huey import MemoryHuey, RedisHuey, SqliteHuey
 from huey.api import Huey
+from huey.storage import SqliteStorage
 from redis import RedisError
 
 log = logging.getLogger(__name__)
@@ -25,12 +26,26 @@ log = logging.getLogger(__name__)
 QUEUE_ERRORS = (RedisError, sqlite3.Error, OSError)
 
 
+class _SqliteQueueStorage(SqliteStorage):
+    """Huey's SQLite storage, its file written like the app's database (WAL,
+    ``synchronous=NORMAL``): a commit is not flushed to disk each time (Huey's default flushes
+    every enqueue, 6 ms each, most of what publishing cost), and a power cut loses at most the
+    last tasks, never the file; their deliveries are committed in the database already and
+    ``maintenance.requeue_stalled`` queues them again."""
+
+    def _create_connection(self):
+        connection = super()._create_connection()
+        connection.execute("PRAGMA synchronous=NORMAL")
+        return connection
+
+
 def make_huey(url: str, name: str = "helpdesk") -> Huey:
     if url == "immediate":
         return MemoryHuey(name, immediate=True)
     if url.startswith(("redis://", "rediss://", "unix://")):
         return RedisHuey(name, url=url)
-    return SqliteHuey(name, filename=url.removeprefix("sqlite:///"))
+    return SqliteHuey(name, filename=url.removeprefix("sqlite:///"),
+                      storage_class=_SqliteQueueStorage)
 
 
 def init_app(app: Flask) -> None:

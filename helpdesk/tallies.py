@@ -4,7 +4,9 @@ pages read these small tables instead of counting a million recipients on every 
 Triggers on ``recipient`` (the same on both databases, written for each) append a row
 ``(key, status, +1)`` for a recipient added or moved into a status, domain or credential, and
 ``(key, status, -1)`` for one removed or moved out, in the statement that changes the
-recipient. Nothing is ever updated in place: two transactions that change recipients of the
+recipient. On PostgreSQL they run once a statement and append one row per key and status that
+the statement moved (``+n`` or ``-n``): publishing a thousand recipients appends two rows per
+tally, not four thousand; SQLite has row triggers only, and appends per recipient. Nothing is ever updated in place: two transactions that change recipients of the
 same domain never wait for each other, so the lock order (``helpdesk.ingest``) is untouched.
 A count is the sum of its key's rows. ``fold`` replaces the rows appended so far by one row
 per key, now and then (a periodic task), so the sums read as many rows as there are keys plus
@@ -35,20 +37,38 @@ def _appends(row: str, n: int) -> str:
 _MOVED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}"
                      for c in ("status", "email_domain", "credential_id"))
 
+def _moved(table: str, key: str, sources: str) -> str:
+    """The SQL appending, for a statement's ``sources`` (transition tables with their sign),
+    the recipients it moved into or out of each key and status."""
+    rows = " UNION ALL ".join(f"SELECT {key} AS k, status, {sign} AS n FROM {source}"
+                              for source, sign in sources)
+    return (f"INSERT INTO {table} ({key}, status, n) SELECT k, status, sum(n) FROM ({rows}) "
+            "AS moved WHERE k IS NOT NULL GROUP BY k, status HAVING sum(n) <> 0;")
+
+
+def _statement_appends(sources) -> str:
+    return " ".join(_moved(t.name, key, sources) for t, key in TALLIES.items())
+
+
+# What each operation's trigger reads: the rows it removed (-1) and those it added (+1). An
+# update that moved nothing sums to nought and appends nothing.
+_SOURCES = {"INSERT": [("new_rows", 1)], "DELETE": [("old_rows", -1)],
+            "UPDATE": [("old_rows", -1), ("new_rows", 1)]}
+_REFERENCING = {"INSERT": "NEW TABLE AS new_rows", "DELETE": "OLD TABLE AS old_rows",
+                "UPDATE": "OLD TABLE AS old_rows NEW TABLE AS new_rows"}
+
 DDL = {
     "postgresql": (
         "CREATE OR REPLACE FUNCTION recipient_tally() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN "
-        f"IF TG_OP IN ('UPDATE', 'DELETE') THEN {_appends('OLD', -1)} END IF; "
-        f"IF TG_OP IN ('UPDATE', 'INSERT') THEN {_appends('NEW', 1)} END IF; "
-        "RETURN NULL; END $$",
-        "CREATE OR REPLACE TRIGGER recipient_tally_insert AFTER INSERT ON recipient "
-        "FOR EACH ROW EXECUTE FUNCTION recipient_tally()",
-        "CREATE OR REPLACE TRIGGER recipient_tally_delete AFTER DELETE ON recipient "
-        "FOR EACH ROW EXECUTE FUNCTION recipient_tally()",
-        "CREATE OR REPLACE TRIGGER recipient_tally_update AFTER UPDATE OF status, email_domain, "
-        f"credential_id ON recipient FOR EACH ROW WHEN ({_MOVED}) "
-        "EXECUTE FUNCTION recipient_tally()",
+        + " ".join(f"{'IF' if i == 0 else 'ELSIF'} TG_OP = '{op}' THEN "
+                   f"{_statement_appends(sources)}" for i, (op, sources) in
+                   enumerate(_SOURCES.items()))
+        + " END IF; RETURN NULL; END $$",
+        # A transition table rules out a column list (UPDATE OF) and a WHEN on the rows.
+        *(f"CREATE TRIGGER recipient_tally_{op.lower()} AFTER {op} ON recipient "
+          f"REFERENCING {_REFERENCING[op]} FOR EACH STATEMENT EXECUTE FUNCTION recipient_tally()"
+          for op in _SOURCES),
     ),
     "sqlite": (
         "CREATE TRIGGER IF NOT EXISTS recipient_tally_insert AFTER INSERT ON recipient BEGIN "

@@ -16,10 +16,10 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 
 from helpdesk import diagnosis, ingest, publishing
-from helpdesk.causes import ON_ITS_WAY
+from helpdesk.causes import DELIVERED_NOT_OPENED, ON_ITS_WAY
 from helpdesk.contract import ProviderEvent
 from helpdesk.credentials import create_credential
 from helpdesk.ingest import record_events
@@ -281,3 +281,62 @@ def test_looking_up_an_address_seeks_even_with_its_old_addresses(agent_client, d
     assert "Ada Lovelace" in html
     searches = [(s, p) for s, p in seen if "FROM recipient" in s and "delivery" in s]
     assert len(searches) == 1 and scans(searches) == []
+
+def _due_a_nudge(size: int, domain: str) -> list[int]:
+    """A published credential of ``size`` recipients whose emails were delivered, unopened,
+    ten days ago."""
+    credential = create_credential(f"{size} people", [
+        {"name": f"P{i}", "email": f"p{i}@{domain}"} for i in range(size)], state="published")
+    deliveries = [d for r in credential.recipients for d in r.deliveries]
+    record_events([ProviderEvent(
+        provider=d.provider, type="delivered", event_id=f"{d.correlation_id}:delivered",
+        occurred_at=utcnow(), correlation_id=d.correlation_id, recipient=d.email)
+        for d in deliveries])
+    db.session.execute(update(Delivery).where(Delivery.id.in_([d.id for d in deliveries]))
+                       .values(created_at=utcnow() - timedelta(days=10)))
+    db.session.commit()
+    return [r.id for r in credential.recipients]
+
+
+def test_nudging_costs_the_same_statements_for_ten_times_more_recipients(app_factory, tmp_path):
+    app = app_factory(QUEUE_URL=str(tmp_path / "queue.db"), NUDGE_AFTER_DAYS=7, NUDGE_MAX=2)
+    counts = {}
+    with app.app_context():
+        for size in (4, 40):
+            ids = _due_a_nudge(size, f"size{size}.example")
+            assert {r.cause for r in db.session.scalars(
+                select(Recipient).where(Recipient.id.in_(ids)))} == {DELIVERED_NOT_OPENED}
+            db.session.expunge_all()
+            with captured_statements() as seen:
+                assert publishing.nudge_due() == size
+            counts[size] = len(seen)
+            # Choosing who is due and claiming them seeks (what follows is a resend's
+            # statements, checked above on a history).
+            assert scans([(s, p) for s, p in seen if "nudges" in s]) == []
+    assert counts[40] == counts[4], counts
+
+
+def test_nudging_goes_in_chunks_each_recipient_once(app_factory, tmp_path, monkeypatch):
+    # Chunks of 4 over 10 due: a partial last chunk; the first nudges leave before the last.
+    monkeypatch.setattr(publishing, "CHUNK_SIZE", 4)
+    app = app_factory(QUEUE_URL=str(tmp_path / "queue.db"), NUDGE_AFTER_DAYS=7, NUDGE_MAX=2)
+    with app.app_context():
+        ids = _due_a_nudge(10, "chunks.example")
+        submitted = []
+        monkeypatch.setattr(publishing.queue, "submit_send",
+                            lambda delivery_ids, delay=None: submitted.append(delivery_ids))
+        with captured_statements() as seen:
+            assert publishing.nudge_due() == 10
+        assert [len(batch) for batch in submitted] == [4, 4, 2]
+        nudges = db.session.scalars(select(Delivery).where(Delivery.kind == "nudge")
+                                    .order_by(Delivery.id)).all()
+        assert sorted(d.recipient_id for d in nudges) == ids
+        assert all(d.status == "sending" and [e.type for e in d.events] == ["queued"]
+                   for d in nudges)
+        assert {r.nudges for r in db.session.scalars(
+            select(Recipient).where(Recipient.id.in_(ids)))} == {1}
+        # Just nudged: the last send is now, nobody is due again.
+        assert publishing.nudge_due() == 0
+        # Each chunk is the same handful of statements (the last finds nobody).
+        writes = [s for s, _ in seen if s.lstrip().upper().startswith("UPDATE RECIPIENT SET NUDGES")]
+        assert len(writes) == 3
