@@ -15,6 +15,10 @@ messages; its README.md says how rows get their class. Scored as it says:
 - soft never bounced: among soft rows, the share where no event of that recipient bounces;
 - crashes: any exception other than a clear refusal (ValueError).
 
+``--mutate``: instead, every message of the sets is also read cut short at 30 points, with CRLF,
+CR-only and LF line ends, with ten random byte runs overwritten and its lines shuffled five
+times (a fixed seed): the count of crashes (anything but a clear ValueError) is printed.
+
 ``--split``: a fixed 30% of the messages (by a hash of the file name, so a message and its
 CRLF copy fall on the same side) is held out; develop on the rest, check on it.
 """
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import random
 import sys
 import time
 import traceback
@@ -144,6 +149,41 @@ def score(reader, rows: list[dict[str, str]], data: Path, show: int = 0) -> dict
             "ms per message": 1000 * elapsed / max(len(results), 1)}
 
 
+def variants(raw: bytes, rng: random.Random) -> list[bytes]:
+    """Damaged copies of a message: cut short, other line ends, bytes overwritten, lines
+    shuffled."""
+    found = [raw[:end] for end in range(0, len(raw), max(1, len(raw) // 30))]
+    found += [raw.replace(b"\n", b"\r\n"), raw.replace(b"\n", b"\r"),
+              raw.replace(b"\r\n", b"\n")]
+    for _ in range(10):
+        damaged = bytearray(raw)
+        at = rng.randrange(max(len(raw), 1))
+        damaged[at:at + rng.randrange(1, 40)] = rng.randbytes(rng.randrange(40))
+        found.append(bytes(damaged))
+    for _ in range(5):
+        lines = raw.split(b"\n")
+        rng.shuffle(lines)
+        found.append(b"\n".join(lines))
+    return found
+
+
+def mutate(files: list[Path]) -> int:
+    rng = random.Random(9)
+    runs = crashes = 0
+    for file in files:
+        for raw in variants(file.read_bytes(), rng):
+            runs += 1
+            try:
+                parse_bounce(raw)
+            except ValueError as error:
+                crashes += not str(error)  # a refusal says why
+            except Exception:  # noqa: BLE001 - a crash is what is being counted
+                crashes += 1
+                print(f"   crash {file}: {traceback.format_exc(limit=-1).strip()}")
+    print(f"{len(files)} messages, {runs} damaged copies read: {crashes} crashes")
+    return crashes
+
+
 def report(name: str, figures: dict[str, object]) -> str:
     def share(key: str) -> str:
         return "   n/a" if figures[key] is None else f"{figures[key]:6.1%}"
@@ -169,8 +209,13 @@ def main() -> int:
                              "their rows are pooled")
     parser.add_argument("--split", choices=("all", "develop", "holdout"), default="all")
     parser.add_argument("--show", type=int, default=0, help="print up to N misses")
+    parser.add_argument("--mutate", action="store_true",
+                        help="read damaged copies of every message; count crashes")
     args = parser.parse_args()
     sets = args.data or [ROOT / "tests" / "data" / "bounces"]
+    if args.mutate:
+        files = sorted({(d / r["file"]).resolve() for d in sets for r in rows_of(d, "all")})
+        return 1 if mutate(files) else 0
     # Each row's file made absolute, so that rows of several sets pool.
     rows = [{**row, "file": str((data / row["file"]).resolve())}
             for data in sets for row in rows_of(data, args.split)]
