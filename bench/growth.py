@@ -148,7 +148,7 @@ def baseline_publish(size: int) -> float:
     """The same delivery rows through the driver's executemany into a table like ``delivery``."""
     from sqlalchemy import Column, MetaData, Table
 
-    from helpdesk.models import Delivery, db, utcnow
+    from helpdesk.models import Delivery, db, new_correlation_id, utcnow
 
     now = utcnow()
     # The delivery table's columns and keys, without its foreign key, and the column indexes
@@ -160,7 +160,7 @@ def baseline_publish(size: int) -> float:
         table.drop(connection, checkfirst=True)
         table.create(connection)
     rows = [complete(table, {"id": None, "recipient_id": i, "email": f"r{i}@d{i % 97}.example",
-                             "provider": "smtp", "correlation_id": uuid.uuid4().hex,
+                             "provider": "smtp", "correlation_id": new_correlation_id(),
                              "status": "sending", "attempts": 0, "kind": "send",
                              "created_at": now, "send_due_at": now}) for i in range(size)]
     names = [c.name for c in table.columns if c.name != "id"]

@@ -16,7 +16,7 @@ from .causes import CAUSES, NUDGED_CAUSES, DeliveryFacts, EventFacts, diagnose
 from .contract import ProviderEvent, ServiceError, capabilities
 from .diagnosis import EVIDENCE_LENGTH
 from .models import (Credential, CredentialState, Delivery, DeliveryEvent, Recipient, db,
-                     new_correlation_id, random_correlation_id, utcnow)
+                     database_correlation_id, new_correlation_id, utcnow)
 from .status import (BOUNCED, SENDING, STATUSES, DeliveryOutcome,
                      delivery_status, email_status, event_level, same_address)
 from .transactions import retried
@@ -25,8 +25,9 @@ from .transactions import retried
 BATCH_SIZE = 100
 # Recipients are published and their deliveries created this many at a time: a constant number
 # of statements per chunk and flat memory, however many recipients a credential has, and the
-# first chunk's emails leave while the next chunk is being written.
-CHUNK_SIZE = 1000
+# first chunk's emails leave while the next chunk is being written (a chunk of 5,000 takes a
+# fraction of a second; a chunk of 1,000 spent a third more per recipient in commits).
+CHUNK_SIZE = 5000
 
 
 def sendable(recipient: Recipient) -> bool:
@@ -120,7 +121,7 @@ def _insert_first_sends(in_chunk, first_send,
             ["recipient_id", "email", "provider", "kind", "correlation_id", "status",
              "attempts", "created_at", "send_due_at"],
             select(r.c.id, r.c.email, literal(provider_name), literal("send"),
-                   random_correlation_id(), literal(SENDING), literal(0), now, now)
+                   database_correlation_id(), literal(SENDING), literal(0), now, now)
             .where(*in_chunk, first_send))
         .returning(d.c.id)).scalars())
     # By their ids: the planner's statistics do not know the rows just inserted.

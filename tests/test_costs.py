@@ -340,3 +340,20 @@ def test_nudging_goes_in_chunks_each_recipient_once(app_factory, tmp_path, monke
         # Each chunk is the same handful of statements (the last finds nobody).
         writes = [s for s, _ in seen if s.lstrip().upper().startswith("UPDATE RECIPIENT SET NUDGES")]
         assert len(writes) == 3
+
+
+def test_new_correlation_ids_begin_with_the_time_they_were_made(app_factory, tmp_path):
+    # So that the unique index on them grows at its right edge, whichever side made them.
+    app = app_factory(QUEUE_URL=str(tmp_path / "queue.db"))
+    with app.app_context():
+        before = int(utcnow().timestamp() * 1000)
+        credential = create_credential("Ordered", [{"name": "A", "email": "a@example.com"}])
+        publishing.publish(db.session.get(Credential, credential.id))  # the database's
+        [first] = db.session.scalars(select(Delivery.correlation_id)).all()
+        [resent] = publishing.queue_deliveries(credential.recipients, kind="resend")  # Python's
+        second = db.session.get(Delivery, resent).correlation_id
+        after = int(utcnow().timestamp() * 1000)
+    for made in (first, second):
+        assert re.fullmatch(r"[0-9a-f]{32}", made)
+        assert before - 1 <= int(made[:12], 16) <= after + 1
+    assert first[12:] != second[12:]
