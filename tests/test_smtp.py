@@ -4,27 +4,33 @@ connection per batch, STARTTLS and AUTH, a server that is down, header injection
 tracking pixel."""
 from __future__ import annotations
 
+import email.policy
 import re
 import ssl
 import time
 from datetime import datetime, timedelta, timezone
+from email.generator import Generator
+from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
+from hypothesis import given, settings, strategies as st
 from itsdangerous import URLSafeSerializer
 from sqlalchemy import select
 
 from helpdesk.causes import DeliveryFacts, EventFacts, diagnose
 from helpdesk.credentials import create_credential
+from helpdesk.contract import CORRELATION_HEADER, Message
 from helpdesk.models import Delivery, DeliveryEvent, Recipient, db, utcnow
-from helpdesk.sending import retry_delay
+from helpdesk.sending import header_safe, retry_delay
 from helpdesk.sending import send_batch as send_now
 from helpdesk.queue import huey_of
 from helpdesk.sink import SmtpSink, free_port
 from helpdesk.status import BOUNCED, NOT_OPENED, NOT_SENT, OPENED, SENDING
 from helpdesk.views.tracking import PIXEL
-from helpdesk_smtp import verp_address
+import helpdesk_smtp
+from helpdesk_smtp import build_email, verp_address
 
 from certificates import self_signed
 
@@ -280,6 +286,34 @@ def test_cr_lf_in_a_name_or_title_never_reaches_a_header(app, sink):
     assert caught.email["To"].addresses[0].addr_spec == "eve@example.org"
     assert caught.email["To"].addresses[0].display_name == "Eve Bcc: victim@evil.example"
     assert caught.subject == "Your credential: Badge X-Injected: yes Cc: other@evil.example"
+
+
+# Words of headers as they come: quotes, commas, Unicode, long words, encoded-word look-alikes.
+WORDS = st.lists(st.sampled_from(["Ada", "O'Neil", '"Jr."', "Müller,", "Zoë", "=?utf-8?q?x?=",
+                                  "Data-Protection-Practitioner-" * 3, "日本語", "—", "(x)"])
+                 | st.text(st.characters(blacklist_categories=("Cs", "Cc")), max_size=12),
+                 max_size=25).map(" ".join)
+
+
+@given(name=WORDS, subject=WORDS, text=WORDS, local=st.sampled_from(["ada", "jö", "o'neil"]),
+       domain=st.sampled_from(["example.org", "bücher.example"]))
+@settings(max_examples=80, deadline=None)
+def test_reusing_header_classes_changes_no_byte_of_a_message(name, subject, text, local,
+                                                             domain):
+    """The provider's policy (each header's class made once) writes exactly what the standard
+    modern policy writes."""
+    message = Message(correlation_id="c-1", sender=SENDER, to=f"{local}@{domain}",
+                      to_name=header_safe(name), subject=header_safe(subject), text=text,
+                      html=f"<p>{text}</p>", headers={CORRELATION_HEADER: "c-1"})
+
+    def written(policy) -> bytes:
+        with mock.patch.object(helpdesk_smtp, "make_msgid", lambda domain: "<1@x>"), \
+                mock.patch.object(Generator, "_make_boundary", classmethod(lambda c, t: "b")):
+            built = build_email(message, "Issuer, Ltd.", policy=policy)
+            # as smtplib writes it: with the message's own policy
+            return built.as_bytes(policy=built.policy.clone(utf8=True, linesep="\r\n"))
+
+    assert written(helpdesk_smtp.POLICY) == written(email.policy.default)
 
 
 # --- the tracking pixel ---------------------------------------------------------------------

@@ -4,13 +4,15 @@ from the
 app's tracking pixel."""
 from __future__ import annotations
 
+import functools
 import smtplib
 import socket
 import ssl
 import threading
 import time
-from email.headerregistry import Address
+from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
+from email.policy import Policy, default as modern_policy
 from email.utils import make_msgid
 from typing import Any, Mapping
 
@@ -56,10 +58,26 @@ def wire_address(address: str, smtputf8: bool) -> str:
                          f"({error})") from None
 
 
-def build_email(message: Message, sender_name: str = "", to: str | None = None) -> EmailMessage:
-    """The MIME message; ``to``: the recipient's address as the server takes it (see
-    ``wire_address``), by default the message's own."""
-    email = EmailMessage()
+class _ReusedHeaderClasses(HeaderRegistry):
+    """The standard header registry, but each header's class made once: the standard one makes
+    a new class for every header it parses (``type(...)`` in ``__getitem__``), a third of the
+    time to build and write a message. The classes, and so every header's parsing and checks,
+    are the same."""
+
+    @functools.cache
+    def __getitem__(self, name: str):
+        return super().__getitem__(name.lower())
+
+
+# The modern policy (``email.policy.default``) with those classes.
+POLICY = modern_policy.clone(header_factory=_ReusedHeaderClasses())
+
+
+def build_email(message: Message, sender_name: str = "", to: str | None = None,
+                policy: Policy = POLICY) -> EmailMessage:
+    """The MIME message, with the modern policy; ``to``: the recipient's address as the server
+    takes it (see ``wire_address``), by default the message's own."""
+    email = EmailMessage(policy=policy)
     email["From"] = header_address(sender_name, message.sender)
     email["To"] = header_address(message.to_name, to or message.to)
     email["Subject"] = message.subject
