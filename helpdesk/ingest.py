@@ -34,7 +34,7 @@ from datetime import timedelta
 from typing import Iterable, Sequence
 
 import idna
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import Connection, bindparam, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from . import diagnosis, plugins
@@ -101,11 +101,12 @@ def _update_by_id(table, names: tuple[str, ...]):
         **{name: bindparam(f"v_{name}") for name in names})
 
 
-def _update_rows(table, rows: list[dict]) -> None:
+def _update_rows(table, rows: list[dict], on: Connection | None = None) -> None:
     """One ``executemany`` of ``UPDATE … SET (the values given) WHERE id``; every row gives
-    the same columns."""
-    db.session.execute(_update_by_id(table, tuple(name for name in rows[0] if name != "id")),
-                       [{f"v_{name}": value for name, value in row.items()} for row in rows])
+    the same columns. ``on``: the connection to run it on (by default the session)."""
+    (on or db.session).execute(
+        _update_by_id(table, tuple(name for name in rows[0] if name != "id")),
+        [{f"v_{name}": value for name, value in row.items()} for row in rows])
 
 
 # How far back a bounce that names no delivery of ours is matched by its recipient alone.
@@ -279,42 +280,42 @@ def _record(events: list[ProviderEvent], deliveries: list[dict],
     return result
 
 
-@retried
-def record_answer(event: ProviderEvent, recipient_id: int, delivery: dict,
+def record_answer(on: Connection, event: ProviderEvent, recipient_id: int, delivery: dict,
                   reporting: set[str]) -> None:
     """The send path's answer for one delivery (``delivery``: its id and the column values to
-    write), in as few statements as the lock order allows, committed: the recipient's row
-    locked (PostgreSQL), the delivery updated, its event inserted. Its statuses are left to a
-    later ``refresh_statuses`` (the send path refreshes a few answers at a time; a crash's
-    are refreshed by the requeue that takes its deliveries over).
+    write), in as few statements as the lock order allows, in the transaction open on ``on``
+    (the caller commits it): the recipient's row locked (PostgreSQL), the delivery updated, its
+    event inserted. Its statuses are left to a later ``refresh_statuses`` (the send path
+    refreshes a few answers at a time; a crash's are refreshed by the requeue that takes its
+    deliveries over).
 
     Unlike ``record_events`` it matches nothing and checks no duplicate first: the delivery is
-    known, and its event id is its own (a replay of the same answer inserts nothing)."""
-    try:
-        lock_recipients(recipient_ids=[recipient_id])
-        _update_rows(Delivery.__table__, [delivery])
-        db.session.execute(_insert_events(db.engine.dialect.name),
-                           _event_row(event, delivery["id"], reporting, utcnow()))
-        db.session.commit()
-    except BaseException:
-        db.session.rollback()
-        raise
+    known, and its event id is its own (a replay of the same answer inserts nothing). It runs on
+    a connection of its own, not the session: the session's layers (autoflush, and a pool
+    checkout with its ping and reset for every transaction) would cost more than the statements,
+    once per message sent."""
+    lock_recipients(recipient_ids=[recipient_id], on=on)
+    _update_rows(Delivery.__table__, [delivery], on=on)
+    on.execute(_insert_events(on.dialect.name),
+               _event_row(event, delivery["id"], reporting, utcnow()))
 
 
-def lock_recipients(delivery_ids: Iterable[int] = (), recipient_ids: Iterable[int] = ()) -> None:
+def lock_recipients(delivery_ids: Iterable[int] = (), recipient_ids: Iterable[int] = (),
+                    on: Connection | None = None) -> None:
     """Take the locks that guard these deliveries and recipients, as the lock order above
-    says: the recipients' rows, in id order (PostgreSQL; SQLite has one writer at a time)."""
+    says: the recipients' rows, in id order (PostgreSQL; SQLite has one writer at a time).
+    ``on``: the connection whose transaction takes them (by default the session's)."""
     delivery_ids, recipient_ids = sorted(delivery_ids), sorted(recipient_ids)
     if not (delivery_ids or recipient_ids) or db.engine.dialect.name != "postgresql":
         return
     # The deliveries' recipients are looked up first: an OR of two IN lists would make the
     # planner read the whole recipient table.
-    wanted = set(recipient_ids)
+    wanted, run = set(recipient_ids), on or db.session
     if delivery_ids:
-        wanted.update(db.session.scalars(
+        wanted.update(run.scalars(
             select(Delivery.recipient_id).where(Delivery.id.in_(delivery_ids))))
-    db.session.execute(select(Recipient.id).where(Recipient.id.in_(sorted(wanted)))
-                       .order_by(Recipient.id).with_for_update(key_share=True))
+    run.execute(select(Recipient.id).where(Recipient.id.in_(sorted(wanted)))
+                .order_by(Recipient.id).with_for_update(key_share=True))
 
 
 def refresh_statuses(delivery_ids: Sequence[int]) -> list[tuple[int, str, str]]:

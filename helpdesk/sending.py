@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Callable, Iterable
 
 from flask import current_app, render_template
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Connection, func, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from . import ingest, plugins, queue
@@ -107,17 +107,19 @@ def send_batch(delivery_ids: Iterable[int], now: datetime | None = None) -> dict
     counts = {"skipped": len(ids) - len(pending)} if len(pending) < len(ids) else {}
     reporting = ingest.reporting_providers()
     unsettled: list[_Answer] = []
-    for index, item in enumerate(pending):
-        lease.keep(lambda: [a.item.id for a in unsettled] + [p.id for p in pending[index:]])
-        if item.id in lease.lost:  # taken over while this task was slow: the taker sends it
-            counts["skipped"] = counts.get("skipped", 0) + 1
-            continue
-        answer = _record_answer(item, _send(item), clock(), reporting)
-        counts[answer.outcome] = counts.get(answer.outcome, 0) + 1
-        unsettled.append(answer)
-        if len(unsettled) == RECORD_EVERY:
-            _settle(unsettled)
-            unsettled = []
+    # The answers go through one connection held for the batch (see ingest.record_answer).
+    with db.engine.connect() as answers:
+        for index, item in enumerate(pending):
+            lease.keep(lambda: [a.item.id for a in unsettled] + [p.id for p in pending[index:]])
+            if item.id in lease.lost:  # taken over while this task was slow: the taker sends it
+                counts["skipped"] = counts.get("skipped", 0) + 1
+                continue
+            answer = _record_answer(answers, item, _send(item), clock(), reporting)
+            counts[answer.outcome] = counts.get(answer.outcome, 0) + 1
+            unsettled.append(answer)
+            if len(unsettled) == RECORD_EVERY:
+                _settle(unsettled)
+                unsettled = []
     _settle(unsettled)
     return counts
 
@@ -210,58 +212,59 @@ def _span(elapsed: timedelta) -> str:
     return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
-def _refused_since(delivery_ids: list[int]) -> dict[int, datetime]:
+def _refused_since(on: Connection, delivery_ids: list[int]) -> dict[int, datetime]:
     """When each delivery was first refused for now: its retry window starts there."""
     if not delivery_ids:
         return {}
-    return dict(db.session.execute(
+    return dict(on.execute(
         select(DeliveryEvent.delivery_id, func.min(DeliveryEvent.occurred_at))
         .where(DeliveryEvent.delivery_id.in_(delivery_ids), DeliveryEvent.type == "deferred")
         .group_by(DeliveryEvent.delivery_id)).all())
 
 
 @retried
-def _record_answer(item: _Pending, result: SendResult, now: datetime,
+def _record_answer(on: Connection, item: _Pending, result: SendResult, now: datetime,
                    reporting: set[str] | None = None) -> _Answer:
     """Record one provider answer (its event, and the delivery marked answered or due for a
-    retry), committed before the next message goes out.
+    retry) on the connection ``on``, committed before the next message goes out.
 
     A temporary refusal is retried, backing off, until SEND_RETRY_WINDOW_HOURS after the first
     one; the last try falls on the window's end, and if it is refused for now too the delivery
     ends ``expired``: a soft failure, never a bounce."""
-    cfg = current_app.config
-    attempts = item.attempts + 1
-    outcome, reason, reason_code = result.outcome, result.reason or None, None
-    values: dict = {"id": item.id, "attempts": attempts}
-    retry_after = None
-    if outcome == "deferred":
-        first = _refused_since([item.id]).get(item.id, now) if item.attempts else now
-        left = (first + timedelta(hours=float(cfg["SEND_RETRY_WINDOW_HOURS"])) - now
-                ).total_seconds()
-        if left > 0:
-            reason_code = "temporary"
-            retry_after = min(left, retry_delay(attempts, float(cfg["SEND_RETRY_DELAY"]),
-                                                float(cfg["SEND_RETRY_MAX_DELAY"])))
-            # By the queue's clock, which schedules the retry.
-            values["send_due_at"] = utcnow() + timedelta(seconds=retry_after)
-        else:
-            outcome, reason_code = "expired", "expired"
-            reason = (f"gave up after {_span(now - first)} of temporary refusals; the last: "
-                      f"{result.reason}")
-    if outcome != "deferred":
-        values["sent_at"] = now
-    if result.message_id:
-        values["provider_message_id"] = result.message_id
-    suffix = f":{attempts}" if outcome == "deferred" else ""
-    event = ProviderEvent(
-        provider=item.provider, type=outcome,
-        event_id=f"{item.correlation_id}:{outcome}{suffix}", occurred_at=now,
-        correlation_id=item.correlation_id, recipient=item.email,
-        severity="temporary" if reason_code else None, reason_code=reason_code,
-        reason=reason, mta_response=result.reason or None)
-    ingest.record_answer(event, item.recipient_id, values,
-                         ingest.reporting_providers() if reporting is None else reporting)
-    return _Answer(item, outcome, retry_after)
+    with on.begin():  # committed at the end, rolled back on any error
+        cfg = current_app.config
+        attempts = item.attempts + 1
+        outcome, reason, reason_code = result.outcome, result.reason or None, None
+        values: dict = {"id": item.id, "attempts": attempts}
+        retry_after = None
+        if outcome == "deferred":
+            first = _refused_since(on, [item.id]).get(item.id, now) if item.attempts else now
+            left = (first + timedelta(hours=float(cfg["SEND_RETRY_WINDOW_HOURS"])) - now
+                    ).total_seconds()
+            if left > 0:
+                reason_code = "temporary"
+                retry_after = min(left, retry_delay(attempts, float(cfg["SEND_RETRY_DELAY"]),
+                                                    float(cfg["SEND_RETRY_MAX_DELAY"])))
+                # By the queue's clock, which schedules the retry.
+                values["send_due_at"] = utcnow() + timedelta(seconds=retry_after)
+            else:
+                outcome, reason_code = "expired", "expired"
+                reason = (f"gave up after {_span(now - first)} of temporary refusals; the last: "
+                          f"{result.reason}")
+        if outcome != "deferred":
+            values["sent_at"] = now
+        if result.message_id:
+            values["provider_message_id"] = result.message_id
+        suffix = f":{attempts}" if outcome == "deferred" else ""
+        event = ProviderEvent(
+            provider=item.provider, type=outcome,
+            event_id=f"{item.correlation_id}:{outcome}{suffix}", occurred_at=now,
+            correlation_id=item.correlation_id, recipient=item.email,
+            severity="temporary" if reason_code else None, reason_code=reason_code,
+            reason=reason, mta_response=result.reason or None)
+        ingest.record_answer(on, event, item.recipient_id, values,
+                             ingest.reporting_providers() if reporting is None else reporting)
+        return _Answer(item, outcome, retry_after)
 
 
 def _settle(answers: list[_Answer]) -> None:

@@ -149,7 +149,8 @@ def test_answers_a_dead_worker_recorded_are_settled_not_sent_again(queued, sink)
     first = db.session.get(Delivery, ids[0])
     item = sending._prepare(first)
     # The worker sent one message and recorded its answer, then died before settling it.
-    answer = sending._record_answer(item, sending._send(item), utcnow())
+    with db.engine.connect() as answers:
+        answer = sending._record_answer(answers, item, sending._send(item), utcnow())
     assert answer.outcome == "accepted" and len(sink.messages) == 1
     assert statuses()["a@valley.example"] == SENDING
     assert requeue_stalled(now=claimed_at + timedelta(seconds=STALL + 1)) == 3
