@@ -155,7 +155,7 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        # Up to 64 MB of pages a connection (the default is 2 MB): a chunk of a thousand
+        # Up to 64 MB of pages a connection (the default is 2 MB): a publishing chunk of
         # deliveries, events and status changes fits, instead of spilling mid-transaction.
         cursor.execute("PRAGMA cache_size=-65536")
         # The log is copied into the file every 40 MB rather than every 4 MB: fewer

@@ -66,7 +66,7 @@ DDL = {
                    enumerate(_SOURCES.items()))
         + " END IF; RETURN NULL; END $$",
         # A transition table rules out a column list (UPDATE OF) and a WHEN on the rows.
-        *(f"CREATE TRIGGER recipient_tally_{op.lower()} AFTER {op} ON recipient "
+        *(f"CREATE OR REPLACE TRIGGER recipient_tally_{op.lower()} AFTER {op} ON recipient "
           f"REFERENCING {_REFERENCING[op]} FOR EACH STATEMENT EXECUTE FUNCTION recipient_tally()"
           for op in _SOURCES),
     ),
