@@ -25,6 +25,7 @@ from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import EmailField, PasswordField
 from wtforms.validators import DataRequired, EqualTo, Length, ValidationError
 
+from . import limit_storage  # noqa: F401  (registers the "database://" storage)
 from . import queries
 from .models import ApiToken, Role, User, db, utcnow
 
@@ -159,8 +160,8 @@ class LoginForm(FlaskForm):
 
 class AccountAttempts:
     """Failed sign-ins per account, counted where the rate limiter counts (Redis when it is
-    configured, so every web process sees the same count), in this process while that storage
-    does not answer: sign-in never fails because Redis is down. Past ``max_failures`` within
+    configured, else the database: every web process sees the same count), in this process
+    while that storage does not answer: sign-in never fails because Redis is down. Past ``max_failures`` within
     ``window`` seconds the account cannot sign in until the window moves on."""
 
     def __init__(self, storage_uri: str, max_failures: int, window: float) -> None:
@@ -276,11 +277,11 @@ def init_app(app: Flask) -> None:
     login_manager.login_message = "Please sign in to see this page."
     csrf.init_app(app)
     # Sign-in attempts are counted where every web process sees them: in Redis when the queue
-    # is there, else in this process.
+    # is there, else in the database (``helpdesk.limit_storage``).
     queue_url = str(app.config.get("QUEUE_URL", ""))
     app.config.setdefault("RATELIMIT_STORAGE_URI", queue_url if queue_url.startswith(
-        ("redis://", "rediss://")) else "memory://")
-    # Redis down must not make sign-in a 500: the limiter then counts in this process.
+        ("redis://", "rediss://")) else "database://")
+    # That storage down must not make sign-in a 500: the limiter then counts in this process.
     app.config.setdefault("RATELIMIT_SWALLOW_ERRORS", True)
     app.config.setdefault("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", True)
     limiter.init_app(app)

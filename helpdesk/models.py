@@ -10,8 +10,8 @@ from typing import Any, Optional
 
 from flask_login import UserMixin
 from flask_sqlalchemy import SQLAlchemy
-from sqlalchemy import (JSON, DateTime, ForeignKey, Index, MetaData, String, Table, Text,
-                        TypeDecorator, UniqueConstraint, event, text)
+from sqlalchemy import (JSON, DateTime, Double, ForeignKey, Index, MetaData, String, Table,
+                        Text, TypeDecorator, UniqueConstraint, event, text)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, registry, relationship
 from sqlalchemy.sql.functions import FunctionElement
@@ -374,6 +374,20 @@ class SkippedMessage(db.Model):
     mailbox: Mapped[str] = mapped_column(String(300), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     skipped_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class RateLimitHit(db.Model):
+    """Hits the sign-in limits counted in the database, when there is no Redis to count them
+    in (``helpdesk.limit_storage``): every web process sees the same counts. Times are epoch
+    seconds, as the rate limiter keeps them; a row is dropped once it expires."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(500))
+    at: Mapped[float] = mapped_column(Double)
+    expires_at: Mapped[float] = mapped_column(Double, index=True)
+    n: Mapped[int]
+
+    __table_args__ = (Index("ix_rate_limit_hit_key_at", "key", "at"),)
 
 
 class User(UserMixin, db.Model):

@@ -343,10 +343,14 @@ def test_failed_sign_ins_are_limited_per_account_and_a_reset_lifts_it(app_factor
             .status_code == 302
 
 
-@pytest.mark.skipif(not REDIS_URL, reason="needs Redis (HELPDESK_TEST_REDIS_URL)")
-def test_the_account_limit_holds_across_processes_through_redis(app_factory, sink):
+@pytest.mark.parametrize("storage", [
+    "database://",  # the default without Redis
+    pytest.param(REDIS_URL, marks=pytest.mark.skipif(
+        not REDIS_URL, reason="needs Redis (HELPDESK_TEST_REDIS_URL)"), id="redis")])
+def test_the_account_limit_holds_across_processes(app_factory, sink, storage):
     email = f"agent-{uuid.uuid4().hex[:12]}@issuer.example"  # Redis outlives test runs
-    first, second = (app_factory(sink, RATELIMIT_STORAGE_URI=REDIS_URL, **LIMITED)
+    # Two apps on one database: two web processes, which share nothing else.
+    first, second = (app_factory(sink, RATELIMIT_STORAGE_URI=storage, **LIMITED)
                      for _ in range(2))
     with first.app_context():
         create_user(email, PASSWORD, "agent")
