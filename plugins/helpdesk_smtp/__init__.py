@@ -73,12 +73,19 @@ class _ReusedHeaderClasses(HeaderRegistry):
 POLICY = modern_policy.clone(header_factory=_ReusedHeaderClasses())
 
 
+@functools.lru_cache(maxsize=64)
+def _from_header(policy: Policy, name: str, address: str):
+    """The From header, parsed and checked once for every message from this sender: a header
+    is an immutable value, which a message takes as it is."""
+    return policy.header_factory("From", header_address(name, address))
+
+
 def build_email(message: Message, sender_name: str = "", to: str | None = None,
                 policy: Policy = POLICY) -> EmailMessage:
     """The MIME message, with the modern policy; ``to``: the recipient's address as the server
     takes it (see ``wire_address``), by default the message's own."""
     email = EmailMessage(policy=policy)
-    email["From"] = header_address(sender_name, message.sender)
+    email["From"] = _from_header(policy, sender_name, message.sender)
     email["To"] = header_address(message.to_name, to or message.to)
     email["Subject"] = message.subject
     email["Message-ID"] = make_msgid(domain=message.sender.rpartition("@")[2] or None)
