@@ -488,3 +488,57 @@ def test_the_dashboard_chart_counts_recipients_and_each_bar_leads_to_them(page, 
     bounced.click()
     expect(page).to_have_url(re.compile(r"/recipients\?status=bounced$"))
     expect(page.locator("#recipients-table tbody tr")).to_have_count(5)
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_share_links_are_records_listed_viewed_and_revoked(browser, page, desk, watch, shot,
+                                                           width):
+    page.set_viewport_size({"width": width, "height": 900})
+    sign_in(page)
+    # A typo's domain is nobody's organisation: no share link is offered there.
+    page.goto("/domains/gmial.com")
+    expect(page.locator("#share-form")).to_have_count(0)
+
+    page.goto(f"/domains/{COMPANY}")
+    page.locator("#share-form button").first.click()
+    expect(page.locator("#flashes")).to_contain_text("Share link created: it works until")
+    share_url = page.locator("#share-link a").get_attribute("href")
+    links = page.locator("#share-links tbody tr")
+    expect(links).to_have_count(1)
+    expect(links.first.locator("[data-label='Made by']")).to_have_text(AGENT)
+    expect(links.first.locator("[data-label=Views]")).to_have_text("0")
+    # Created by POST, shown after a redirect: a reload makes no second link and shows the
+    # link itself no more.
+    page.reload()
+    expect(links).to_have_count(1)
+    expect(page.locator("#share-link")).to_have_count(0)
+    shot(page, f"share-link-listed-{width}")
+
+    visitor = watched_context(browser, desk.url, watch, width)
+    try:
+        it_page = visitor.new_page()
+        it_page.goto(share_url)
+        expect(it_page.locator("#share-expiry")).to_contain_text("This page works until")
+        rows = it_page.locator("#share-table tbody tr")
+        expect(rows).to_have_count(3)
+        for i in range(3):  # each row says when and why in words, not only a status
+            expect(rows.nth(i).locator("td").nth(3).locator("time")).to_have_count(1)
+            expect(rows.nth(i).locator("td").nth(4)).to_contain_text("mail policy")
+        shot(it_page, f"share-page-{width}")
+
+        page.reload()  # the view is logged
+        expect(links.first.locator("[data-label=Views]")).to_contain_text("1")
+        page.get_by_role("button", name=re.compile(r"Revoke share link \d+")).click()
+        expect(page.locator("#flashes")).to_contain_text("revoked: it no longer opens")
+        expect(links.first.locator("[data-label=State]")).to_have_text(f"revoked by {AGENT}")
+        assert [d for d in watch.dialogs if d[0] == "confirm"][-1][1].startswith(
+            "Revoke share link #")
+        shot(page, f"share-link-revoked-{width}")
+
+        assert it_page.goto(share_url).status == 410  # it stops working at once, and says so
+        expect(it_page.locator("main")).to_contain_text("expired or was withdrawn")
+        expect(it_page.locator("#share-table")).to_have_count(0)
+    finally:
+        visitor.close()
+    watch.console_errors[:] = [e for e in watch.console_errors
+                               if "responded with a status of 410" not in e]
