@@ -189,13 +189,17 @@ def search(documents: Sequence[Document], query: str, limit: int = 20) -> list[H
             # the reader asked for: up to twice the score.
             title = set(f["title"])
             score *= 1 + (len(title & set(wanted)) / len(title) if title else 0)
-            hits.append(Hit(document, score, excerpt(document.body, wanted)))
+            # A document the query names by its title is shown by its lead (a status's
+            # meaning), not by a passing sentence that shares a word.
+            lead = bool(title & set(wanted))
+            hits.append(Hit(document, score, excerpt(document.body, [] if lead else wanted)))
     hits.sort(key=lambda h: (-h.score, h.document.kind != "article", h.document.title))
     return hits[:limit]
 
 
 def excerpt(text: str, wanted: Sequence[str], width: int = 180) -> str:
-    """The sentence of ``text`` holding most of the wanted words, cut to about ``width``."""
+    """The sentence of ``text`` holding most of the wanted words (the first of those, so the
+    first sentence when nothing is wanted), cut to about ``width``."""
     sentences = re.split(r"(?<=[.!?])\s+", text) or [text]
     best = max(sentences, key=lambda s: len(set(terms(s)) & set(wanted)))
     return best if len(best) <= width else best[:width].rsplit(" ", 1)[0] + "…"

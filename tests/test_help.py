@@ -148,6 +148,17 @@ def test_words_are_matched_by_their_stem_and_the_excerpt_is_the_matching_sentenc
     assert hits[0].excerpt == "The emails were bounced twice."
 
 
+def test_a_status_found_by_its_name_is_shown_by_its_meaning_not_by_a_tip():
+    from helpdesk.causes import CAUSES
+    from helpdesk.helpcenter import registry_documents
+    from helpdesk.status import STATUSES
+
+    hits = search(registry_documents(STATUSES.values(), CAUSES.values()),
+                  "what does sending mean")
+    assert hits[0].document.title == STATUSES["sending"].label
+    assert STATUSES["sending"].meaning.startswith(hits[0].excerpt.rstrip("…"))
+
+
 def test_the_recipient_page_links_to_the_help_for_its_status_and_cause(agent_client, sink):
     credential = create_credential("Badge", [{"name": "Ann", "email": "ann@gmial.com"}],
                                    state="published")
