@@ -542,3 +542,62 @@ def test_share_links_are_records_listed_viewed_and_revoked(browser, page, desk, 
         visitor.close()
     watch.console_errors[:] = [e for e in watch.console_errors
                                if "responded with a status of 410" not in e]
+
+
+# Every verdict a row can get, and a broken row that does not stop the rest.
+MIXED_CSV = ("name,email\n"
+             "Ann Accepted,ann@example.org\n"
+             "Tia Typo,tia@gmial.com\n"
+             "Nora Noaddress,\n"
+             "Ivan Invalid,not-an-address\n"
+             "Ann Again,ann@example.org\n"
+             '"Bob"x,bob@example.org\n'
+             "Cid Last,cid@example.org\n")
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_csv_import_names_every_rows_verdict_at_once_and_sends_nothing_before_the_review(
+        page, desk, shot, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    sent_before = len(desk.sink.messages)
+    sign_in(page)
+    page.goto("/import")
+    page.select_option("#import-credential", "new")
+    page.fill("#import-title", "Mixed Course")
+    page.set_input_files("#import-file", files=[{
+        "name": "mixed.csv", "mimeType": "text/csv", "buffer": MIXED_CSV.encode()}])
+    page.locator("#import-form button[type=submit]").click()
+
+    # The review: nothing is imported yet, every row is accounted for in one go.
+    expect(page.locator("#import-review-summary")).to_contain_text("Nothing is imported yet.")
+    counts = {kind: page.locator(f"#verdict-counts [data-count={kind}]")
+              for kind in ("accepted", "typo", "not_provided", "invalid", "duplicate",
+                           "unreadable")}
+    for kind, n in {"accepted": 2, "typo": 1, "not_provided": 1, "invalid": 1, "duplicate": 1,
+                    "unreadable": 1}.items():
+        expect(counts[kind]).to_have_text(str(n))
+    broken = page.locator("#verdict-unreadable tr[data-line='7']")
+    expect(broken.locator("[data-label=Why]")).to_contain_text("a quote in the middle of a cell")
+    expect(broken).not_to_contain_text("expected")  # plain words, not the parser's
+    expect(page.locator("#verdict-duplicate tr[data-line='6']")).to_be_visible()
+    typo = page.locator("#verdict-typo tr[data-line='3']")
+    expect(typo).to_contain_text("did you mean tia@gmail.com?")
+    assert_fits(page)
+    shot(page, f"import-review-{width}")
+    assert len(desk.sink.messages) == sent_before
+
+    typo.get_by_role("checkbox").uncheck()  # this one really is at gmial.com, say
+    page.locator("#import-confirm").click()
+    expect(page).to_have_url(re.compile(r"/imports/\d+$"))
+    expect(page.locator("#import-summary")).to_contain_text("5 imported of 7 rows")
+    assert_fits(page)
+    shot(page, f"import-summary-{width}")
+
+    page.get_by_role("link", name="See the recipients").click()
+    expect(page.locator("h1")).to_have_text("Mixed Course")
+    rows = page.locator("#recipients-table tbody tr")
+    expect(rows).to_have_count(5)
+    expect(page.locator("#recipients-table")).to_contain_text("tia@gmial.com")  # as kept
+    expect(page.locator("#recipients-table")).not_to_contain_text("Ann Again")
+    expect(page.locator("#recipients-table")).not_to_contain_text("bob@example.org")
+    assert len(desk.sink.messages) == sent_before  # a new credential is a draft: nothing sent
