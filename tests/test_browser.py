@@ -544,6 +544,16 @@ def test_share_links_are_records_listed_viewed_and_revoked(browser, page, desk, 
                                if "responded with a status of 410" not in e]
 
 
+def import_into_a_new_credential(page, title: str, csv_text: str) -> None:
+    """Send a CSV file to the import, for a new credential, as a user does: its review shows."""
+    page.goto("/import")
+    page.select_option("#import-credential", "new")
+    page.fill("#import-title", title)
+    page.set_input_files("#import-file", files=[{
+        "name": "people.csv", "mimeType": "text/csv", "buffer": csv_text.encode()}])
+    page.locator("#import-form button[type=submit]").click()
+
+
 # Every verdict a row can get, and a broken row that does not stop the rest.
 MIXED_CSV = ("name,email\n"
              "Ann Accepted,ann@example.org\n"
@@ -561,12 +571,7 @@ def test_a_csv_import_names_every_rows_verdict_at_once_and_sends_nothing_before_
     page.set_viewport_size({"width": width, "height": 900})
     sent_before = len(desk.sink.messages)
     sign_in(page)
-    page.goto("/import")
-    page.select_option("#import-credential", "new")
-    page.fill("#import-title", "Mixed Course")
-    page.set_input_files("#import-file", files=[{
-        "name": "mixed.csv", "mimeType": "text/csv", "buffer": MIXED_CSV.encode()}])
-    page.locator("#import-form button[type=submit]").click()
+    import_into_a_new_credential(page, "Mixed Course", MIXED_CSV)
 
     # The review: nothing is imported yet, every row is accounted for in one go.
     expect(page.locator("#import-review-summary")).to_contain_text("Nothing is imported yet.")

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from browser_checks import WIDTHS, page_problems, watched_context
-from test_browser import AGENT, COMPANY, PASSWORD, build_data, company_sink, desk  # noqa: F401
+from test_browser import (AGENT, COMPANY, PASSWORD, build_data, company_sink, desk,  # noqa: F401
+                          import_into_a_new_credential)
 from helpdesk.auth import create_user
 from helpdesk.credentials import create_credential
 from helpdesk.models import Credential, Recipient, db
@@ -159,17 +160,6 @@ def test_the_tour_visits_every_page_the_app_serves(app):
     assert set(NOT_PAGES) <= served, "NOT_PAGES names what the app no longer serves"
 
 
-def import_with_a_typo(page) -> None:
-    """Send a CSV with a likely typo to the import, for a new credential: its review shows."""
-    page.goto("/import")
-    page.select_option("#import-credential", "new")
-    page.fill("#import-title", "Imported Course")
-    page.set_input_files("#import-file", files=[{
-        "name": "people.csv", "mimeType": "text/csv", "buffer": TYPO_CSV.encode()}])
-    page.locator("#import-form button[type=submit]").click()
-    expect(page.locator("main")).to_contain_text("typo@gmial.com")
-
-
 @pytest.mark.parametrize("width", WIDTHS)
 def test_every_page_is_accessible_and_fits_the_window(browser, desk, watch, shot, width):
     desk.app.extensions["helpdesk_sink"] = desk.sink  # the outbox, as `helpdesk demo` runs it
@@ -189,7 +179,8 @@ def test_every_page_is_accessible_and_fits_the_window(browser, desk, watch, shot
     page = agent.new_page()
     sign_in(page, AGENT)
     # The pages a form leads to: the import's review of a typo, then its summary.
-    import_with_a_typo(page)
+    import_into_a_new_credential(page, "Imported Course", TYPO_CSV)
+    expect(page.locator("main")).to_contain_text("typo@gmial.com")
     look(page, shot, "agent-import-review", problems)
     page.locator("#import-confirm").click()
     expect(page).to_have_url(re.compile(r"/imports/\d+$"))
