@@ -606,3 +606,47 @@ def test_a_csv_import_names_every_rows_verdict_at_once_and_sends_nothing_before_
     expect(page.locator("#recipients-table")).not_to_contain_text("Ann Again")
     expect(page.locator("#recipients-table")).not_to_contain_text("bob@example.org")
     assert len(desk.sink.messages) == sent_before  # a new credential is a draft: nothing sent
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_times_show_in_the_zone_chosen_once_and_remembered(browser, desk, watch, shot, width):
+    import zoneinfo
+    from datetime import datetime
+
+    from helpdesk import times
+
+    tokyo = zoneinfo.ZoneInfo("Asia/Tokyo")
+    sam = desk.recipient_id("Sam Someone")
+    in_tokyo = watched_context(browser, desk.url, watch, width, timezone_id="Asia/Tokyo")
+    try:
+        page = in_tokyo.new_page()
+        sign_in(page)
+        page.goto("/account")
+        select = page.locator("#time_zone")
+        expect(select).to_have_value("Asia/Tokyo")  # the browser's zone, suggested
+        options = select.locator("option").all_text_contents()
+        assert 300 < len(options) < 500 and not any("Kiev" in o for o in options)
+        shot(page, f"account-{width}")
+        page.locator("#save-time-zone").click()
+        expect(page.locator("#flashes")).to_contain_text("Times are now shown in Asia/Tokyo")
+    finally:
+        in_tokyo.close()
+
+    # Another browser, in another zone: the choice holds.
+    elsewhere = watched_context(browser, desk.url, watch, width, timezone_id="America/New_York")
+    try:
+        page = elsewhere.new_page()
+        sign_in(page)
+        page.goto(f"/recipients/{sam}")
+        moment = page.locator("#timeline time").first
+        when = datetime.fromisoformat(moment.get_attribute("datetime"))
+        expect(moment).to_have_attribute("title", times.exact(when, tokyo))
+        assert moment.get_attribute("title").endswith(" JST")
+        expect(moment).to_have_text(re.compile(r"ago|just now"))  # relative where people scan
+        shot(page, f"recipient-in-tokyo-time-{width}")
+        page.goto("/account")
+        expect(page.locator("#time_zone")).to_have_value("Asia/Tokyo")
+        expect(page.locator("#time-zone-help")).to_contain_text("JST")
+    finally:
+        elsewhere.close()
+    assert watch.problems() == []
