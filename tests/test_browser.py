@@ -650,3 +650,56 @@ def test_times_show_in_the_zone_chosen_once_and_remembered(browser, desk, watch,
     finally:
         elsewhere.close()
     assert watch.problems() == []
+
+
+@pytest.mark.parametrize("width", [1280, 390])
+def test_a_deleted_credential_asks_first_and_stays_in_the_admins_audit_log(
+        browser, page, desk, watch, shot, width):
+    from helpdesk.causes import CAUSES
+
+    page.set_viewport_size({"width": width, "height": 900})
+    with desk.app.app_context():
+        create_user("admin@issuer.example", PASSWORD, "admin")
+    sign_in(page)
+    # The recipient's page leads to the help for its status and for its cause.
+    page.goto(f"/recipients/{desk.recipient_id('Hal Hotmial')}")
+    page.locator("#help-status").click()
+    expect(page).to_have_url(re.compile(r"/help/statuses#status-bounced$"))
+    expect(page.locator("#status-bounced")).to_be_in_viewport()
+    page.go_back()
+    page.locator("#help-cause").click()
+    expect(page).to_have_url(re.compile(r"/help/causes#cause-typo$"))
+    expect(page.locator("#cause-typo dt")).to_have_text(CAUSES["typo"].label)
+
+    lea = desk.recipient_id("Lea Lovelace")  # one of its recipients
+    page.goto("/credentials")
+    page.get_by_role("link", name="Leadership Badge").click()
+    page.locator("#delete-credential").click()
+    expect(page.locator("#confirm")).to_contain_text("its 3 recipients and their delivery history")
+    shot(page, f"delete-credential-confirm-{width}")
+    page.locator("#confirm-cancel").click()  # nothing happens without the confirmation
+    expect(page.locator("h1")).to_have_text("Leadership Badge")
+    page.locator("#delete-credential").click()
+    page.locator("#confirm-button").click()
+    expect(page.locator("#flashes")).to_contain_text("Deleted “Leadership Badge”.")
+    expect(page.get_by_role("link", name="Leadership Badge")).to_have_count(0)
+    assert page.goto(f"/recipients/{lea}").status == 404  # its recipients went with it
+    watch.console_errors[:] = [e for e in watch.console_errors
+                               if "responded with a status of 404" not in e]
+
+    admin = watched_context(browser, desk.url, watch, width)
+    try:
+        admin_page = admin.new_page()
+        admin_page.goto("/login")
+        admin_page.fill("#email", "admin@issuer.example")
+        admin_page.fill("#password", PASSWORD)
+        admin_page.get_by_role("button", name="Sign in").click()
+        admin_page.goto("/admin/audit?action=deleted")
+        entry = admin_page.locator("tbody tr").first
+        expect(entry.locator("[data-label=Who]")).to_have_text(AGENT)
+        expect(entry.locator("[data-label=What]")).to_contain_text(
+            "deleted “Leadership Badge” (#2) with 3 recipients")
+        expect(entry.locator("a")).to_have_count(0)  # nothing to link to any more
+        shot(admin_page, f"audit-after-delete-{width}")
+    finally:
+        admin.close()
