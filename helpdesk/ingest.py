@@ -259,7 +259,7 @@ def _record(events: list[ProviderEvent], deliveries: list[dict],
         lock_recipients({r["delivery_id"] for r in rows if r["delivery_id"] is not None}
                         | {d["id"] for d in deliveries})
         if deliveries:
-            db.session.execute(update(Delivery), deliveries)  # bulk, by primary key
+            _update_rows(Delivery.__table__, deliveries)  # one executemany, by primary key
         # Known duplicates are skipped cheaply; what a concurrent batch stores meanwhile is
         # caught by "on conflict", and the counts come from what the inserts really did.
         stored = _stored_keys(rows)
