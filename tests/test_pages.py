@@ -92,6 +92,11 @@ def test_credentials_list_shows_counts_per_status(agent_client, desk):
     html = page(agent_client.get("/credentials"))
     assert "Data Science Certificate" in html and "Leadership Badge" in html
     assert f'href="/credentials/{desk.course.id}?status=bounced"' in html
+    # A draft's email has not gone out yet: the list says when it will.
+    rows = {title: row for row in html.split("<tr")[2:]
+            for title in ("Data Science Certificate", "Leadership Badge") if title in row}
+    assert '<td data-label="Email">sent</td>' in rows["Data Science Certificate"]
+    assert '<td data-label="Email">sent when published</td>' in rows["Leadership Badge"]
 
 
 def test_credential_page_filters_by_status_with_live_counts(agent_client, desk):
