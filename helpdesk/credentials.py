@@ -80,7 +80,7 @@ def edit_recipient(recipient: Recipient, name: str, email: str | None) -> list[s
         changes.append(f"address {recipient.email or '(none)'} → {new_email or '(none)'}")
         set_email(recipient, new_email)
     if changes:
-        audit.record_recipients("edited", [recipient], "; ".join(changes))
+        audit.record_recipients("edited", [recipient], f"({'; '.join(changes)})")
         ingest.refresh_and_commit([recipient.id])
     return changes
 

@@ -28,8 +28,8 @@ def test_any_recipient_can_be_edited_even_an_opened_one(agent_client, desk, sink
     assert len(ada.deliveries) == 1  # not asked to send: nothing sent
     assert entries(recipient_id=ada.id)[-1] == (
         "agent@issuer.example", "edited",
-        "Ada King <ada.king@example.com> name “Ada Lovelace” → “Ada King”; "
-        "address ada@example.com → ada.king@example.com")
+        "Ada King <ada.king@example.com> (name “Ada Lovelace” → “Ada King”; "
+        "address ada@example.com → ada.king@example.com)")
 
 
 def test_an_edit_can_send_again_to_the_new_address(agent_client, desk, sink):
