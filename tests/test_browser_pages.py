@@ -306,3 +306,32 @@ def test_a_status_shows_its_meaning_to_the_keyboard_and_to_a_tap(browser, desk, 
     shot(page, "meaning-on-the-share-page")
     phone.close()
     assert watch.problems() == []
+
+
+def test_the_recipients_filters_fold_on_a_phone_until_used(browser, desk, watch, shot):
+    phone = watched_context(browser, desk.url, watch, 390, has_touch=True, is_mobile=True)
+    page = phone.new_page()
+    sign_in(page, AGENT)
+    page.goto("/recipients")
+    domain = page.locator("#f-domain")
+    expect(domain).to_be_hidden()
+    first_row = page.locator("#recipients-table tbody tr").first
+    assert first_row.bounding_box()["y"] < 900  # the list starts on the first screen
+    shot(page, "folded")
+    page.locator("#filters-toggle").tap()
+    expect(domain).to_be_visible()
+    domain.fill(COMPANY)
+    page.get_by_role("button", name="Show").tap()
+    expect(page.locator("#recipients-table tbody tr")).to_have_count(3)
+    expect(domain).to_be_visible()  # filters in use stay open
+    expect(domain).to_have_value(COMPANY)
+    shot(page, "filtered")
+    phone.close()
+
+    laptop = watched_context(browser, desk.url, watch, 1280)
+    page = laptop.new_page()
+    sign_in(page, AGENT)
+    page.goto("/recipients")
+    expect(page.locator("#f-domain")).to_be_visible()  # room enough: always open
+    laptop.close()
+    assert watch.problems() == []

@@ -105,6 +105,12 @@
         });
       });
     });
+    // Filters nobody has used yet take no phone screen before the list they filter.
+    if (window.matchMedia("(max-width: 640px)").matches) {
+      document.querySelectorAll("details[data-fold-on-phone]").forEach(function (details) {
+        details.open = false;
+      });
+    }
     // A time zone not chosen yet: suggest the browser's own, when the list has it.
     document.querySelectorAll("select[data-detect]").forEach(function (select) {
       var zone = window.Intl && Intl.DateTimeFormat().resolvedOptions().timeZone;
