@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple, Sequence
 
 from flask import current_app
-from sqlalchemy import and_, exists, func, insert, literal, select, update
+from sqlalchemy import and_, exists, insert, literal, select, update
 from sqlalchemy.orm import selectinload
 
 from . import audit, ingest, plugins, queue

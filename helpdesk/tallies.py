@@ -6,8 +6,9 @@ Triggers on ``recipient`` (the same on both databases, written for each) append 
 ``(key, status, -1)`` for one removed or moved out, in the statement that changes the
 recipient. On PostgreSQL they run once a statement and append one row per key and status that
 the statement moved (``+n`` or ``-n``): publishing a thousand recipients appends two rows per
-tally, not four thousand; SQLite has row triggers only, and appends per recipient. Nothing is ever updated in place: two transactions that change recipients of the
-same domain never wait for each other, so the lock order (``helpdesk.ingest``) is untouched.
+tally, not four thousand; SQLite has row triggers only, and appends per recipient. Nothing is
+ever updated in place: two transactions that change recipients of the same domain never wait
+for each other, so the lock order (``helpdesk.ingest``) is untouched.
 A count is the sum of its key's rows. ``fold`` replaces the rows appended so far by one row
 per key, now and then (a periodic task), so the sums read as many rows as there are keys plus
 what changed since the last fold, never the whole history."""

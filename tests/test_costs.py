@@ -338,7 +338,8 @@ def test_nudging_goes_in_chunks_each_recipient_once(app_factory, tmp_path, monke
         # Just nudged: the last send is now, nobody is due again.
         assert publishing.nudge_due() == 0
         # Each chunk is the same handful of statements (the last finds nobody).
-        writes = [s for s, _ in seen if s.lstrip().upper().startswith("UPDATE RECIPIENT SET NUDGES")]
+        writes = [s for s, _ in seen
+                  if s.lstrip().upper().startswith("UPDATE RECIPIENT SET NUDGES")]
         assert len(writes) == 3
 
 
