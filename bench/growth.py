@@ -38,7 +38,8 @@ from urllib.parse import urlsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import machine, percentile  # noqa: E402
-from listing import RECIPIENT_COLUMNS, bare_runner, bulk_load, measure  # noqa: E402
+from listing import (RECIPIENT_COLUMNS, Case, bare_runner, bulk_load, measure,  # noqa: E402
+                     minimal_app)
 
 PUBLISH_GOAL = 3.0
 GROWTH_GOAL = 1.5
@@ -358,8 +359,13 @@ def page_timings(app, database_url: str, stored: int, repeat: int) -> dict[str, 
     client, token = signed_in_client(app)
     run_bare, connection = bare_runner(database_url)
     try:
-        return {what: measure(client, path, headers, run_bare, sql, params, repeat, 20.0)
-                for what, path, headers, sql, params in page_cases(app, stored, token)}
+        cases = [Case(*case) for case in page_cases(app, stored, token)]
+        minimal = minimal_app(run_bare, cases)
+        timed = {}
+        for n, case in enumerate(cases):
+            samples, rows = measure(client, minimal, n, case, run_bare, repeat, 20.0)
+            timed[case.what] = (samples["app"], samples["bare"], rows)
+        return timed
     finally:
         connection.close()
 
