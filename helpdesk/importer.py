@@ -278,7 +278,7 @@ def _cells(count: int) -> str:
 
 # --- the refused rows, to fix and import again -------------------------------------------------
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def csv_safe(value: object) -> str:
@@ -286,7 +286,7 @@ def csv_safe(value: object) -> str:
     (OWASP's advice against CSV injection), and bidi controls are taken out (a spreadsheet
     isolates nothing: a name's override would reorder the cell)."""
     text = without_controls(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
 LEFT_OUT = (UNREADABLE, intake.DUPLICATE)

@@ -24,9 +24,6 @@ class DatabaseStorage(Storage, MovingWindowSupport):
     STORAGE_SCHEME = ["database"]
     clock: Callable[[], float] = time.time  # tests set their own
 
-    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options):
-        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
-
     @property
     def base_exceptions(self) -> type[Exception]:
         return SQLAlchemyError

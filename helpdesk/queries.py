@@ -274,6 +274,8 @@ def all_recipients(session: Session, f: RecipientFilter, chunk: int = 1000) -> I
 
 CSV_HEADER = ("id", "credential_id", "name", "email", "domain", "status", "status_label",
               "cause", "cause_label", "evidence", "updated_at")
+
+
 def csv_row(recipient: Recipient) -> list[str]:
     return [csv_safe(v) for v in (
         recipient.id, recipient.credential_id, recipient.name, recipient.email,
